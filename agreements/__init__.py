@@ -1,0 +1,1 @@
+"""Loan agreements mirrored on chain through signed webhooks."""

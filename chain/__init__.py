@@ -1,0 +1,1 @@
+"""Blockchain adapters: JSON-RPC, Hedera Mirror Node, signers, nonces, ABIs, event listeners."""

@@ -1,0 +1,11 @@
+"""App config for the project package, so it can ship management commands and periodic tasks."""
+
+from __future__ import annotations
+
+from django.apps import AppConfig
+
+
+class ConfigAppConfig(AppConfig):
+    name = "config"
+    label = "config"
+    verbose_name = "Project"

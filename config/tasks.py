@@ -1,0 +1,20 @@
+"""Project-wide periodic tasks."""
+
+from __future__ import annotations
+
+import time
+
+from celery import shared_task
+
+from config.locks import redis_client, single_instance
+
+HEARTBEAT_KEY = "beat:heartbeat"
+
+
+@shared_task(ignore_result=False)
+@single_instance("record_heartbeat")
+def record_heartbeat_task() -> float:
+    """Record when beat last got a task through the broker to a worker (for /readyz and ops)."""
+    now = time.time()
+    redis_client().set(HEARTBEAT_KEY, str(now), ex=3600)
+    return now

@@ -1,0 +1,26 @@
+"""URL map: admin, versioned API, webhooks, schema and docs, health and metrics."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from config import health
+from config.views import ApiRootApi
+
+admin.site.site_header = "Payouts and agreements operations"
+admin.site.site_title = "Operations admin"
+
+api_v1 = [
+    path("", ApiRootApi.as_view(), name="api-root"),
+]
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("api/v1/", include(api_v1)),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
+]

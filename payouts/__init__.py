@@ -1,0 +1,1 @@
+"""Mass payouts: assets, holders, distributions, batch payouts and holder payments."""

@@ -1,0 +1,100 @@
+"""Operator tooling: the operator command, log redaction, settings guards, the beat leader lock."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+from rest_framework.test import APIClient
+
+from config.beat import SingleBeatDatabaseScheduler
+from config.celery_app import app
+from config.logging import JsonFormatter, RedactSecretsFilter, redact
+
+
+@pytest.mark.django_db
+def test_create_operator_prints_a_token_that_authenticates() -> None:
+    # when
+    out = StringIO()
+    call_command("create_operator", "alice", "--password", "a-long-password-1", stdout=out)
+    # then
+    lines = dict(line.split(": ", 1) for line in out.getvalue().splitlines())
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {lines['api token']}")
+    assert client.get("/api/v1/").json()["user"] == "alice"
+    assert client.login(username="alice", password="a-long-password-1")
+
+
+@pytest.mark.django_db
+def test_create_operator_keeps_the_password_when_asked() -> None:
+    # given
+    call_command("create_operator", "bob", "--password", "first-password-1", stdout=StringIO())
+    # when
+    out = StringIO()
+    call_command("create_operator", "bob", "--keep-password", stdout=out)
+    # then
+    assert "password" not in out.getvalue()
+    assert APIClient().login(username="bob", password="first-password-1")
+
+
+@pytest.mark.parametrize(
+    ("message", "secret"),
+    [
+        ("calling redis://:s3cr3t-pass@host:6379/0", "s3cr3t-pass"),
+        ("headers Authorization=Bearer-abc123", "Bearer-abc123"),
+        ("private_key: 0xabcdef0123", "0xabcdef0123"),
+        ("-----BEGIN PRIVATE KEY-----\nMIIEv\n-----END PRIVATE KEY-----", "MIIEv"),
+        ("webhook-signature='v1,Zm9vYmFy'", "v1,Zm9vYmFy"),
+    ],
+)
+def test_secrets_are_redacted_from_log_lines(message: str, secret: str) -> None:
+    # given
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, "%s", (message,), None)
+    # when
+    RedactSecretsFilter().filter(record)
+    line = JsonFormatter().format(record)
+    # then
+    assert secret not in line
+    assert "[REDACTED]" in line
+
+
+def test_redaction_keeps_ordinary_ids() -> None:
+    text = "batch=7 tx_hash=0x" + "ab" * 32
+    assert redact(text) == text
+
+
+def test_secret_key_is_required_when_debug_is_off() -> None:
+    # given an environment without SECRET_KEY and with DEBUG off
+    env = {k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "DEBUG"}}
+    # when
+    result = subprocess.run(
+        [sys.executable, "-c", "import django; django.setup()"],
+        env={**env, "DJANGO_SETTINGS_MODULE": "config.settings"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    # then
+    assert result.returncode != 0
+    assert "SECRET_KEY must be set when DEBUG is off" in result.stderr
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("clean_redis")
+def test_only_one_beat_sends_tasks() -> None:
+    # given two beat schedulers started by mistake
+    first = SingleBeatDatabaseScheduler(app=app, lazy=True)
+    second = SingleBeatDatabaseScheduler(app=app, lazy=True)
+    # when both try to lead
+    # then only the first does; the second takes over once the first stops
+    assert first._hold_leadership() is True
+    assert second._hold_leadership() is False
+    assert first._hold_leadership() is True
+    first._leader_lock.release()
+    first._is_leader = False
+    assert second._hold_leadership() is True

@@ -1,0 +1,68 @@
+"""Fixtures shared by every suite: API clients, users, a real Celery worker on the Redis broker."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from celery.contrib.testing.worker import start_worker
+from celery.worker import WorkController
+from django.contrib.auth.models import User
+from pytest_django.fixtures import Settings
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from config.celery_app import app as celery_app
+from config.locks import redis_client
+
+
+@pytest.fixture(autouse=True)
+def _plain_static_files(settings: Settings) -> None:
+    """Production serves hashed static files from a manifest built by collectstatic; tests do not."""
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+
+
+@pytest.fixture
+def operator(db: None) -> User:
+    return User.objects.create_user(username="operator", password="operator-pass-123", is_staff=True)
+
+
+@pytest.fixture
+def api_client(operator: User) -> APIClient:
+    """An API client authenticated with the operator's token."""
+    token, _ = Token.objects.get_or_create(user=operator)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    return client
+
+
+@pytest.fixture
+def anonymous_client() -> APIClient:
+    return APIClient()
+
+
+@pytest.fixture
+def clean_redis() -> None:
+    """Start from an empty Redis: no stale broker messages, locks or cursors from other tests."""
+    redis_client().flushdb()
+
+
+@pytest.fixture
+def celery_worker(transactional_db: None, clean_redis: None) -> Iterator[WorkController]:
+    """A real Celery worker (threads pool) consuming every queue from the Redis broker.
+
+    Tasks run in other threads with their own database connections, so tests that use it see only
+    committed data: hence `transactional_db`.
+    """
+    with start_worker(
+        celery_app,
+        pool="threads",
+        concurrency=4,
+        perform_ping_check=False,
+        shutdown_timeout=30,
+        loglevel="WARNING",
+    ) as worker:
+        yield worker
