@@ -1,3 +1,5 @@
+"""App config of payouts: registers its chain event processors and transaction handler."""
+
 from __future__ import annotations
 
 from django.apps import AppConfig
@@ -6,3 +8,11 @@ from django.apps import AppConfig
 class PayoutsConfig(AppConfig):
     name = "payouts"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from payouts import processors
+
+        try:
+            processors.register()
+        except ImportError:  # TEMPORARY until chain-core/chain-listener are merged
+            pass

@@ -1,0 +1,95 @@
+"""Everything payouts asks of the `chain` package, in one place (see /work/chain-interface.md).
+
+Services call these helpers instead of importing `chain` all over the app. Chain ids are derived
+here: a distribution's on-chain id is its UUID left-padded to bytes32; a batch's on-chain id is
+keccak256 of (distribution id, batch id, attempt), so a retry is a NEW on-chain batch while the
+contract still refuses to pay any holder twice for the same distribution.
+"""
+
+from __future__ import annotations
+
+import functools
+import uuid
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from eth_utils import keccak, to_checksum_address
+
+if TYPE_CHECKING:
+    from chain.client import ChainClient
+
+PAYOUT_BATCH_PURPOSE = "payout_batch"
+PAYOUT_PAUSE_PURPOSE = "payout_pause"
+
+
+def chain_distribution_id(distribution_id: uuid.UUID) -> str:
+    return "0x" + distribution_id.bytes.rjust(32, b"\0").hex()
+
+
+def chain_batch_id(*, chain_distribution_id: str, batch_id: int, attempt: int) -> str:
+    return "0x" + keccak(text=f"{chain_distribution_id}:{batch_id}:{attempt}").hex()
+
+
+def batch_intent_key(batch_id: int, attempt: int) -> str:
+    return f"payout-batch:{batch_id}:{attempt}"
+
+
+def parse_batch_intent_key(intent_key: str) -> tuple[int, int] | None:
+    parts = intent_key.split(":")
+    if len(parts) != 3 or parts[0] != "payout-batch" or not parts[1].isdigit() or not parts[2].isdigit():
+        return None
+    return int(parts[1]), int(parts[2])
+
+
+def to_bytes32(hex_id: str) -> bytes:
+    return bytes.fromhex(hex_id.removeprefix("0x"))
+
+
+def checksum(address: str) -> str:
+    return str(to_checksum_address(address))
+
+
+def normalize(address: str) -> str:
+    """Addresses are stored lowercase so that the database and Python order them identically."""
+    return checksum(address).lower()
+
+
+@functools.cache
+def _client_for(rpc_url: str) -> ChainClient:
+    from chain.client import ChainClient
+
+    return ChainClient.from_settings()
+
+
+def client() -> ChainClient:
+    from django.conf import settings
+
+    return _client_for(settings.CHAIN_RPC_URL)
+
+
+def encode_batch(
+    *,
+    bond_cash_out: bool,
+    distribution_hex: str,
+    batch_hex: str,
+    holders_count: int,
+    holders: Sequence[str],
+    amounts: Sequence[int],
+) -> bytes:
+    from chain.contracts import encode_execute_batch, encode_execute_bond_cash_out
+
+    encode = encode_execute_bond_cash_out if bond_cash_out else encode_execute_batch
+    return encode(
+        to_bytes32(distribution_hex),
+        to_bytes32(batch_hex),
+        holders_count,
+        [checksum(a) for a in holders],
+        list(amounts),
+    )
+
+
+def encode_pause(paused: bool) -> bytes:
+    from chain.contracts import encode_pause as pause
+    from chain.contracts import encode_unpause as unpause
+
+    return pause() if paused else unpause()

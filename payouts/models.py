@@ -1,0 +1,364 @@
+"""Payouts data: assets, their holders, distributions, batch payouts and holder payments.
+
+Amounts are integers in base units stored in `AmountField` (numeric(78, 0): any uint256).
+Statuses are `TextChoices` with an explicit transition table; `Status.check_move(old, new)` refuses
+illegal moves, both for instance transitions and for the conditional `UPDATE ... WHERE status=old`
+claims the services use when two workers may race.
+
+Scale notes (an asset may have 1,000,000 holders):
+- `HolderPayment` has no foreign key to `BatchPayout`: a payment belongs to batch
+  (`distribution`, `batch_number`), assigned from its position in the address-ordered snapshot,
+  so payments can be streamed in with one COPY before any batch row exists.
+- Every list the API or admin shows is served by an index that matches its ordering.
+"""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+from typing import Any, ClassVar
+
+from django.db import models
+from django.db.models import Q
+
+
+class IllegalTransition(Exception):
+    """A status change the state machine does not allow."""
+
+
+class AmountField(models.DecimalField):  # type: ignore[type-arg]
+    """A uint256 amount in base units: numeric(78, 0) in the database, `int` in Python."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["max_digits"] = 78
+        kwargs["decimal_places"] = 0
+        super().__init__(*args, **kwargs)
+
+    def deconstruct(self) -> Any:
+        name, path, args, kwargs = super().deconstruct()
+        kwargs.pop("max_digits", None)
+        kwargs.pop("decimal_places", None)
+        return name, path, args, kwargs
+
+    def from_db_value(self, value: Any, expression: Any, connection: Any) -> int | None:
+        return None if value is None else int(value)
+
+    def to_python(self, value: Any) -> Any:
+        if value is None or isinstance(value, int):
+            return value
+        return int(Decimal(value))
+
+    def get_db_prep_save(self, value: Any, connection: Any) -> Any:
+        if isinstance(value, int):
+            value = Decimal(value)
+        return super().get_db_prep_save(value, connection)
+
+
+class _Machine(models.TextChoices):
+    """TextChoices with a transition table (`_moves`, set after the class)."""
+
+    @classmethod
+    def check_move(cls, old: str, new: str) -> None:
+        allowed: dict[str, set[str]] = cls._moves  # type: ignore[attr-defined]
+        if new not in allowed.get(old, set()):
+            raise IllegalTransition(f"{cls.__qualname__}: {old} -> {new} is not allowed")
+
+    @classmethod
+    def sources_of(cls, new: str) -> list[str]:
+        allowed: dict[str, set[str]] = cls._moves  # type: ignore[attr-defined]
+        return sorted(old for old, targets in allowed.items() if new in targets)
+
+
+class Asset(models.Model):
+    class AssetType(models.TextChoices):
+        EQUITY = "EQUITY"
+        BOND_VARIABLE_RATE = "BOND_VARIABLE_RATE"
+        BOND_FIXED_RATE = "BOND_FIXED_RATE"
+        BOND_KPI_LINKED_RATE = "BOND_KPI_LINKED_RATE"
+        BOND_SPT_RATE = "BOND_SPT_RATE"
+
+    class SyncStatus(_Machine):
+        SYNCING = "SYNCING"
+        SYNCED = "SYNCED"
+        FAILED = "FAILED"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField(max_length=200, unique=True)
+    symbol = models.CharField(max_length=32)
+    token_address = models.CharField(max_length=42, unique=True)
+    asset_type = models.CharField(max_length=32, choices=AssetType.choices)
+    decimals = models.PositiveSmallIntegerField(default=0)
+    maturity_date = models.DateField(null=True, blank=True)
+    payout_contract_address = models.CharField(max_length=42, blank=True, default="")
+    payment_token_address = models.CharField(max_length=42)
+    payment_token_decimals = models.PositiveSmallIntegerField(default=6)
+    is_paused = models.BooleanField(default=False)
+    # Bumped on every pause/unpause so each on-chain toggle has its own idempotency key.
+    pause_generation = models.PositiveIntegerField(default=0)
+    sync_enabled = models.BooleanField(default=True)
+    sync_status = models.CharField(max_length=16, choices=SyncStatus.choices, default=SyncStatus.SYNCING)
+    sync_started_at = models.DateTimeField(null=True, blank=True)
+    last_synced_at = models.DateTimeField(null=True, blank=True)
+    sync_error = models.TextField(blank=True, default="")
+    holders_count = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering: ClassVar[list[str]] = ["-created_at"]
+        indexes: ClassVar[list[models.Index]] = [models.Index(fields=["sync_enabled", "sync_status"])]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.symbol})"
+
+    @property
+    def is_bond(self) -> bool:
+        return self.asset_type.startswith("BOND")
+
+
+Asset.SyncStatus._moves = {  # type: ignore[attr-defined]
+    "SYNCING": {"SYNCED", "FAILED", "SYNCING"},
+    "SYNCED": {"SYNCING"},
+    "FAILED": {"SYNCING"},
+}
+
+
+class AssetHolder(models.Model):
+    """A holder's current balance, kept in step by HolderBalanceUpdated events and full re-syncs.
+
+    Rows are never deleted (a holder who sold everything keeps a zero balance), so corporate actions
+    can read balances at an older snapshot for every address that ever held the token.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    asset = models.ForeignKey(Asset, on_delete=models.CASCADE, related_name="holders")
+    address = models.CharField(max_length=42)
+    balance = AmountField(default=0)
+    # Block the balance was read at: an older event never overwrites a newer balance.
+    balance_block = models.BigIntegerField(default=0)
+    last_seen_sync_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints: ClassVar[list[models.BaseConstraint]] = [
+            models.UniqueConstraint(fields=["asset", "address"], name="asset_holder_unique_address"),
+            models.CheckConstraint(condition=Q(balance__gte=0), name="asset_holder_balance_not_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.address} holds {self.balance}"
+
+
+class Distribution(models.Model):
+    class Type(models.TextChoices):
+        PAYOUT = "PAYOUT"
+        CORPORATE_ACTION = "CORPORATE_ACTION"
+        BOND_CASH_OUT = "BOND_CASH_OUT"
+
+    class Subtype(models.TextChoices):
+        IMMEDIATE = "IMMEDIATE"
+        ONE_OFF = "ONE_OFF"
+        RECURRING = "RECURRING"
+        AUTOMATED = "AUTOMATED"
+
+    class CorporateAction(models.TextChoices):
+        DIVIDEND = "DIVIDEND"
+        COUPON = "COUPON"
+
+    class AmountType(models.TextChoices):
+        FIXED = "FIXED"  # a total split pro rata by snapshot balance
+        PERCENTAGE = "PERCENTAGE"  # of the payout contract's payment-token balance, split pro rata
+        PER_TOKEN = "PER_TOKEN"  # corporate actions and cash-outs: balance * amount_per_token / 10**decimals
+
+    class Recurrence(models.TextChoices):
+        HOURLY = "HOURLY"
+        DAILY = "DAILY"
+        WEEKLY = "WEEKLY"
+        MONTHLY = "MONTHLY"
+
+    class Status(_Machine):
+        SCHEDULED = "SCHEDULED"
+        IN_PROGRESS = "IN_PROGRESS"
+        FAILED = "FAILED"
+        COMPLETED = "COMPLETED"
+        CANCELLED = "CANCELLED"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    asset = models.ForeignKey(Asset, on_delete=models.PROTECT, related_name="distributions")
+    distribution_type = models.CharField(max_length=20, choices=Type.choices, default=Type.PAYOUT)
+    subtype = models.CharField(max_length=12, choices=Subtype.choices, blank=True, default="")
+    corporate_action = models.CharField(max_length=10, choices=CorporateAction.choices, blank=True, default="")
+    corporate_action_id = AmountField(null=True, blank=True)
+    snapshot_id = AmountField(null=True, blank=True)
+    amount_type = models.CharField(max_length=12, choices=AmountType.choices)
+    amount = AmountField(null=True, blank=True)  # FIXED: total in payment-token base units
+    percentage_bps = models.PositiveIntegerField(null=True, blank=True)  # PERCENTAGE: 1..10000
+    amount_per_token = AmountField(null=True, blank=True)  # PER_TOKEN
+    # What is actually split: FIXED amount, or the PERCENTAGE of the balance read once at planning.
+    computed_total = AmountField(null=True, blank=True)
+    concept = models.CharField(max_length=500, blank=True, default="")
+    scheduled_at = models.DateTimeField(null=True, blank=True)
+    recurrence = models.CharField(max_length=8, choices=Recurrence.choices, blank=True, default="")
+    # Recurring and automated series: every occurrence shares series_id; `occurrence` counts from 0 and
+    # the next time is computed from the ORIGINAL anchor (so Jan 31 -> Feb 28 -> Mar 31).
+    series_id = models.UUIDField(null=True, blank=True)
+    occurrence = models.PositiveIntegerField(default=0)
+    recurrence_anchor = models.DateTimeField(null=True, blank=True)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.SCHEDULED)
+    chain_distribution_id = models.CharField(max_length=66, unique=True)
+    batch_size = models.PositiveIntegerField(null=True, blank=True)
+    holders_count = models.PositiveIntegerField(null=True, blank=True)  # null until planned
+    batches_count = models.PositiveIntegerField(null=True, blank=True)
+    paid_count = models.PositiveIntegerField(default=0)
+    failed_count = models.PositiveIntegerField(default=0)
+    paid_amount = AmountField(default=0)
+    error = models.TextField(blank=True, default="")
+    started_at = models.DateTimeField(null=True, blank=True)
+    planned_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    execution_duration = models.DurationField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering: ClassVar[list[str]] = ["-created_at"]
+        indexes: ClassVar[list[models.Index]] = [
+            models.Index(fields=["status", "scheduled_at"]),
+            models.Index(fields=["asset", "-created_at"]),
+            models.Index(fields=["-created_at"]),
+        ]
+        constraints: ClassVar[list[models.BaseConstraint]] = [
+            models.CheckConstraint(condition=Q(amount__isnull=True) | Q(amount__gt=0), name="distribution_amount_gt_0"),
+            models.CheckConstraint(
+                condition=Q(percentage_bps__isnull=True) | Q(percentage_bps__gte=1, percentage_bps__lte=10000),
+                name="distribution_percentage_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(paid_count__gte=0) & Q(failed_count__gte=0), name="distribution_counts_not_negative"
+            ),
+            models.UniqueConstraint(
+                fields=["series_id", "occurrence"],
+                condition=Q(series_id__isnull=False),
+                name="distribution_unique_occurrence",
+            ),
+            models.UniqueConstraint(
+                fields=["asset", "corporate_action", "corporate_action_id"],
+                condition=Q(corporate_action_id__isnull=False),
+                name="distribution_unique_corporate_action",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.distribution_type} {self.id} ({self.status})"
+
+    @property
+    def pending_count(self) -> int:
+        return max((self.holders_count or 0) - self.paid_count - self.failed_count, 0)
+
+    @property
+    def progress_percent(self) -> int:
+        if not self.holders_count:
+            return 100 if self.status == self.Status.COMPLETED else 0
+        return (self.paid_count * 100) // self.holders_count
+
+    def transition(self, new: str) -> None:
+        """Move in memory (caller saves with update_fields); refuses illegal moves."""
+        self.Status.check_move(self.status, new)
+        self.status = new
+
+
+Distribution.Status._moves = {  # type: ignore[attr-defined]
+    "SCHEDULED": {"IN_PROGRESS", "CANCELLED"},
+    "IN_PROGRESS": {"COMPLETED", "FAILED"},
+    "FAILED": {"IN_PROGRESS", "COMPLETED"},  # retry of the holders not yet paid; a late confirmation
+    "COMPLETED": set(),
+    "CANCELLED": set(),
+}
+
+
+class BatchPayout(models.Model):
+    class Status(_Machine):
+        PENDING = "PENDING"  # written, not yet handed to the chain lane
+        IN_PROGRESS = "IN_PROGRESS"
+        PARTIALLY_COMPLETED = "PARTIALLY_COMPLETED"
+        COMPLETED = "COMPLETED"
+        FAILED = "FAILED"
+
+    id = models.BigAutoField(primary_key=True)
+    distribution = models.ForeignKey(Distribution, on_delete=models.CASCADE, related_name="batches")
+    number = models.PositiveIntegerField()
+    holders_count = models.PositiveIntegerField()
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    chain_batch_id = models.CharField(max_length=66, blank=True, default="", db_index=True)
+    chain_transaction_id = models.UUIDField(null=True, blank=True)
+    tx_hash = models.CharField(max_length=66, blank=True, default="")
+    nonce = models.BigIntegerField(null=True, blank=True)
+    paid_count = models.PositiveIntegerField(default=0)
+    failed_count = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True, default="")
+    submitted_at = models.DateTimeField(null=True, blank=True)
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering: ClassVar[list[str]] = ["distribution", "number"]
+        constraints: ClassVar[list[models.BaseConstraint]] = [
+            models.UniqueConstraint(fields=["distribution", "number"], name="batch_unique_number"),
+        ]
+        indexes: ClassVar[list[models.Index]] = [models.Index(fields=["status", "updated_at"])]
+
+    def __str__(self) -> str:
+        return f"Batch {self.number}"
+
+
+BatchPayout.Status._moves = {  # type: ignore[attr-defined]
+    "PENDING": {"IN_PROGRESS"},
+    "IN_PROGRESS": {"COMPLETED", "PARTIALLY_COMPLETED", "FAILED"},
+    "PARTIALLY_COMPLETED": {"PENDING", "COMPLETED"},
+    "FAILED": {"PENDING", "COMPLETED", "PARTIALLY_COMPLETED"},
+    "COMPLETED": set(),
+}
+
+
+class HolderPayment(models.Model):
+    class Status(_Machine):
+        PENDING = "PENDING"
+        RETRYING = "RETRYING"
+        SUCCESS = "SUCCESS"
+        FAILED = "FAILED"
+
+    id = models.BigAutoField(primary_key=True)
+    distribution = models.ForeignKey(Distribution, on_delete=models.CASCADE, related_name="payments")
+    batch_number = models.PositiveIntegerField()
+    holder_address = models.CharField(max_length=42)
+    balance = AmountField()  # at the snapshot
+    amount = AmountField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    retry_count = models.PositiveSmallIntegerField(default=0)
+    last_error = models.CharField(max_length=500, blank=True, default="")
+    next_retry_at = models.DateTimeField(null=True, blank=True)
+    tx_hash = models.CharField(max_length=66, blank=True, default="")
+    updated_at = models.DateTimeField()
+
+    class Meta:
+        constraints: ClassVar[list[models.BaseConstraint]] = [
+            models.UniqueConstraint(fields=["distribution", "holder_address"], name="payment_unique_holder"),
+            models.CheckConstraint(condition=Q(amount__gt=0), name="payment_amount_gt_0"),
+        ]
+        indexes: ClassVar[list[models.Index]] = [
+            models.Index(fields=["distribution", "batch_number", "holder_address"], name="payment_batch_idx"),
+            models.Index(fields=["distribution", "status"], name="payment_status_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.holder_address}: {self.amount} ({self.status})"
+
+
+HolderPayment.Status._moves = {  # type: ignore[attr-defined]
+    "PENDING": {"SUCCESS", "FAILED"},
+    "RETRYING": {"SUCCESS", "FAILED"},
+    "FAILED": {"RETRYING", "SUCCESS"},  # SUCCESS: a late confirmation of an earlier attempt
+    "SUCCESS": set(),
+}

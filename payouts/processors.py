@@ -1,0 +1,114 @@
+"""Listener event processors and the chain-lane transaction handler, registered in AppConfig.ready().
+
+Each processor runs inside the listener's transaction that stores the event and advances the
+cursor, so its writes commit with them; each is idempotent (an event seen twice changes nothing).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from django.db import transaction
+from django.db.models import F
+
+from payouts import gateway
+from payouts.errors import Conflict
+from payouts.models import Asset, AssetHolder, Distribution
+from payouts.services.confirmation import PAYOUT_EVENTS, payout_results_apply
+from payouts.services.distributions import distribution_start
+
+if TYPE_CHECKING:
+    from chain.events import DecodedEvent
+
+logger = logging.getLogger(__name__)
+
+
+def on_payout_event(event: DecodedEvent) -> None:
+    """HolderPaid, HolderPaymentFailed, PayoutCompleted, DistributionExecuted."""
+    payout_results_apply(events=[event], tx_hash=event.tx_hash)
+
+
+def on_holder_balance_updated(event: DecodedEvent) -> None:
+    asset = Asset.objects.filter(token_address=gateway.normalize(event.contract_address)).first()
+    if asset is None:
+        return
+    holder = gateway.normalize(event.args["holder"])
+    balance = int(event.args["newBalance"])
+    block = event.block_number
+    with transaction.atomic():
+        current = AssetHolder.objects.select_for_update().filter(asset=asset, address=holder).first()
+        if current is None:
+            AssetHolder.objects.create(asset=asset, address=holder, balance=balance, balance_block=block)
+            delta = 1 if balance > 0 else 0
+        elif current.balance_block > block:
+            return  # a newer balance is already known
+        else:
+            delta = (1 if balance > 0 else 0) - (1 if current.balance > 0 else 0)
+            current.balance = balance
+            current.balance_block = block
+            current.save(update_fields=["balance", "balance_block", "updated_at"])
+        if delta:
+            Asset.objects.filter(pk=asset.pk).update(holders_count=F("holders_count") + delta)
+
+
+def on_corporate_action(event: DecodedEvent) -> None:
+    """DividendSet / CouponSet: a SCHEDULED corporate action at its execution date (once)."""
+    asset = Asset.objects.filter(token_address=gateway.normalize(event.contract_address)).first()
+    if asset is None:
+        return
+    kind = Distribution.CorporateAction.DIVIDEND if event.event_name == "DividendSet" else Distribution.CorporateAction.COUPON
+    action_id = int(event.args["id"])
+    if Distribution.objects.filter(asset=asset, corporate_action=kind, corporate_action_id=action_id).exists():
+        return
+    distribution_id = uuid.uuid4()
+    Distribution.objects.create(
+        id=distribution_id,
+        asset=asset,
+        distribution_type=Distribution.Type.CORPORATE_ACTION,
+        corporate_action=kind,
+        corporate_action_id=action_id,
+        snapshot_id=int(event.args["snapshotId"]),
+        amount_type=Distribution.AmountType.PER_TOKEN,
+        amount_per_token=int(event.args["amountPerToken"]),
+        scheduled_at=datetime.fromtimestamp(int(event.args["executionDate"]), tz=UTC),
+        concept=f"{kind.label} #{action_id}",
+        chain_distribution_id=gateway.chain_distribution_id(distribution_id),
+    )
+    logger.info("corporate action recorded asset_id=%s kind=%s id=%s", asset.pk, kind, action_id)
+
+
+def on_transfer(event: DecodedEvent) -> None:
+    """Payment tokens arriving at a payout contract start that asset's AUTOMATED distributions."""
+    token = gateway.normalize(event.contract_address)
+    receiver = gateway.normalize(event.args["to"])
+    if int(event.args["value"]) <= 0:
+        return
+    ids = Distribution.objects.filter(
+        asset__payment_token_address=token,
+        asset__payout_contract_address=receiver,
+        subtype=Distribution.Subtype.AUTOMATED,
+        status=Distribution.Status.SCHEDULED,
+    ).values_list("id", flat=True)
+    for distribution_id in list(ids):
+        try:
+            distribution_start(distribution_id=distribution_id)
+        except Conflict as exc:
+            logger.info("automated distribution not started distribution_id=%s reason=%s", distribution_id, exc)
+
+
+def register() -> None:
+    from chain.listener import register_event_processor
+    from chain.services import register_transaction_handler
+
+    from payouts.services.confirmation import payout_transaction_finished
+
+    for name in PAYOUT_EVENTS:
+        register_event_processor(name, on_payout_event)
+    register_event_processor("HolderBalanceUpdated", on_holder_balance_updated)
+    register_event_processor("DividendSet", on_corporate_action)
+    register_event_processor("CouponSet", on_corporate_action)
+    register_event_processor("Transfer", on_transfer)
+    register_transaction_handler(gateway.PAYOUT_BATCH_PURPOSE, payout_transaction_finished)

@@ -1,0 +1,57 @@
+"""Payouts business logic: keyword-only services, each owning its transaction.
+
+- assets: import, sync, pause/unpause, sync on/off
+- distributions: create, cancel, start (the exactly-once claim) and recurrence
+- execution: plan (snapshot, amounts, bulk writes) and batch submission to the chain lane
+- confirmation: apply on-chain results, roll statuses up, the lane's transaction handler
+- operations: retry, scheduled runs, the sweeper
+"""
+
+from __future__ import annotations
+
+from payouts.services.assets import (
+    asset_import,
+    asset_request_sync,
+    asset_set_paused,
+    asset_set_sync_enabled,
+    asset_sync,
+    assets_sync_due,
+)
+from payouts.services.confirmation import (
+    batch_reconcile,
+    batch_roll_up,
+    distribution_roll_up,
+    payout_results_apply,
+    payout_transaction_finished,
+)
+from payouts.services.distributions import distribution_cancel, distribution_create, distribution_start
+from payouts.services.execution import distribution_plan, distribution_submit_batches
+from payouts.services.operations import (
+    distribution_retry,
+    distributions_sweep,
+    retry_failed_holder_payments,
+    run_scheduled_distributions,
+)
+
+__all__ = [
+    "asset_import",
+    "asset_request_sync",
+    "asset_set_paused",
+    "asset_set_sync_enabled",
+    "asset_sync",
+    "assets_sync_due",
+    "batch_reconcile",
+    "batch_roll_up",
+    "distribution_cancel",
+    "distribution_create",
+    "distribution_plan",
+    "distribution_retry",
+    "distribution_roll_up",
+    "distribution_start",
+    "distribution_submit_batches",
+    "distributions_sweep",
+    "payout_results_apply",
+    "payout_transaction_finished",
+    "retry_failed_holder_payments",
+    "run_scheduled_distributions",
+]

@@ -1,0 +1,229 @@
+"""Assets: import from a token address, sync holders from the chain, pause, sync on/off.
+
+Chain reads and the payout-contract deployment happen outside database transactions. A sync
+walks the token's holder list in pages and upserts each page in its own short transaction;
+holders not seen by a complete sync drop to a zero balance (rows are kept). Every balance carries
+the block it was read at, so a late HolderBalanceUpdated event never overwrites a newer value.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from django.db import transaction
+from django.utils import timezone
+
+from payouts import gateway
+from payouts.bulk import upsert_holder_balances
+from payouts.errors import Conflict, InvalidInput, NotFound
+from payouts.models import Asset, AssetHolder, Distribution
+
+logger = logging.getLogger(__name__)
+
+HOLDERS_PAGE = 500
+
+
+def _address(field: str, value: str) -> str:
+    try:
+        return gateway.normalize(value)
+    except (ValueError, TypeError):
+        raise InvalidInput(field, "not a valid 0x address") from None
+
+
+def asset_import(
+    *,
+    token_address: str,
+    payment_token_address: str | None = None,
+    payout_contract_address: str | None = None,
+    name: str | None = None,
+) -> Asset:
+    """Read the token from the chain and create the asset (SYNCING); the sync runs in a task."""
+    from chain.errors import ChainError
+
+    from payouts.tasks import sync_asset_task
+
+    token = _address("token_address", token_address)
+    payout = _address("payout_contract_address", payout_contract_address) if payout_contract_address else ""
+    payment = _address("payment_token_address", payment_token_address) if payment_token_address else ""
+    if Asset.objects.filter(token_address=token).exists():
+        raise Conflict("this token is already imported")
+    client = gateway.client()
+    try:
+        details = client.token_details(gateway.checksum(token))
+        if payout:
+            info = client.payout_contract_info(gateway.checksum(payout))
+            if gateway.normalize(info.asset_token) != token:
+                raise InvalidInput("payout_contract_address", "this payout contract pays another token")
+            if payment and gateway.normalize(info.payment_token) != payment:
+                raise InvalidInput("payment_token_address", "the payout contract pays in another token")
+            payment = gateway.normalize(info.payment_token)
+        if not payment:
+            raise InvalidInput("payment_token_address", "required when no payout contract is given")
+        payment_decimals = client.token_details(gateway.checksum(payment)).decimals
+    except ChainError as exc:
+        raise InvalidInput("token_address", f"could not read the token from the chain: {exc}") from exc
+    asset_name = name or details.name
+    if Asset.objects.filter(name=asset_name).exists():
+        raise Conflict(f"an asset named {asset_name!r} exists: give another name")
+    with transaction.atomic():
+        asset = Asset.objects.create(
+            name=asset_name,
+            symbol=details.symbol,
+            token_address=token,
+            asset_type=details.asset_type,
+            decimals=details.decimals,
+            maturity_date=details.maturity_date,
+            payout_contract_address=payout,
+            payment_token_address=payment,
+            payment_token_decimals=payment_decimals,
+            sync_status=Asset.SyncStatus.SYNCING,
+            sync_started_at=timezone.now(),
+        )
+        transaction.on_commit(lambda: sync_asset_task.delay(str(asset.id)), robust=True)
+    logger.info("asset imported asset_id=%s token=%s", asset.id, token)
+    return asset
+
+
+def asset_request_sync(*, asset_id: uuid.UUID) -> Asset:
+    from payouts.tasks import sync_asset_task
+
+    with transaction.atomic():
+        asset = Asset.objects.select_for_update().filter(pk=asset_id).first()
+        if asset is None:
+            raise NotFound("asset not found")
+        if asset.sync_status == Asset.SyncStatus.SYNCING:
+            raise Conflict("a sync is already running")
+        Asset.SyncStatus.check_move(asset.sync_status, Asset.SyncStatus.SYNCING)
+        asset.sync_status = Asset.SyncStatus.SYNCING
+        asset.sync_started_at = timezone.now()
+        asset.save(update_fields=["sync_status", "sync_started_at", "updated_at"])
+        transaction.on_commit(lambda: sync_asset_task.delay(str(asset_id)), robust=True)
+    return asset
+
+
+def asset_sync(*, asset_id: uuid.UUID) -> Asset:
+    """Deploy/attach the payout contract, watch the contracts, load every holder; SYNCED or FAILED."""
+    from chain.errors import ChainError
+
+    asset = Asset.objects.get(pk=asset_id)
+    started = timezone.now()
+    Asset.objects.filter(pk=asset_id).update(sync_status=Asset.SyncStatus.SYNCING, sync_started_at=started)
+    try:
+        _sync(asset, started)
+    except ChainError as exc:
+        Asset.objects.filter(pk=asset_id).update(
+            sync_status=Asset.SyncStatus.FAILED, sync_error=str(exc)[:2000], updated_at=timezone.now()
+        )
+        logger.warning("asset sync failed asset_id=%s error=%s", asset_id, exc)
+    return Asset.objects.get(pk=asset_id)
+
+
+def _sync(asset: Asset, started: object) -> None:
+    from chain.contracts import deploy_payout_contract
+    from chain.listener import listener_ensure
+    from chain.signers import get_signer
+
+    client = gateway.client()
+    token = gateway.checksum(asset.token_address)
+    details = client.token_details(token)
+    if not asset.payout_contract_address:
+        address = deploy_payout_contract(client, get_signer(), token, gateway.checksum(asset.payment_token_address))
+        Asset.objects.filter(pk=asset.pk, payout_contract_address="").update(
+            payout_contract_address=gateway.normalize(address)
+        )
+        asset.refresh_from_db(fields=["payout_contract_address"])
+        logger.info("payout contract deployed asset_id=%s address=%s", asset.pk, address)
+    info = client.payout_contract_info(gateway.checksum(asset.payout_contract_address))
+    block = client.block_number()
+    for suffix, address, abi in (
+        ("token", asset.token_address, "AssetToken"),
+        ("payout", asset.payout_contract_address, "PayoutContract"),
+        ("payment", asset.payment_token_address, "PaymentToken"),
+    ):
+        listener_ensure(
+            name=f"asset-{asset.pk}-{suffix}",
+            contract_address=gateway.checksum(address),
+            abi_name=abi,
+            start_block=block,
+        )
+    count = client.holder_count(token)
+    for offset in range(0, count, HOLDERS_PAGE):
+        holders = client.holders_page(token, offset, HOLDERS_PAGE)
+        balances = client.balances_of(token, holders)
+        page = sorted(zip((gateway.normalize(h) for h in holders), balances, strict=True))
+        with transaction.atomic():
+            upsert_holder_balances(asset_id=asset.pk, rows=page, block=block, seen_at=started)  # type: ignore[arg-type]
+    now = timezone.now()
+    with transaction.atomic():
+        AssetHolder.objects.filter(asset=asset, balance__gt=0, balance_block__lte=block).exclude(
+            last_seen_sync_at=started  # type: ignore[misc]
+        ).update(balance=0, balance_block=block, updated_at=now)
+        Asset.objects.filter(pk=asset.pk).update(
+            name=asset.name,
+            symbol=details.symbol,
+            decimals=details.decimals,
+            maturity_date=details.maturity_date,
+            is_paused=info.paused,
+            holders_count=AssetHolder.objects.filter(asset=asset, balance__gt=0).count(),
+            sync_status=Asset.SyncStatus.SYNCED,
+            last_synced_at=now,
+            sync_error="",
+            updated_at=now,
+        )
+    logger.info("asset synced asset_id=%s holders=%s block=%s", asset.pk, count, block)
+
+
+def asset_set_paused(*, asset_id: uuid.UUID, paused: bool) -> Asset:
+    """Pause or unpause in the database and on chain (the payout contract, through the lane)."""
+    from chain.services import transaction_enqueue
+
+    from payouts.tasks import submit_batches_task
+
+    with transaction.atomic():
+        asset = Asset.objects.select_for_update().filter(pk=asset_id).first()
+        if asset is None:
+            raise NotFound("asset not found")
+        if asset.is_paused == paused:
+            raise Conflict(f"the asset is already {'paused' if paused else 'unpaused'}")
+        asset.is_paused = paused
+        asset.pause_generation += 1
+        asset.save(update_fields=["is_paused", "pause_generation", "updated_at"])
+        if asset.payout_contract_address:
+            transaction_enqueue(
+                intent_key=f"payout-pause:{asset.pk}:{asset.pause_generation}",
+                purpose=gateway.PAYOUT_PAUSE_PURPOSE,
+                to=gateway.checksum(asset.payout_contract_address),
+                data=gateway.encode_pause(paused),
+            )
+        if not paused:
+            for distribution_id in Distribution.objects.filter(
+                asset=asset, status=Distribution.Status.IN_PROGRESS
+            ).values_list("id", flat=True):
+                submit_batches_task.delay_on_commit(str(distribution_id))
+    logger.info("asset %s asset_id=%s", "paused" if paused else "unpaused", asset_id)
+    return asset
+
+
+def asset_set_sync_enabled(*, asset_id: uuid.UUID, enabled: bool) -> Asset:
+    updated = Asset.objects.filter(pk=asset_id).update(sync_enabled=enabled, updated_at=timezone.now())
+    if not updated:
+        raise NotFound("asset not found")
+    return Asset.objects.get(pk=asset_id)
+
+
+def assets_sync_due() -> int:
+    """The periodic re-sync: every asset with sync enabled that is not syncing right now."""
+    from payouts.tasks import sync_asset_task
+
+    ids = list(
+        Asset.objects.filter(sync_enabled=True)
+        .exclude(sync_status=Asset.SyncStatus.SYNCING)
+        .values_list("id", flat=True)
+    )
+    for asset_id in ids:
+        try:
+            asset_request_sync(asset_id=asset_id)
+        except Conflict:
+            continue
+    return len(ids)

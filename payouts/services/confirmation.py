@@ -1,0 +1,305 @@
+"""Confirming batches: apply on-chain results to holder payments, roll statuses up.
+
+Two paths feed the same idempotent function, `payout_results_apply`:
+- the chain lane's handler for purpose `payout_batch` (final state of the batch transaction); for a
+  confirmed one, `batch_reconcile` reads the receipt outside any DB transaction, decodes its logs
+  and applies them;
+- the listener's processors for HolderPaid / HolderPaymentFailed / PayoutCompleted /
+  DistributionExecuted.
+SUCCESS is final and always wins (money moved); a failure only applies to holders still open in
+the batch's CURRENT attempt, so a stale event from an older attempt never undoes a retry.
+Counters on the distribution move with `F()` by the number of rows that actually changed, so
+progress (paid / failed / pending) is exact at every moment without counting a million rows.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from django.db import transaction
+from django.db.models import Count, F, Q
+from django.utils import timezone
+
+from payouts import gateway
+from payouts.models import BatchPayout, Distribution, HolderPayment
+
+if TYPE_CHECKING:
+    from chain.events import DecodedEvent
+    from chain.models import ChainTransaction
+
+logger = logging.getLogger(__name__)
+
+PaymentStatus = HolderPayment.Status
+OPEN = (PaymentStatus.PENDING, PaymentStatus.RETRYING)
+FAILURE_REASONS = {1: "insufficient payout contract balance", 2: "already paid", 3: "token transfer failed"}
+ALREADY_PAID = 2
+RETRY_DELAY = timedelta(hours=1)
+PAYOUT_EVENTS = ("HolderPaid", "HolderPaymentFailed", "PayoutCompleted", "DistributionExecuted")
+
+
+def _hex32(value: Any) -> str:
+    if isinstance(value, bytes | bytearray):
+        return "0x" + bytes(value).hex()
+    text = str(value).lower()
+    return text if text.startswith("0x") else "0x" + text
+
+
+@dataclass
+class _Results:
+    paid: dict[str, int] = field(default_factory=dict)  # address -> amount
+    failed: dict[str, int] = field(default_factory=dict)  # address -> reason
+    batch_hexes: set[str] = field(default_factory=set)
+
+
+def payout_results_apply(*, events: Iterable[DecodedEvent], tx_hash: str = "") -> None:
+    """Apply decoded payout-contract events (any order, any repetition)."""
+    by_distribution: dict[str, _Results] = defaultdict(_Results)
+    completed_batches: set[str] = set()
+    executed: set[str] = set()
+    for event in events:
+        args = event.args
+        if event.event_name == "HolderPaid":
+            results = by_distribution[_hex32(args["distributionId"])]
+            results.paid[gateway.normalize(args["holder"])] = int(args["amount"])
+            results.batch_hexes.add(_hex32(args["batchId"]))
+        elif event.event_name == "HolderPaymentFailed":
+            results = by_distribution[_hex32(args["distributionId"])]
+            address = gateway.normalize(args["holder"])
+            if int(args["reason"]) == ALREADY_PAID:
+                results.paid.setdefault(address, 0)  # paid by an earlier batch: money already moved
+            else:
+                results.failed[address] = int(args["reason"])
+            results.batch_hexes.add(_hex32(args["batchId"]))
+        elif event.event_name == "PayoutCompleted":
+            completed_batches.add(_hex32(args["batchId"]))
+        elif event.event_name == "DistributionExecuted":
+            executed.add(_hex32(args["distributionId"]))
+    with transaction.atomic():
+        touched: set[uuid.UUID] = set()
+        for distribution_hex, results in by_distribution.items():
+            distribution = Distribution.objects.filter(chain_distribution_id=distribution_hex).first()
+            if distribution is None:
+                logger.warning("payout event for an unknown distribution chain_id=%s", distribution_hex)
+                continue
+            _mark_paid(distribution.id, results.paid, tx_hash)
+            current = set(
+                BatchPayout.objects.filter(
+                    distribution=distribution, chain_batch_id__in=results.batch_hexes
+                ).values_list("number", flat=True)
+            )
+            _mark_failed(distribution.id, results.failed, batch_numbers=current)
+            touched.add(distribution.id)
+        for batch_id in BatchPayout.objects.filter(
+            chain_batch_id__in={h for r in by_distribution.values() for h in r.batch_hexes} | completed_batches
+        ).values_list("id", flat=True):
+            batch_roll_up(batch_id=batch_id, settle_open=False)
+        touched.update(
+            Distribution.objects.filter(
+                Q(chain_distribution_id__in=executed) | Q(batches__chain_batch_id__in=completed_batches)
+            ).values_list("id", flat=True)
+        )
+        for distribution_id in touched:
+            distribution_roll_up(distribution_id=distribution_id)
+
+
+def _mark_paid(distribution_id: uuid.UUID, paid: dict[str, int], tx_hash: str) -> None:
+    if not paid:
+        return
+    now = timezone.now()
+    rows = HolderPayment.objects.filter(distribution_id=distribution_id, holder_address__in=list(paid))
+    changing = dict(rows.exclude(status=PaymentStatus.SUCCESS).values_list("holder_address", "status"))
+    if not changing:
+        return
+    was_failed = [a for a, s in changing.items() if s == PaymentStatus.FAILED]
+    for status in set(changing.values()):
+        PaymentStatus.check_move(status, PaymentStatus.SUCCESS)
+    updated = rows.filter(holder_address__in=list(changing)).exclude(status=PaymentStatus.SUCCESS)
+    count = updated.update(status=PaymentStatus.SUCCESS, tx_hash=tx_hash, last_error="", next_retry_at=None, updated_at=now)
+    # Amounts come from our own rows (the event may be an "already paid" notice without one).
+    amount = sum(
+        int(a)
+        for a in HolderPayment.objects.filter(
+            distribution_id=distribution_id, holder_address__in=list(changing)
+        ).values_list("amount", flat=True)
+    )
+    Distribution.objects.filter(pk=distribution_id).update(
+        paid_count=F("paid_count") + count,
+        failed_count=F("failed_count") - len(was_failed),
+        paid_amount=F("paid_amount") + amount,
+        updated_at=now,
+    )
+
+
+def _mark_failed(distribution_id: uuid.UUID, failed: dict[str, int], *, batch_numbers: set[int]) -> None:
+    if not failed or not batch_numbers:
+        return
+    now = timezone.now()
+    by_reason: dict[int, list[str]] = defaultdict(list)
+    for address, reason in failed.items():
+        by_reason[reason].append(address)
+    total = 0
+    for reason, addresses in by_reason.items():
+        total += HolderPayment.objects.filter(
+            distribution_id=distribution_id,
+            batch_number__in=batch_numbers,
+            holder_address__in=addresses,
+            status__in=OPEN,
+        ).update(
+            status=PaymentStatus.FAILED,
+            last_error=FAILURE_REASONS.get(reason, f"failed on chain (reason {reason})"),
+            next_retry_at=now + RETRY_DELAY,
+            updated_at=now,
+        )
+    if total:
+        Distribution.objects.filter(pk=distribution_id).update(failed_count=F("failed_count") + total, updated_at=now)
+
+
+def fail_open_payments(*, batch: BatchPayout, error: str) -> int:
+    """The batch's transaction failed or reverted: every still-open holder in it failed."""
+    now = timezone.now()
+    count = HolderPayment.objects.filter(
+        distribution_id=batch.distribution_id, batch_number=batch.number, status__in=OPEN
+    ).update(status=PaymentStatus.FAILED, last_error=error[:500], next_retry_at=now + RETRY_DELAY, updated_at=now)
+    if count:
+        Distribution.objects.filter(pk=batch.distribution_id).update(
+            failed_count=F("failed_count") + count, updated_at=now
+        )
+    return count
+
+
+def batch_roll_up(*, batch_id: int, settle_open: bool, error: str = "") -> None:
+    """COMPLETED / PARTIALLY_COMPLETED / FAILED once none of its holders is open.
+
+    `settle_open`: the receipt is final, so holders it did not mention failed.
+    """
+    batch = BatchPayout.objects.select_for_update().get(pk=batch_id)
+    if batch.status == BatchPayout.Status.PENDING:
+        return
+    if settle_open:
+        fail_open_payments(batch=batch, error=error or "no result for this holder in the receipt")
+    counts = HolderPayment.objects.filter(distribution_id=batch.distribution_id, batch_number=batch.number).aggregate(
+        paid=Count("id", filter=Q(status=PaymentStatus.SUCCESS)),
+        failed=Count("id", filter=Q(status=PaymentStatus.FAILED)),
+        open=Count("id", filter=Q(status__in=OPEN)),
+    )
+    if counts["open"]:
+        return
+    if counts["failed"] == 0:
+        status = BatchPayout.Status.COMPLETED
+    elif counts["paid"] == 0:
+        status = BatchPayout.Status.FAILED
+    else:
+        status = BatchPayout.Status.PARTIALLY_COMPLETED
+    if status != batch.status:
+        BatchPayout.Status.check_move(batch.status, status)
+    batch.status = status
+    batch.paid_count = counts["paid"]
+    batch.failed_count = counts["failed"]
+    batch.confirmed_at = batch.confirmed_at or timezone.now()
+    if error:
+        batch.error = error[:2000]
+    batch.save(update_fields=["status", "paid_count", "failed_count", "confirmed_at", "error", "updated_at"])
+
+
+def distribution_roll_up(*, distribution_id: uuid.UUID) -> str | None:
+    """COMPLETED when every holder is paid; FAILED when every holder is settled and some failed."""
+    now = timezone.now()
+    Status = Distribution.Status
+    finished = Distribution.objects.filter(
+        pk=distribution_id,
+        status__in=[Status.IN_PROGRESS, Status.FAILED],
+        holders_count__isnull=False,
+        paid_count=F("holders_count"),
+    ).update(status=Status.COMPLETED, finished_at=now, error="", updated_at=now)
+    outcome: str | None = Status.COMPLETED if finished else None
+    if not finished:
+        finished = (
+            Distribution.objects.filter(pk=distribution_id, status=Status.IN_PROGRESS, failed_count__gt=0)
+            .alias(settled=F("paid_count") + F("failed_count"))
+            .filter(settled=F("holders_count"))
+            .update(status=Status.FAILED, finished_at=now, updated_at=now)
+        )
+        outcome = Status.FAILED if finished else None
+    if outcome:
+        distribution = Distribution.objects.get(pk=distribution_id)
+        if distribution.started_at and distribution.finished_at:
+            distribution.execution_duration = distribution.finished_at - distribution.started_at
+            distribution.save(update_fields=["execution_duration"])
+        logger.info(
+            "distribution finished distribution_id=%s status=%s paid=%s failed=%s",
+            distribution_id,
+            outcome,
+            distribution.paid_count,
+            distribution.failed_count,
+        )
+    return outcome
+
+
+def payout_transaction_finished(chain_transaction: ChainTransaction) -> None:
+    """Handler for purpose `payout_batch`, run inside the lane's transaction recording the final state."""
+    from payouts.tasks import reconcile_batch_task
+
+    parsed = gateway.parse_batch_intent_key(chain_transaction.intent_key)
+    if parsed is None:
+        return
+    batch_id, attempt = parsed
+    batch = BatchPayout.objects.select_for_update().filter(pk=batch_id).first()
+    if batch is None:
+        logger.warning("payout transaction for an unknown batch intent_key=%s", chain_transaction.intent_key)
+        return
+    current = attempt == batch.attempts
+    if current:
+        batch.tx_hash = chain_transaction.tx_hash or ""
+        batch.nonce = chain_transaction.nonce
+        batch.save(update_fields=["tx_hash", "nonce", "updated_at"])
+    status = str(chain_transaction.status)
+    if status == "CONFIRMED":
+        transaction.on_commit(lambda: reconcile_batch_task.delay(batch_id, attempt), robust=True)
+        return
+    if current:
+        _transaction_failed(batch, status=status, error=chain_transaction.error or "")
+
+
+def _transaction_failed(batch: BatchPayout, *, status: str, error: str) -> None:
+    if batch.status != BatchPayout.Status.IN_PROGRESS:
+        return
+    message = f"transaction {status.lower()}: {error or 'no reason given'}"
+    batch_roll_up(batch_id=batch.id, settle_open=True, error=message)
+    distribution_roll_up(distribution_id=batch.distribution_id)
+    logger.warning("payout batch transaction failed batch_id=%s attempt=%s status=%s", batch.id, batch.attempts, status)
+
+
+def batch_reconcile(*, batch_id: int, attempt: int) -> bool:
+    """Read the confirmed receipt (no DB transaction open) and apply it. False: nothing to do yet."""
+    from chain.models import ChainTransaction
+
+    chain_transaction = ChainTransaction.objects.filter(intent_key=gateway.batch_intent_key(batch_id, attempt)).first()
+    if chain_transaction is None:
+        return False
+    status = str(chain_transaction.status)
+    if status in ("REVERTED", "FAILED"):
+        with transaction.atomic():
+            batch = BatchPayout.objects.select_for_update().get(pk=batch_id)
+            if attempt == batch.attempts:
+                _transaction_failed(batch, status=status, error=chain_transaction.error or "")
+        return True
+    if status != "CONFIRMED" or not chain_transaction.tx_hash:
+        return False
+    client = gateway.client()
+    receipt = client.get_receipt(chain_transaction.tx_hash)
+    if receipt is None:
+        return False
+    events = client.decode_logs(receipt)
+    with transaction.atomic():
+        payout_results_apply(events=events, tx_hash=chain_transaction.tx_hash)
+        batch = BatchPayout.objects.select_for_update().get(pk=batch_id)
+        if attempt == batch.attempts and batch.status == BatchPayout.Status.IN_PROGRESS:
+            batch_roll_up(batch_id=batch_id, settle_open=True)
+        distribution_roll_up(distribution_id=batch.distribution_id)
+    return True

@@ -1,0 +1,217 @@
+"""Distribution lifecycle before execution: create, cancel, start (the exactly-once claim).
+
+`distribution_start` is the only way into IN_PROGRESS from SCHEDULED: a conditional
+`UPDATE ... WHERE status='SCHEDULED'` whose row count says who won, so two triggers at the same
+moment (operator + beat, two operators) produce one execution. The winner also creates the next
+occurrence of a recurring or automated series, in the same transaction, and enqueues planning after
+commit.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import datetime
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from payouts import gateway
+from payouts.errors import Conflict, InvalidInput, NotFound
+from payouts.models import Asset, Distribution
+from payouts.recurrence import occurrence_time
+
+logger = logging.getLogger(__name__)
+
+Status = Distribution.Status
+
+
+def distribution_create(
+    *,
+    asset_id: uuid.UUID,
+    subtype: str,
+    amount_type: str,
+    amount: int | None = None,
+    percentage_bps: int | None = None,
+    amount_per_token: int | None = None,
+    distribution_type: str = Distribution.Type.PAYOUT,
+    concept: str = "",
+    scheduled_at: datetime | None = None,
+    recurrence: str = "",
+) -> Distribution:
+    """Create a payout (or bond cash-out); IMMEDIATE ones start at once."""
+    now = timezone.now()
+    _check_shape(
+        distribution_type=distribution_type,
+        subtype=subtype,
+        amount_type=amount_type,
+        amount=amount,
+        percentage_bps=percentage_bps,
+        amount_per_token=amount_per_token,
+        scheduled_at=scheduled_at,
+        recurrence=recurrence,
+        now=now,
+    )
+    with transaction.atomic():
+        asset = Asset.objects.select_for_update().filter(pk=asset_id).first()
+        if asset is None:
+            raise NotFound("asset not found")
+        if asset.is_paused:
+            raise Conflict("the asset is paused: unpause it before creating distributions")
+        if not asset.payout_contract_address:
+            raise Conflict("the asset has no payout contract yet: wait for its sync to finish")
+        if distribution_type == Distribution.Type.BOND_CASH_OUT and not asset.is_bond:
+            raise InvalidInput("distribution_type", "only bonds can be cashed out")
+        distribution_id = uuid.uuid4()
+        series = subtype in (Distribution.Subtype.RECURRING, Distribution.Subtype.AUTOMATED)
+        distribution = Distribution.objects.create(
+            id=distribution_id,
+            asset=asset,
+            distribution_type=distribution_type,
+            subtype=subtype,
+            amount_type=amount_type,
+            amount=amount,
+            percentage_bps=percentage_bps,
+            amount_per_token=amount_per_token,
+            computed_total=amount if amount_type == Distribution.AmountType.FIXED else None,
+            concept=concept,
+            scheduled_at=now if subtype == Distribution.Subtype.IMMEDIATE else scheduled_at,
+            recurrence=recurrence,
+            series_id=uuid.uuid4() if series else None,
+            recurrence_anchor=scheduled_at if subtype == Distribution.Subtype.RECURRING else None,
+            chain_distribution_id=gateway.chain_distribution_id(distribution_id),
+        )
+        logger.info("distribution created distribution_id=%s subtype=%s", distribution.id, subtype)
+        if subtype == Distribution.Subtype.IMMEDIATE:
+            return _start_locked(distribution.id, now=now)
+    return distribution
+
+
+def _check_shape(
+    *,
+    distribution_type: str,
+    subtype: str,
+    amount_type: str,
+    amount: int | None,
+    percentage_bps: int | None,
+    amount_per_token: int | None,
+    scheduled_at: datetime | None,
+    recurrence: str,
+    now: datetime,
+) -> None:
+    """Invariants the API serializer also checks; services refuse bad calls from any caller."""
+    if distribution_type not in (Distribution.Type.PAYOUT, Distribution.Type.BOND_CASH_OUT):
+        raise InvalidInput("distribution_type", "corporate actions are created from the asset's chain events")
+    if subtype not in Distribution.Subtype.values:
+        raise InvalidInput("subtype", f"must be one of {', '.join(Distribution.Subtype.values)}")
+    expected = {
+        Distribution.AmountType.FIXED: ("amount", amount),
+        Distribution.AmountType.PERCENTAGE: ("percentage", percentage_bps),
+        Distribution.AmountType.PER_TOKEN: ("amount_per_token", amount_per_token),
+    }
+    if amount_type not in expected:
+        raise InvalidInput("amount_type", f"must be one of {', '.join(Distribution.AmountType.values)}")
+    if distribution_type == Distribution.Type.BOND_CASH_OUT and amount_type != Distribution.AmountType.PER_TOKEN:
+        raise InvalidInput("amount_type", "a bond cash-out pays PER_TOKEN")
+    if distribution_type == Distribution.Type.PAYOUT and amount_type == Distribution.AmountType.PER_TOKEN:
+        raise InvalidInput("amount_type", "payouts are FIXED or PERCENTAGE")
+    for kind, (field, value) in expected.items():
+        if kind == amount_type and value is None:
+            raise InvalidInput(field, "required for this amount type")
+        if kind != amount_type and value is not None:
+            raise InvalidInput(field, f"not allowed with amount type {amount_type}")
+    if amount is not None and amount <= 0:
+        raise InvalidInput("amount", "must be greater than zero")
+    if amount_per_token is not None and amount_per_token <= 0:
+        raise InvalidInput("amount_per_token", "must be greater than zero")
+    if percentage_bps is not None and not 1 <= percentage_bps <= 10_000:
+        raise InvalidInput("percentage", "must be between 0.01 and 100")
+    needs_time = subtype in (Distribution.Subtype.ONE_OFF, Distribution.Subtype.RECURRING)
+    if needs_time and scheduled_at is None:
+        raise InvalidInput("scheduled_at", "required for ONE_OFF and RECURRING")
+    if not needs_time and scheduled_at is not None:
+        raise InvalidInput("scheduled_at", f"not allowed for {subtype}")
+    if scheduled_at is not None and scheduled_at <= now:
+        raise InvalidInput("scheduled_at", "must be in the future")
+    if (subtype == Distribution.Subtype.RECURRING) != bool(recurrence):
+        raise InvalidInput("recurrence", "required for RECURRING and only for it")
+    if recurrence and recurrence not in Distribution.Recurrence.values:
+        raise InvalidInput("recurrence", f"must be one of {', '.join(Distribution.Recurrence.values)}")
+
+
+def distribution_cancel(*, distribution_id: uuid.UUID) -> Distribution:
+    with transaction.atomic():
+        distribution = Distribution.objects.select_for_update().filter(pk=distribution_id).first()
+        if distribution is None:
+            raise NotFound("distribution not found")
+        if distribution.status != Status.SCHEDULED:
+            raise Conflict(f"only SCHEDULED distributions can be cancelled (this one is {distribution.status})")
+        distribution.transition(Status.CANCELLED)
+        distribution.finished_at = timezone.now()
+        distribution.save(update_fields=["status", "finished_at", "updated_at"])
+    logger.info("distribution cancelled distribution_id=%s", distribution_id)
+    return distribution
+
+
+def distribution_start(*, distribution_id: uuid.UUID) -> Distribution:
+    """SCHEDULED -> IN_PROGRESS exactly once; enqueues planning after commit.
+
+    Raises Conflict for any other status (a concurrent start won) or a paused asset.
+    """
+    with transaction.atomic():
+        return _start_locked(distribution_id, now=timezone.now())
+
+
+def _start_locked(distribution_id: uuid.UUID, *, now: datetime) -> Distribution:
+    from payouts.tasks import plan_distribution_task
+
+    current = Distribution.objects.select_related("asset").filter(pk=distribution_id).first()
+    if current is None:
+        raise NotFound("distribution not found")
+    if current.asset.is_paused:
+        raise Conflict("the asset is paused: unpause it first")
+    claimed = Distribution.objects.filter(pk=distribution_id, status=Status.SCHEDULED).update(
+        status=Status.IN_PROGRESS, started_at=now, error="", updated_at=now
+    )
+    if claimed != 1:
+        raise Conflict(f"the distribution is not SCHEDULED (it is {current.status}): it runs only once")
+    distribution = Distribution.objects.select_related("asset").get(pk=distribution_id)
+    _create_next_occurrence(distribution)
+    transaction.on_commit(lambda: plan_distribution_task.delay(str(distribution_id)), robust=True)
+    logger.info("distribution started distribution_id=%s", distribution_id)
+    return distribution
+
+
+def _create_next_occurrence(distribution: Distribution) -> Distribution | None:
+    """The next SCHEDULED occurrence of a recurring or automated series (idempotent)."""
+    if distribution.series_id is None:
+        return None
+    occurrence = distribution.occurrence + 1
+    fields: dict[str, Any] = {}
+    if distribution.subtype == Distribution.Subtype.RECURRING:
+        assert distribution.recurrence_anchor is not None  # noqa: S101 - set at creation for RECURRING
+        fields["scheduled_at"] = occurrence_time(
+            anchor=distribution.recurrence_anchor, recurrence=distribution.recurrence, occurrence=occurrence
+        )
+    if Distribution.objects.filter(series_id=distribution.series_id, occurrence=occurrence).exists():
+        return None
+    next_id = uuid.uuid4()
+    return Distribution.objects.create(
+        id=next_id,
+        asset_id=distribution.asset_id,
+        distribution_type=distribution.distribution_type,
+        subtype=distribution.subtype,
+        amount_type=distribution.amount_type,
+        amount=distribution.amount,
+        percentage_bps=distribution.percentage_bps,
+        amount_per_token=distribution.amount_per_token,
+        computed_total=distribution.amount if distribution.amount_type == Distribution.AmountType.FIXED else None,
+        concept=distribution.concept,
+        recurrence=distribution.recurrence,
+        series_id=distribution.series_id,
+        occurrence=occurrence,
+        recurrence_anchor=distribution.recurrence_anchor,
+        chain_distribution_id=gateway.chain_distribution_id(next_id),
+        **fields,
+    )

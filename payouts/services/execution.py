@@ -1,0 +1,302 @@
+"""Executing a started distribution: snapshot, compute, write payments and batches, submit batches.
+
+`distribution_plan` (after `distribution_start`): chain reads and the snapshot happen outside any
+database transaction; then, under a row lock that makes planning happen once, the payments are
+streamed into the table (COPY on PostgreSQL) and the batch rows written.
+`distribution_submit_batches` hands PENDING batches to the chain lane (`transaction_enqueue`)
+in chunks, each batch update atomic with its lane row, and re-enqueues itself while work remains.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import uuid
+from collections.abc import Iterator
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from payouts import allocation, gateway
+from payouts.bulk import PaymentRow, write_holder_payments
+from payouts.models import Asset, AssetHolder, BatchPayout, Distribution, HolderPayment
+from payouts.snapshot import HolderSnapshot
+
+logger = logging.getLogger(__name__)
+
+Status = Distribution.Status
+OPEN = (HolderPayment.Status.PENDING, HolderPayment.Status.RETRYING)
+SNAPSHOT_PAGE = 500
+SUBMIT_CHUNK = 50
+# One batch must fit in this share of the block gas limit (the rest is headroom for the estimate's
+# error and for other transactions).
+GAS_BUDGET_NUMERATOR, GAS_BUDGET_DENOMINATOR = 1, 2
+
+
+class PlanningError(Exception):
+    """The distribution cannot be planned (nothing to split, bad chain state): it fails."""
+
+
+def distribution_plan(*, distribution_id: uuid.UUID) -> None:
+    """Plan once; a second call (or a concurrent one) finds it planned and only re-submits."""
+    from payouts.tasks import submit_batches_task
+
+    distribution = Distribution.objects.select_related("asset").get(pk=distribution_id)
+    if distribution.status != Status.IN_PROGRESS:
+        return
+    if distribution.holders_count is not None:
+        submit_batches_task.delay(str(distribution_id))
+        return
+    try:
+        with HolderSnapshot() as snapshot:
+            _take_snapshot(distribution, snapshot)
+            total = _total_to_split(distribution, snapshot)
+            size = _fit_batch_size(distribution, snapshot)
+            with transaction.atomic():
+                locked = Distribution.objects.select_for_update().get(pk=distribution_id)
+                if locked.status != Status.IN_PROGRESS or locked.holders_count is not None:
+                    return
+                _write_plan(locked, snapshot, total=total, size=size)
+    except PlanningError as exc:
+        _fail_planning(distribution_id, str(exc))
+
+
+def _take_snapshot(distribution: Distribution, snapshot: HolderSnapshot) -> None:
+    asset = distribution.asset
+    if distribution.snapshot_id is not None:
+        _snapshot_from_chain(asset, int(distribution.snapshot_id), snapshot)
+        return
+    rows = (
+        AssetHolder.objects.filter(asset=asset, balance__gt=0)
+        .order_by("address")
+        .values_list("address", "balance")
+        .iterator(chunk_size=5_000)
+    )
+    while chunk := list(itertools.islice(rows, 5_000)):
+        snapshot.append_many(chunk)
+
+
+def _snapshot_from_chain(asset: Asset, snapshot_id: int, snapshot: HolderSnapshot) -> None:
+    """Balances at the token's snapshot for every address that ever held it, page by page."""
+    client = gateway.client()
+    last = ""
+    while True:
+        page = list(
+            AssetHolder.objects.filter(asset=asset, address__gt=last)
+            .order_by("address")
+            .values_list("address", flat=True)[:SNAPSHOT_PAGE]
+        )
+        if not page:
+            return
+        balances = client.balances_of(
+            gateway.checksum(asset.token_address), [gateway.checksum(a) for a in page], snapshot_id=snapshot_id
+        )
+        snapshot.append_many(zip(page, balances, strict=True))
+        last = page[-1]
+
+
+def _total_to_split(distribution: Distribution, snapshot: HolderSnapshot) -> int | None:
+    """FIXED: the amount. PERCENTAGE: read the contract balance ONCE and keep it on the row."""
+    if distribution.amount_type == Distribution.AmountType.PER_TOKEN:
+        return None
+    if distribution.computed_total is None:
+        assert distribution.percentage_bps is not None  # noqa: S101 - checked at creation
+        asset = distribution.asset
+        balance = gateway.client().erc20_balance(
+            gateway.checksum(asset.payment_token_address), gateway.checksum(asset.payout_contract_address)
+        )
+        total = allocation.percentage_total(balance=balance, basis_points=distribution.percentage_bps)
+        Distribution.objects.filter(pk=distribution.pk, computed_total__isnull=True).update(computed_total=total)
+        distribution.refresh_from_db(fields=["computed_total"])
+    total = int(distribution.computed_total or 0)
+    if total <= 0:
+        raise PlanningError("the amount to distribute is zero (is the payout contract funded?)")
+    if snapshot.balance_sum == 0:
+        raise PlanningError("no holder has a positive balance at the snapshot")
+    return total
+
+
+def _fit_batch_size(distribution: Distribution, snapshot: HolderSnapshot) -> int:
+    """PAYOUT_BATCH_SIZE, lowered so that one batch's estimated gas fits the block gas budget."""
+    from chain.errors import ChainError
+    from chain.services import estimate_gas
+
+    if distribution.batch_size:
+        return distribution.batch_size
+    size = max(1, settings.PAYOUT_BATCH_SIZE)
+    sample = list(itertools.islice(snapshot.rows(), size))
+    if not sample:
+        return size
+    asset = distribution.asset
+    probe = gateway.chain_batch_id(
+        chain_distribution_id=distribution.chain_distribution_id, batch_id=0, attempt=0
+    )  # never submitted: attempts start at 1
+    data = gateway.encode_batch(
+        bond_cash_out=distribution.distribution_type == Distribution.Type.BOND_CASH_OUT,
+        distribution_hex=distribution.chain_distribution_id,
+        batch_hex=probe,
+        holders_count=snapshot.count,
+        holders=[address for address, _ in sample],
+        amounts=[1] * len(sample),
+    )
+    try:
+        budget = gateway.client().block_gas_limit() * GAS_BUDGET_NUMERATOR // GAS_BUDGET_DENOMINATOR
+        estimate = estimate_gas(to=gateway.checksum(asset.payout_contract_address), data=data)
+    except ChainError as exc:
+        logger.warning("batch gas estimate failed, keeping the configured size error=%s size=%s", exc, size)
+        return size
+    if estimate > budget:
+        size = max(1, len(sample) * budget // estimate)
+        logger.info("batch size lowered to fit the block gas limit size=%s estimate=%s", size, estimate)
+    return size
+
+
+def _amounts(distribution: Distribution, snapshot: HolderSnapshot, total: int | None) -> Iterator[tuple[str, int, int]]:
+    if total is None:
+        assert distribution.amount_per_token is not None  # noqa: S101 - PER_TOKEN always has it
+        return allocation.per_token_amounts(
+            snapshot.rows(), amount_per_token=int(distribution.amount_per_token), decimals=distribution.asset.decimals
+        )
+    return allocation.split_pro_rata(total=total, rows=snapshot.rows, balance_sum=snapshot.balance_sum)
+
+
+def _write_plan(distribution: Distribution, snapshot: HolderSnapshot, *, total: int | None, size: int) -> None:
+    from payouts.tasks import submit_batches_task
+
+    now = timezone.now()
+    batch_counts: list[int] = []
+    paid_total = [0]
+
+    def payment_rows() -> Iterator[PaymentRow]:
+        position = 0
+        for address, balance, amount in _amounts(distribution, snapshot, total):
+            if amount <= 0:
+                continue  # owed nothing: no payment row, no gas spent
+            number = allocation.batch_number_of(position, size)
+            if number > len(batch_counts):
+                batch_counts.append(0)
+            batch_counts[number - 1] += 1
+            paid_total[0] += amount
+            position += 1
+            yield number, address, balance, amount
+
+    written = write_holder_payments(distribution_id=distribution.id, rows=payment_rows(), now=now)
+    BatchPayout.objects.bulk_create(
+        [
+            BatchPayout(distribution=distribution, number=number, holders_count=count)
+            for number, count in enumerate(batch_counts, start=1)
+        ],
+        batch_size=1_000,
+    )
+    distribution.holders_count = written
+    distribution.batches_count = len(batch_counts)
+    distribution.batch_size = size
+    distribution.planned_at = now
+    if total is None:
+        distribution.computed_total = paid_total[0]
+    fields = ["holders_count", "batches_count", "batch_size", "planned_at", "computed_total", "updated_at"]
+    if written == 0:
+        distribution.transition(Status.FAILED)
+        distribution.error = "no holder is owed a positive amount"
+        distribution.finished_at = now
+        fields += ["status", "error", "finished_at"]
+    distribution.save(update_fields=fields)
+    logger.info(
+        "distribution planned distribution_id=%s holders=%s batches=%s batch_size=%s",
+        distribution.id,
+        written,
+        len(batch_counts),
+        size,
+    )
+    if written:
+        submit_batches_task.delay_on_commit(str(distribution.id))
+
+
+def _fail_planning(distribution_id: uuid.UUID, message: str) -> None:
+    now = timezone.now()
+    with transaction.atomic():
+        distribution = Distribution.objects.select_for_update().get(pk=distribution_id)
+        if distribution.status != Status.IN_PROGRESS or distribution.holders_count is not None:
+            return
+        distribution.transition(Status.FAILED)
+        distribution.error = message
+        distribution.finished_at = now
+        distribution.save(update_fields=["status", "error", "finished_at", "updated_at"])
+    logger.warning("distribution planning failed distribution_id=%s error=%s", distribution_id, message)
+
+
+def distribution_submit_batches(*, distribution_id: uuid.UUID, limit: int = SUBMIT_CHUNK) -> int:
+    """Hand up to `limit` PENDING batches to the chain lane; returns how many were submitted."""
+    from chain.services import transaction_enqueue
+
+    from payouts.services.confirmation import batch_roll_up
+    from payouts.tasks import submit_batches_task
+
+    submitted = 0
+    with transaction.atomic():
+        distribution = Distribution.objects.select_related("asset").get(pk=distribution_id)
+        asset = distribution.asset
+        if distribution.status != Status.IN_PROGRESS or asset.is_paused:
+            return 0
+        batches = list(
+            BatchPayout.objects.select_for_update(skip_locked=True)
+            .filter(distribution=distribution, status=BatchPayout.Status.PENDING)
+            .order_by("number")[:limit]
+        )
+        now = timezone.now()
+        for batch in batches:
+            rows = list(
+                HolderPayment.objects.filter(distribution=distribution, batch_number=batch.number, status__in=OPEN)
+                .order_by("holder_address")
+                .values_list("holder_address", "amount")
+            )
+            if not rows:  # everyone in it got paid meanwhile (a late confirmation)
+                batch_roll_up(batch_id=batch.id, settle_open=False)
+                continue
+            attempt = batch.attempts + 1
+            batch_hex = gateway.chain_batch_id(
+                chain_distribution_id=distribution.chain_distribution_id, batch_id=batch.id, attempt=attempt
+            )
+            data = gateway.encode_batch(
+                bond_cash_out=distribution.distribution_type == Distribution.Type.BOND_CASH_OUT,
+                distribution_hex=distribution.chain_distribution_id,
+                batch_hex=batch_hex,
+                holders_count=distribution.holders_count or 0,
+                holders=[address for address, _ in rows],
+                amounts=[int(amount) for _, amount in rows],
+            )
+            chain_tx = transaction_enqueue(
+                intent_key=gateway.batch_intent_key(batch.id, attempt),
+                purpose=gateway.PAYOUT_BATCH_PURPOSE,
+                to=gateway.checksum(asset.payout_contract_address),
+                data=data,
+            )
+            BatchPayout.Status.check_move(batch.status, BatchPayout.Status.IN_PROGRESS)
+            batch.status = BatchPayout.Status.IN_PROGRESS
+            batch.attempts = attempt
+            batch.chain_batch_id = batch_hex
+            batch.chain_transaction_id = chain_tx.id
+            batch.tx_hash = ""
+            batch.nonce = None
+            batch.error = ""
+            batch.submitted_at = now
+            batch.save(
+                update_fields=[
+                    "status",
+                    "attempts",
+                    "chain_batch_id",
+                    "chain_transaction_id",
+                    "tx_hash",
+                    "nonce",
+                    "error",
+                    "submitted_at",
+                    "updated_at",
+                ]
+            )
+            submitted += 1
+        more = BatchPayout.objects.filter(distribution=distribution, status=BatchPayout.Status.PENDING).exists()
+        if more and batches:
+            submit_batches_task.delay_on_commit(str(distribution_id))
+    logger.info("batches submitted distribution_id=%s count=%s more=%s", distribution_id, submitted, more)
+    return submitted

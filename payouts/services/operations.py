@@ -1,0 +1,171 @@
+"""Operator and periodic operations on distributions: retry, scheduled runs, the sweeper.
+
+Every periodic function handles each item on its own: one failure is logged and counted, and the
+others still run (upstream's one-error-aborts-everything defect).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Exists, F, OuterRef
+from django.utils import timezone
+
+from payouts.errors import Conflict, NotFound
+from payouts.models import Asset, BatchPayout, Distribution, HolderPayment
+from payouts.services.distributions import distribution_start
+
+logger = logging.getLogger(__name__)
+
+Status = Distribution.Status
+SCHEDULED_RUN_LIMIT = 500
+STUCK_AFTER = timedelta(minutes=5)
+SYNC_STUCK_AFTER = timedelta(minutes=15)
+
+
+def distribution_retry(*, distribution_id: uuid.UUID) -> Distribution:
+    """FAILED -> IN_PROGRESS, re-submitting only holders not yet paid, at most PAYOUT_MAX_RETRIES each."""
+    from payouts.tasks import plan_distribution_task, submit_batches_task
+
+    now = timezone.now()
+    with transaction.atomic():
+        distribution = Distribution.objects.select_for_update().select_related("asset").filter(pk=distribution_id).first()
+        if distribution is None:
+            raise NotFound("distribution not found")
+        if distribution.status != Status.FAILED:
+            raise Conflict(f"only FAILED distributions can be retried (this one is {distribution.status})")
+        if distribution.asset.is_paused:
+            raise Conflict("the asset is paused: unpause it first")
+        distribution.transition(Status.IN_PROGRESS)
+        distribution.error = ""
+        distribution.finished_at = None
+        distribution.execution_duration = None
+        if distribution.holders_count is None:  # planning itself failed: plan again
+            distribution.save(update_fields=["status", "error", "finished_at", "execution_duration", "updated_at"])
+            transaction.on_commit(lambda: plan_distribution_task.delay(str(distribution_id)), robust=True)
+            return distribution
+        retried = HolderPayment.objects.filter(
+            distribution=distribution,
+            status=HolderPayment.Status.FAILED,
+            retry_count__lt=settings.PAYOUT_MAX_RETRIES,
+        ).update(
+            status=HolderPayment.Status.RETRYING, retry_count=F("retry_count") + 1, next_retry_at=None, updated_at=now
+        )
+        if retried == 0:
+            raise Conflict(f"no holder can be retried: every failed holder was retried {settings.PAYOUT_MAX_RETRIES} times")
+        BatchPayout.objects.filter(
+            distribution=distribution,
+            number__in=HolderPayment.objects.filter(
+                distribution=distribution, status=HolderPayment.Status.RETRYING
+            ).values("batch_number"),
+        ).update(status=BatchPayout.Status.PENDING, error="", updated_at=now)
+        distribution.failed_count = F("failed_count") - retried
+        distribution.save(
+            update_fields=["status", "error", "finished_at", "execution_duration", "failed_count", "updated_at"]
+        )
+        transaction.on_commit(lambda: submit_batches_task.delay(str(distribution_id)), robust=True)
+    distribution.refresh_from_db()
+    logger.info("distribution retry distribution_id=%s holders=%s", distribution_id, retried)
+    return distribution
+
+
+def retry_failed_holder_payments(*, now: datetime | None = None) -> dict[str, int]:
+    """The hourly retry: every FAILED distribution with holders due for another attempt."""
+    now = now or timezone.now()
+    due_holders = HolderPayment.objects.filter(
+        distribution=OuterRef("pk"),
+        status=HolderPayment.Status.FAILED,
+        retry_count__lt=settings.PAYOUT_MAX_RETRIES,
+        next_retry_at__lte=now,
+    )
+    ids = list(
+        Distribution.objects.filter(status=Status.FAILED, holders_count__isnull=False, asset__is_paused=False)
+        .filter(Exists(due_holders))
+        .values_list("id", flat=True)[:SCHEDULED_RUN_LIMIT]
+    )
+    return _each(ids, distribution_retry, "retry")
+
+
+def run_scheduled_distributions(*, now: datetime | None = None) -> dict[str, int]:
+    """Start every due SCHEDULED distribution, however long ago it fell due (downtime included)."""
+    now = now or timezone.now()
+    ids = list(
+        Distribution.objects.filter(status=Status.SCHEDULED, scheduled_at__lte=now, asset__is_paused=False)
+        .exclude(subtype=Distribution.Subtype.AUTOMATED)
+        .order_by("scheduled_at")
+        .values_list("id", flat=True)[:SCHEDULED_RUN_LIMIT]
+    )
+    return _each(ids, distribution_start, "scheduled start")
+
+
+def _each(ids: list[uuid.UUID], action: object, label: str) -> dict[str, int]:
+    done = skipped = failed = 0
+    for distribution_id in ids:
+        try:
+            action(distribution_id=distribution_id)  # type: ignore[operator]
+            done += 1
+        except Conflict as exc:
+            skipped += 1
+            logger.info("%s skipped distribution_id=%s reason=%s", label, distribution_id, exc)
+        except Exception:
+            failed += 1
+            logger.exception("%s failed distribution_id=%s", label, distribution_id)
+    return {"done": done, "skipped": skipped, "failed": failed}
+
+
+def distributions_sweep(*, now: datetime | None = None) -> dict[str, int]:
+    """Re-enqueue work stuck in flight because the broker lost a message (or a worker died)."""
+    from payouts.tasks import plan_distribution_task, reconcile_batch_task, submit_batches_task, sync_asset_task
+
+    now = now or timezone.now()
+    cutoff = now - STUCK_AFTER
+    unplanned = list(
+        Distribution.objects.filter(status=Status.IN_PROGRESS, holders_count__isnull=True, updated_at__lt=cutoff)
+        .values_list("id", flat=True)[:SCHEDULED_RUN_LIMIT]
+    )
+    for distribution_id in unplanned:
+        plan_distribution_task.delay(str(distribution_id))
+    pending = list(
+        Distribution.objects.filter(status=Status.IN_PROGRESS, asset__is_paused=False)
+        .filter(
+            Exists(
+                BatchPayout.objects.filter(
+                    distribution=OuterRef("pk"), status=BatchPayout.Status.PENDING, updated_at__lt=cutoff
+                )
+            )
+        )
+        .values_list("id", flat=True)[:SCHEDULED_RUN_LIMIT]
+    )
+    for distribution_id in pending:
+        submit_batches_task.delay(str(distribution_id))
+    unconfirmed = _batches_with_final_transactions(cutoff)
+    for batch_id, attempts in unconfirmed:
+        reconcile_batch_task.delay(batch_id, attempts)
+    syncing = list(
+        Asset.objects.filter(sync_status=Asset.SyncStatus.SYNCING, sync_started_at__lt=now - SYNC_STUCK_AFTER)
+        .values_list("id", flat=True)[:SCHEDULED_RUN_LIMIT]
+    )
+    for asset_id in syncing:
+        sync_asset_task.delay(str(asset_id))
+    counts = {"plans": len(unplanned), "submissions": len(pending), "reconciles": len(unconfirmed), "syncs": len(syncing)}
+    if any(counts.values()):
+        logger.warning("sweeper re-enqueued stuck work %s", " ".join(f"{k}={v}" for k, v in counts.items()))
+    return counts
+
+
+def _batches_with_final_transactions(cutoff: datetime) -> list[tuple[int, int]]:
+    """IN_PROGRESS batches whose lane transaction is final but whose results were never applied."""
+    from chain.models import ChainTransaction
+
+    final = ChainTransaction.objects.filter(
+        id=OuterRef("chain_transaction_id"), status__in=["CONFIRMED", "REVERTED", "FAILED"]
+    )
+    return list(
+        BatchPayout.objects.filter(status=BatchPayout.Status.IN_PROGRESS, submitted_at__lt=cutoff)
+        .filter(Exists(final))
+        .values_list("id", "attempts")[:SCHEDULED_RUN_LIMIT]
+    )

@@ -1,0 +1,69 @@
+"""Celery tasks of the payouts app: thin wrappers that take ids and call one service.
+
+Execution tasks are idempotent (every service re-checks state under a lock or a conditional
+UPDATE), hence `acks_late=True`; periodic tasks hold a Redis lock so two runs never overlap.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from celery import shared_task
+
+from config.locks import redis_lock, single_instance
+from payouts import services
+
+RETRY_POLICY = {"autoretry_for": (Exception,), "retry_backoff": 5, "retry_backoff_max": 300, "max_retries": 5}
+
+
+@shared_task(acks_late=True, **RETRY_POLICY)
+def plan_distribution_task(distribution_id: str) -> None:
+    # One planner per distribution; a second one would only redo the snapshot and find it planned.
+    with redis_lock(f"payouts:plan:{distribution_id}", timeout=900) as acquired:
+        if acquired:
+            services.distribution_plan(distribution_id=uuid.UUID(distribution_id))
+
+
+@shared_task(acks_late=True, **RETRY_POLICY)
+def submit_batches_task(distribution_id: str) -> int:
+    return services.distribution_submit_batches(distribution_id=uuid.UUID(distribution_id))
+
+
+@shared_task(acks_late=True, bind=True, max_retries=10)
+def reconcile_batch_task(self: object, batch_id: int, attempt: int) -> bool:
+    applied = services.batch_reconcile(batch_id=batch_id, attempt=attempt)
+    if not applied:
+        # The receipt is not readable yet: ask again shortly (the sweeper is the backstop).
+        raise self.retry(countdown=5)  # type: ignore[attr-defined]
+    return applied
+
+
+@shared_task(acks_late=True, **RETRY_POLICY)
+def sync_asset_task(asset_id: str) -> None:
+    with redis_lock(f"payouts:sync:{asset_id}", timeout=1800) as acquired:
+        if acquired:
+            services.asset_sync(asset_id=uuid.UUID(asset_id))
+
+
+@shared_task
+@single_instance("payouts.run_scheduled_distributions")
+def run_scheduled_distributions_task() -> dict[str, int]:
+    return services.run_scheduled_distributions()
+
+
+@shared_task
+@single_instance("payouts.retry_failed_holder_payments")
+def retry_failed_holder_payments_task() -> dict[str, int]:
+    return services.retry_failed_holder_payments()
+
+
+@shared_task
+@single_instance("payouts.sync_assets")
+def sync_assets_task() -> int:
+    return services.assets_sync_due()
+
+
+@shared_task
+@single_instance("payouts.sweep_stuck_distributions")
+def sweep_stuck_distributions_task() -> dict[str, int]:
+    return services.distributions_sweep()
