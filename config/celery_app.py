@@ -54,7 +54,29 @@ def declared_schedules() -> dict[str, PeriodicSchedule]:
 
     Read lazily (a function, not a constant) so that values can come from django settings.
     """
+    from django.conf import settings
+
     return {
+        "payouts-run-scheduled": PeriodicSchedule(
+            task="payouts.tasks.run_scheduled_distributions_task",
+            cron=settings.SCHEDULED_PAYOUTS_CRON,
+            description="Starts every due SCHEDULED distribution, including ones missed while down.",
+        ),
+        "payouts-retry-failed-holders": PeriodicSchedule(
+            task="payouts.tasks.retry_failed_holder_payments_task",
+            cron="0 * * * *",
+            description="Retries failed holder payments (at most PAYOUT_MAX_RETRIES each), hourly.",
+        ),
+        "payouts-sync-assets": PeriodicSchedule(
+            task="payouts.tasks.sync_assets_task",
+            cron="*/30 * * * *",
+            description="Re-syncs holders and balances of every asset with sync enabled.",
+        ),
+        "payouts-sweep-stuck": PeriodicSchedule(
+            task="payouts.tasks.sweep_stuck_distributions_task",
+            every_seconds=120,
+            description="Re-enqueues planning, submissions and confirmations stuck in flight.",
+        ),
         "beat-heartbeat": PeriodicSchedule(
             task="config.tasks.record_heartbeat_task",
             every_seconds=30,

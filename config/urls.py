@@ -8,12 +8,14 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from config import health
 from config.views import ApiRootApi
+from payouts.metrics import metrics_view
 
 admin.site.site_header = "Payouts and agreements operations"
 admin.site.site_title = "Operations admin"
 
 api_v1 = [
     path("", ApiRootApi.as_view(), name="api-root"),
+    path("", include("payouts.api.urls")),
 ]
 
 urlpatterns = [
@@ -23,4 +25,5 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
+    path("metrics", metrics_view, name="metrics"),
 ]

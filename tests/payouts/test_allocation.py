@@ -131,3 +131,22 @@ def test_snapshot_is_re_iterable_and_skips_zero_balances() -> None:
         assert (snapshot.count, snapshot.balance_sum) == (2, 15)
         with pytest.raises(ValueError, match="ascending"):
             snapshot.append_many([(_address(2), 1)])
+
+
+@pytest.mark.parametrize(
+    ("text", "decimals", "expected"),
+    [("1", 6, 1_000_000), ("1.5", 6, 1_500_000), ("0.000001", 6, 1), ("1250.50", 2, 125_050), ("7", 0, 7)],
+)
+def test_parse_units(text: str, decimals: int, expected: int) -> None:
+    from payouts.units import format_units, parse_units
+
+    assert parse_units(text, decimals) == expected
+    assert parse_units(format_units(expected, decimals) or "", decimals) == expected
+
+
+@pytest.mark.parametrize("text", ["-1", "1e5", "abc", "", "1.", ".5", "0x10", " ", "1.0000001", "01", "+1", "NaN"])
+def test_parse_units_refuses_malformed_or_over_precise(text: str) -> None:
+    from payouts.units import AmountError, parse_units
+
+    with pytest.raises(AmountError):
+        parse_units(text, 6)

@@ -1,0 +1,1 @@
+"""REST API of the payouts app (under /api/v1/)."""

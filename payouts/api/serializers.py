@@ -1,0 +1,289 @@
+"""Request validation and response shapes. Amounts are decimal strings in token units both ways.
+
+Requests are strict: unknown fields, unknown enum values, malformed or over-precise amounts,
+zero or negative amounts, percentages outside 0.01..100 and times in the past are all 400s.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from django.utils import timezone
+from rest_framework import serializers
+
+from payouts import gateway
+from payouts.models import Asset, AssetHolder, BatchPayout, Distribution, HolderPayment
+from payouts.units import AmountError, format_units, parse_units
+
+
+class StrictSerializer(serializers.Serializer[Any]):
+    """Refuses fields it does not know (a typo must not silently change what gets paid)."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if not isinstance(data, dict):
+            raise serializers.ValidationError({"non_field_errors": ["expected a JSON object"]})
+        unknown = sorted(set(data) - set(self.fields))
+        if unknown:
+            raise serializers.ValidationError({name: ["unknown field"] for name in unknown})
+        return super().to_internal_value(data)
+
+
+class AddressField(serializers.CharField):
+    def to_internal_value(self, data: Any) -> str:
+        text = super().to_internal_value(data)
+        try:
+            return gateway.normalize(text)
+        except (ValueError, TypeError):
+            raise serializers.ValidationError("not a valid 0x address") from None
+
+
+class AssetImportSerializer(StrictSerializer):
+    token_address = AddressField()
+    payment_token_address = AddressField(required=False)
+    payout_contract_address = AddressField(required=False)
+    name = serializers.CharField(required=False, max_length=200)
+
+
+def _positive_decimal(text: Any, field: str) -> Decimal:
+    if not isinstance(text, str):
+        raise serializers.ValidationError({field: ['send it as a decimal string, e.g. "12.5"']})
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        raise serializers.ValidationError({field: ["not a number"]}) from None
+    if not value.is_finite() or "e" in text.lower():
+        raise serializers.ValidationError({field: ["not a plain decimal number"]})
+    return value
+
+
+class DistributionCreateSerializer(StrictSerializer):
+    distribution_type = serializers.ChoiceField(
+        choices=[Distribution.Type.PAYOUT, Distribution.Type.BOND_CASH_OUT], default=Distribution.Type.PAYOUT
+    )
+    subtype = serializers.ChoiceField(choices=Distribution.Subtype.choices)
+    amount_type = serializers.ChoiceField(choices=Distribution.AmountType.choices)
+    amount = serializers.JSONField(required=False)
+    percentage = serializers.JSONField(required=False)
+    amount_per_token = serializers.JSONField(required=False)
+    concept = serializers.CharField(required=False, allow_blank=True, max_length=500, default="")
+    scheduled_at = serializers.DateTimeField(required=False)
+    recurrence = serializers.ChoiceField(choices=Distribution.Recurrence.choices, required=False)
+
+    def validate_scheduled_at(self, value: Any) -> Any:
+        if value <= timezone.now():
+            raise serializers.ValidationError("must be in the future")
+        return value
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        asset: Asset = self.context["asset"]
+        errors: dict[str, list[str]] = {}
+        out = dict(attrs)
+        for field, decimals in (("amount", asset.payment_token_decimals), ("amount_per_token", asset.payment_token_decimals)):
+            if field in attrs:
+                try:
+                    value = parse_units(attrs[field], decimals)
+                except AmountError as exc:
+                    errors[field] = [str(exc)]
+                    continue
+                if value <= 0:
+                    errors[field] = ["must be greater than zero"]
+                out[field] = value
+        if "percentage" in attrs:
+            out.pop("percentage")
+            try:
+                percentage = _positive_decimal(attrs["percentage"], "percentage")
+            except serializers.ValidationError as exc:
+                errors.update(exc.detail)  # type: ignore[arg-type]
+            else:
+                bps = percentage * 100
+                if bps != bps.to_integral_value():
+                    errors["percentage"] = ["at most 2 decimal places (0.01 %)"]
+                elif not 1 <= bps <= 10_000:
+                    errors["percentage"] = ["must be between 0.01 and 100"]
+                else:
+                    out["percentage_bps"] = int(bps)
+        expected = {"FIXED": "amount", "PERCENTAGE": "percentage", "PER_TOKEN": "amount_per_token"}
+        wanted = expected[attrs["amount_type"]]
+        if wanted not in attrs:
+            errors.setdefault(wanted, [f"required when amount_type is {attrs['amount_type']}"])
+        for field in expected.values():
+            if field != wanted and field in attrs:
+                errors.setdefault(field, [f"not allowed when amount_type is {attrs['amount_type']}"])
+        if errors:
+            raise serializers.ValidationError(errors)
+        out["recurrence"] = attrs.get("recurrence", "")
+        return out
+
+
+def _units(value: int | None, decimals: int) -> str | None:
+    return format_units(value, decimals)
+
+
+class AssetSerializer(serializers.ModelSerializer[Asset]):
+    token_address = serializers.SerializerMethodField()
+    payout_contract_address = serializers.SerializerMethodField()
+    payment_token_address = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Asset
+        fields = (
+            "id",
+            "name",
+            "symbol",
+            "token_address",
+            "asset_type",
+            "decimals",
+            "maturity_date",
+            "payout_contract_address",
+            "payment_token_address",
+            "payment_token_decimals",
+            "is_paused",
+            "sync_enabled",
+            "sync_status",
+            "last_synced_at",
+            "sync_error",
+            "holders_count",
+            "created_at",
+        )
+
+    def get_token_address(self, asset: Asset) -> str:
+        return gateway.checksum(asset.token_address)
+
+    def get_payout_contract_address(self, asset: Asset) -> str | None:
+        return gateway.checksum(asset.payout_contract_address) if asset.payout_contract_address else None
+
+    def get_payment_token_address(self, asset: Asset) -> str:
+        return gateway.checksum(asset.payment_token_address)
+
+
+class HolderSerializer(serializers.ModelSerializer[AssetHolder]):
+    address = serializers.SerializerMethodField()
+    balance = serializers.SerializerMethodField()
+
+    class Meta:
+        model = AssetHolder
+        fields = ("address", "balance", "balance_block", "updated_at")
+
+    def get_address(self, holder: AssetHolder) -> str:
+        return gateway.checksum(holder.address)
+
+    def get_balance(self, holder: AssetHolder) -> str | None:
+        return _units(holder.balance, self.context["asset"].decimals)
+
+
+class DistributionSerializer(serializers.ModelSerializer[Distribution]):
+    asset_id = serializers.UUIDField(read_only=True)
+    amount = serializers.SerializerMethodField()
+    percentage = serializers.SerializerMethodField()
+    amount_per_token = serializers.SerializerMethodField()
+    computed_total = serializers.SerializerMethodField()
+    paid_amount = serializers.SerializerMethodField()
+    progress = serializers.SerializerMethodField()
+    execution_seconds = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Distribution
+        fields = (
+            "id",
+            "asset_id",
+            "distribution_type",
+            "subtype",
+            "corporate_action",
+            "amount_type",
+            "amount",
+            "percentage",
+            "amount_per_token",
+            "computed_total",
+            "paid_amount",
+            "concept",
+            "scheduled_at",
+            "recurrence",
+            "occurrence",
+            "series_id",
+            "status",
+            "holders_count",
+            "batches_count",
+            "batch_size",
+            "progress",
+            "chain_distribution_id",
+            "error",
+            "started_at",
+            "finished_at",
+            "execution_seconds",
+            "created_at",
+        )
+
+    def _decimals(self, distribution: Distribution) -> int:
+        return distribution.asset.payment_token_decimals
+
+    def get_amount(self, d: Distribution) -> str | None:
+        return _units(d.amount, self._decimals(d))
+
+    def get_percentage(self, d: Distribution) -> str | None:
+        return None if d.percentage_bps is None else format_units(d.percentage_bps, 2)
+
+    def get_amount_per_token(self, d: Distribution) -> str | None:
+        return _units(d.amount_per_token, self._decimals(d))
+
+    def get_computed_total(self, d: Distribution) -> str | None:
+        return _units(d.computed_total, self._decimals(d))
+
+    def get_paid_amount(self, d: Distribution) -> str | None:
+        return _units(d.paid_amount, self._decimals(d))
+
+    def get_progress(self, d: Distribution) -> dict[str, int]:
+        return {"paid": d.paid_count, "failed": d.failed_count, "pending": d.pending_count, "percent": d.progress_percent}
+
+    def get_execution_seconds(self, d: Distribution) -> float | None:
+        return None if d.execution_duration is None else d.execution_duration.total_seconds()
+
+
+class BatchSerializer(serializers.ModelSerializer[BatchPayout]):
+    class Meta:
+        model = BatchPayout
+        fields = (
+            "number",
+            "holders_count",
+            "status",
+            "attempts",
+            "chain_batch_id",
+            "chain_transaction_id",
+            "tx_hash",
+            "nonce",
+            "paid_count",
+            "failed_count",
+            "error",
+            "submitted_at",
+            "confirmed_at",
+        )
+
+
+class PaymentSerializer(serializers.ModelSerializer[HolderPayment]):
+    holder_address = serializers.SerializerMethodField()
+    balance = serializers.SerializerMethodField()
+    amount = serializers.SerializerMethodField()
+
+    class Meta:
+        model = HolderPayment
+        fields = (
+            "holder_address",
+            "batch_number",
+            "balance",
+            "amount",
+            "status",
+            "retry_count",
+            "last_error",
+            "next_retry_at",
+            "tx_hash",
+            "updated_at",
+        )
+
+    def get_holder_address(self, p: HolderPayment) -> str:
+        return gateway.checksum(p.holder_address)
+
+    def get_balance(self, p: HolderPayment) -> str | None:
+        return _units(p.balance, self.context["distribution"].asset.decimals)
+
+    def get_amount(self, p: HolderPayment) -> str | None:
+        return _units(p.amount, self.context["distribution"].asset.payment_token_decimals)

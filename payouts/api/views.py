@@ -1,0 +1,243 @@
+"""API views: validate, call one service, serialise. Malformed ids are 404, domain errors mapped."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import exceptions, serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from config.api import ConflictError
+from config.pagination import PagePagination
+from payouts import selectors, services
+from payouts.api.serializers import (
+    AssetImportSerializer,
+    AssetSerializer,
+    BatchSerializer,
+    DistributionCreateSerializer,
+    DistributionSerializer,
+    HolderSerializer,
+    PaymentSerializer,
+)
+from payouts.errors import Conflict, InvalidInput, NotFound
+from payouts.models import Asset, BatchPayout, Distribution, HolderPayment
+
+T = TypeVar("T")
+
+
+def _call(action: Callable[[], T]) -> T:
+    try:
+        return action()
+    except NotFound as exc:
+        raise exceptions.NotFound(str(exc)) from exc
+    except Conflict as exc:
+        raise ConflictError(str(exc)) from exc
+    except InvalidInput as exc:
+        raise exceptions.ValidationError({exc.field: [str(exc)]}) from exc
+
+
+def _asset(asset_id: str) -> Asset:
+    asset = selectors.asset_get(asset_id)
+    if asset is None:
+        raise exceptions.NotFound("asset not found")
+    return asset
+
+
+def _distribution(distribution_id: str) -> Distribution:
+    distribution = selectors.distribution_get(distribution_id)
+    if distribution is None:
+        raise exceptions.NotFound("distribution not found")
+    return distribution
+
+
+class _Filters(serializers.Serializer[Any]):
+    status = serializers.ChoiceField(choices=Distribution.Status.choices, required=False)
+    asset = serializers.UUIDField(required=False)
+    page = serializers.IntegerField(required=False)
+    limit = serializers.IntegerField(required=False)
+
+
+def _query(request: Request, serializer_class: type[serializers.Serializer[Any]]) -> dict[str, Any]:
+    query = serializer_class(data=request.query_params)
+    query.is_valid(raise_exception=True)
+    return dict(query.validated_data)
+
+
+def _page(request: Request, view: APIView, queryset: Any, serializer: Callable[..., Any], **context: Any) -> Response:
+    paginator = PagePagination()
+    page = paginator.paginate_queryset(queryset, request, view)
+    return paginator.get_paginated_response(serializer(page, many=True, context=context).data)
+
+
+class AssetImportApi(APIView):
+    @extend_schema(request=AssetImportSerializer, responses={201: AssetSerializer})
+    def post(self, request: Request) -> Response:
+        body = AssetImportSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        asset = _call(lambda: services.asset_import(**body.validated_data))
+        return Response(AssetSerializer(asset).data, status=status.HTTP_201_CREATED)
+
+
+class _AssetFilters(serializers.Serializer[Any]):
+    sync_status = serializers.ChoiceField(choices=Asset.SyncStatus.choices, required=False)
+    is_paused = serializers.BooleanField(required=False, allow_null=True, default=None)
+    page = serializers.IntegerField(required=False)
+    limit = serializers.IntegerField(required=False)
+
+
+class AssetListApi(APIView):
+    @extend_schema(responses={200: AssetSerializer(many=True)})
+    def get(self, request: Request) -> Response:
+        filters = _query(request, _AssetFilters)
+        assets = selectors.asset_list(sync_status=filters.get("sync_status"), is_paused=filters.get("is_paused"))
+        return _page(request, self, assets, AssetSerializer)
+
+
+class AssetDetailApi(APIView):
+    @extend_schema(responses={200: AssetSerializer})
+    def get(self, request: Request, asset_id: str) -> Response:
+        return Response(AssetSerializer(_asset(asset_id)).data)
+
+
+class _AssetAction(APIView):
+    action_status = status.HTTP_200_OK
+
+    def act(self, asset: Asset) -> Asset:
+        raise NotImplementedError
+
+    @extend_schema(request=None, responses={200: AssetSerializer, 202: AssetSerializer})
+    def post(self, request: Request, asset_id: str) -> Response:
+        asset = _asset(asset_id)
+        return Response(AssetSerializer(_call(lambda: self.act(asset))).data, status=self.action_status)
+
+
+class AssetPauseApi(_AssetAction):
+    def act(self, asset: Asset) -> Asset:
+        return services.asset_set_paused(asset_id=asset.pk, paused=True)
+
+
+class AssetUnpauseApi(_AssetAction):
+    def act(self, asset: Asset) -> Asset:
+        return services.asset_set_paused(asset_id=asset.pk, paused=False)
+
+
+class AssetSyncApi(_AssetAction):
+    action_status = status.HTTP_202_ACCEPTED
+
+    def act(self, asset: Asset) -> Asset:
+        return services.asset_request_sync(asset_id=asset.pk)
+
+
+class AssetEnableSyncApi(_AssetAction):
+    def act(self, asset: Asset) -> Asset:
+        return services.asset_set_sync_enabled(asset_id=asset.pk, enabled=True)
+
+
+class AssetDisableSyncApi(_AssetAction):
+    def act(self, asset: Asset) -> Asset:
+        return services.asset_set_sync_enabled(asset_id=asset.pk, enabled=False)
+
+
+class AssetHoldersApi(APIView):
+    @extend_schema(responses={200: HolderSerializer(many=True)})
+    def get(self, request: Request, asset_id: str) -> Response:
+        asset = _asset(asset_id)
+        return _page(request, self, selectors.holder_list(asset=asset), HolderSerializer, asset=asset)
+
+
+class AssetDistributionsApi(APIView):
+    @extend_schema(responses={200: DistributionSerializer(many=True)})
+    def get(self, request: Request, asset_id: str) -> Response:
+        asset = _asset(asset_id)
+        filters = _query(request, _Filters)
+        distributions = selectors.distribution_list(asset_id=asset.pk, status=filters.get("status"))
+        return _page(request, self, distributions, DistributionSerializer)
+
+    @extend_schema(request=DistributionCreateSerializer, responses={201: DistributionSerializer})
+    def post(self, request: Request, asset_id: str) -> Response:
+        asset = _asset(asset_id)
+        body = DistributionCreateSerializer(data=request.data, context={"asset": asset})
+        body.is_valid(raise_exception=True)
+        distribution = _call(lambda: services.distribution_create(asset_id=asset.pk, **body.validated_data))
+        return Response(DistributionSerializer(distribution).data, status=status.HTTP_201_CREATED)
+
+
+class DistributionListApi(APIView):
+    @extend_schema(responses={200: DistributionSerializer(many=True)})
+    def get(self, request: Request) -> Response:
+        filters = _query(request, _Filters)
+        distributions = selectors.distribution_list(asset_id=filters.get("asset"), status=filters.get("status"))
+        return _page(request, self, distributions, DistributionSerializer)
+
+
+class DistributionDetailApi(APIView):
+    @extend_schema(responses={200: DistributionSerializer})
+    def get(self, request: Request, distribution_id: str) -> Response:
+        return Response(DistributionSerializer(_distribution(distribution_id)).data)
+
+
+class _DistributionAction(APIView):
+    action_status = status.HTTP_202_ACCEPTED
+
+    def act(self, distribution: Distribution) -> Distribution:
+        raise NotImplementedError
+
+    @extend_schema(request=None, responses={200: DistributionSerializer, 202: DistributionSerializer})
+    def post(self, request: Request, distribution_id: str) -> Response:
+        distribution = _distribution(distribution_id)
+        result = _call(lambda: self.act(distribution))
+        result = selectors.distribution_get(str(result.pk)) or result
+        return Response(DistributionSerializer(result).data, status=self.action_status)
+
+
+class DistributionExecuteApi(_DistributionAction):
+    def act(self, distribution: Distribution) -> Distribution:
+        return services.distribution_start(distribution_id=distribution.pk)
+
+
+class DistributionCancelApi(_DistributionAction):
+    action_status = status.HTTP_200_OK
+
+    def act(self, distribution: Distribution) -> Distribution:
+        return services.distribution_cancel(distribution_id=distribution.pk)
+
+
+class DistributionRetryApi(_DistributionAction):
+    def act(self, distribution: Distribution) -> Distribution:
+        return services.distribution_retry(distribution_id=distribution.pk)
+
+
+class _BatchFilters(serializers.Serializer[Any]):
+    status = serializers.ChoiceField(choices=BatchPayout.Status.choices, required=False)
+    page = serializers.IntegerField(required=False)
+    limit = serializers.IntegerField(required=False)
+
+
+class DistributionBatchesApi(APIView):
+    @extend_schema(responses={200: BatchSerializer(many=True)})
+    def get(self, request: Request, distribution_id: str) -> Response:
+        distribution = _distribution(distribution_id)
+        filters = _query(request, _BatchFilters)
+        return _page(request, self, selectors.batch_list(distribution=distribution, status=filters.get("status")), BatchSerializer)
+
+
+class _PaymentFilters(serializers.Serializer[Any]):
+    status = serializers.ChoiceField(choices=HolderPayment.Status.choices, required=False)
+    batch = serializers.IntegerField(required=False, min_value=1)
+    page = serializers.IntegerField(required=False)
+    limit = serializers.IntegerField(required=False)
+
+
+class DistributionPaymentsApi(APIView):
+    @extend_schema(responses={200: PaymentSerializer(many=True)})
+    def get(self, request: Request, distribution_id: str) -> Response:
+        distribution = _distribution(distribution_id)
+        filters = _query(request, _PaymentFilters)
+        payments = selectors.payment_list(
+            distribution=distribution, status=filters.get("status"), batch_number=filters.get("batch")
+        )
+        return _page(request, self, payments, PaymentSerializer, distribution=distribution)

@@ -1,0 +1,58 @@
+"""factory_boy factories for payouts models."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import factory
+from django.utils import timezone
+
+from payouts import gateway
+from payouts.models import Asset, AssetHolder, Distribution
+
+
+def address(n: int) -> str:
+    return "0x" + f"{n:040x}"
+
+
+class AssetFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Asset
+
+    name = factory.Sequence(lambda n: f"Asset {n}")
+    symbol = factory.Sequence(lambda n: f"AST{n}")
+    token_address = factory.Sequence(lambda n: address(0xA000 + n))
+    asset_type = Asset.AssetType.EQUITY
+    decimals = 0
+    payout_contract_address = factory.Sequence(lambda n: address(0xB000 + n))
+    payment_token_address = factory.Sequence(lambda n: address(0xC000 + n))
+    payment_token_decimals = 6
+    sync_status = Asset.SyncStatus.SYNCED
+
+
+class AssetHolderFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = AssetHolder
+
+    asset = factory.SubFactory(AssetFactory)
+    address = factory.Sequence(lambda n: address(0xD000 + n))
+    balance = 100
+
+
+class DistributionFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Distribution
+
+    id = factory.LazyFunction(uuid.uuid4)
+    asset = factory.SubFactory(AssetFactory)
+    subtype = Distribution.Subtype.ONE_OFF
+    amount_type = Distribution.AmountType.FIXED
+    amount = 1_000_000
+    computed_total = factory.LazyAttribute(lambda d: d.amount)
+    scheduled_at = factory.LazyFunction(lambda: timezone.now() + timezone.timedelta(hours=1))
+    chain_distribution_id = factory.LazyAttribute(lambda d: gateway.chain_distribution_id(d.id))
+
+    @classmethod
+    def _create(cls, model_class: Any, *args: Any, **kwargs: Any) -> Any:
+        return super()._create(model_class, *args, **kwargs)
