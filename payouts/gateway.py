@@ -76,7 +76,7 @@ def encode_batch(
     holders: Sequence[str],
     amounts: Sequence[int],
 ) -> bytes:
-    from chain.contracts import encode_execute_batch, encode_execute_bond_cash_out
+    from chain.abi import encode_execute_batch, encode_execute_bond_cash_out
 
     encode = encode_execute_bond_cash_out if bond_cash_out else encode_execute_batch
     return encode(
@@ -89,7 +89,15 @@ def encode_batch(
 
 
 def encode_pause(paused: bool) -> bytes:
-    from chain.contracts import encode_pause as pause
-    from chain.contracts import encode_unpause as unpause
+    from chain.abi import encode_pause as pause
+    from chain.abi import encode_unpause as unpause
 
     return pause() if paused else unpause()
+
+
+def erc20_decimals(token: str) -> int:
+    """`decimals()` of a plain ERC-20 (the payment token has no asset details)."""
+    from chain.abi import decode_result, encode_call
+
+    data = client().call(to=checksum(token), data=encode_call("PaymentToken", "decimals", []))
+    return int(decode_result("PaymentToken", "decimals", data)[0])

@@ -60,7 +60,7 @@ def asset_import(
             payment = gateway.normalize(info.payment_token)
         if not payment:
             raise InvalidInput("payment_token_address", "required when no payout contract is given")
-        payment_decimals = client.token_details(gateway.checksum(payment)).decimals
+        payment_decimals = gateway.erc20_decimals(payment)
     except ChainError as exc:
         raise InvalidInput("token_address", f"could not read the token from the chain: {exc}") from exc
     asset_name = name or details.name
@@ -120,7 +120,7 @@ def asset_sync(*, asset_id: uuid.UUID) -> Asset:
 
 
 def _sync(asset: Asset, started: object) -> None:
-    from chain.contracts import deploy_payout_contract
+    from chain.deploy import deploy_payout_contract
     from chain.listener import listener_ensure
     from chain.signers import get_signer
 

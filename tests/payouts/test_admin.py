@@ -1,0 +1,78 @@
+"""The payouts admin: pages render, the progress bar shows, actions call the services."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth.models import User
+from django.test import Client
+
+from payouts.models import Distribution
+from tests.payouts.factories import AssetFactory, AssetHolderFactory, DistributionFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def admin_client_logged_in() -> Client:
+    user = User.objects.create_superuser("boss", password="boss-pass-123")
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def test_changelists_render_with_a_progress_bar(admin_client_logged_in: Client) -> None:
+    # given a distribution halfway through
+    distribution = DistributionFactory(status=Distribution.Status.IN_PROGRESS, holders_count=10, paid_count=5, failed_count=1)
+    AssetHolderFactory(asset=distribution.asset)
+    # when / then
+    page = admin_client_logged_in.get("/admin/payouts/distribution/")
+    assert page.status_code == 200
+    assert b"width:50%" in page.content
+    assert b"5 paid, 1 failed, 4 pending" in page.content
+    for path in ("asset", "assetholder", "batchpayout", "holderpayment"):
+        assert admin_client_logged_in.get(f"/admin/payouts/{path}/").status_code == 200
+    assert admin_client_logged_in.get(f"/admin/payouts/distribution/{distribution.pk}/change/").status_code == 200
+
+
+def test_the_create_and_import_forms_render(admin_client_logged_in: Client) -> None:
+    assert admin_client_logged_in.get("/admin/payouts/distribution/add/").status_code == 200
+    assert admin_client_logged_in.get("/admin/payouts/asset/add/").status_code == 200
+
+
+def test_create_form_refuses_bad_input_and_creates_nothing(admin_client_logged_in: Client) -> None:
+    asset = AssetFactory()
+    response = admin_client_logged_in.post(
+        "/admin/payouts/distribution/add/",
+        {"asset": asset.pk, "subtype": "ONE_OFF", "amount_type": "FIXED", "amount": "-3", "scheduled_at": "2030-01-01 00:00"},
+    )
+    assert response.status_code == 200
+    assert b"errorlist" in response.content
+    assert Distribution.objects.count() == 0
+
+
+def test_create_form_creates_a_scheduled_distribution(admin_client_logged_in: Client) -> None:
+    asset = AssetFactory()
+    response = admin_client_logged_in.post(
+        "/admin/payouts/distribution/add/",
+        {"asset": asset.pk, "subtype": "ONE_OFF", "amount_type": "FIXED", "amount": "10.5", "scheduled_at": "2099-01-01 00:00"},
+    )
+    assert response.status_code == 302
+    assert Distribution.objects.get().amount == 10_500_000
+
+
+def test_cancel_action_cancels_only_scheduled(admin_client_logged_in: Client) -> None:
+    # given
+    scheduled = DistributionFactory()
+    completed = DistributionFactory(status=Distribution.Status.COMPLETED)
+    # when
+    response = admin_client_logged_in.post(
+        "/admin/payouts/distribution/",
+        {"action": "cancel", "_selected_action": [str(scheduled.pk), str(completed.pk)]},
+        follow=True,
+    )
+    # then
+    assert response.status_code == 200
+    scheduled.refresh_from_db()
+    completed.refresh_from_db()
+    assert (scheduled.status, completed.status) == ("CANCELLED", "COMPLETED")
+    assert b"only SCHEDULED" in response.content
