@@ -20,7 +20,8 @@ from django.db.models import F
 from django.utils import timezone
 
 from chain.events import DecodedEvent
-from chain.listener.decoding import UndecodableLog, args_to_json, decode_log
+from chain.errors import UndecodableLog
+from chain.listener.decoding import args_to_json, decode_log
 from chain.listener.mirror import MirrorNodeClient, MirrorNodeError, position_of
 from chain.listener.registry import get_event_processor
 from chain.listener.rpc import RpcLogSource, RpcRequestFailed, RpcSourceError

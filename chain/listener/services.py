@@ -8,7 +8,8 @@ from django.conf import settings
 from django.db import transaction
 from eth_utils import is_address, to_checksum_address
 
-from chain.listener.decoding import UndecodableLog, args_to_json, decode_log
+from chain.errors import UndecodableLog
+from chain.listener.decoding import args_to_json, decode_log
 from chain.listener.engine import run_processor
 from chain.listener.types import FetchedLog, MirrorPosition
 from chain.models import ChainEvent, EventListener

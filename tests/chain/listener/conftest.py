@@ -1,32 +1,22 @@
-"""Fixtures of the listener suite: a chain, the RPC proxy, settings pointing at them, processor cleanup."""
+"""Fixtures of the listener suite: the RPC proxy, settings pointing at it and the fake Mirror Node."""
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 from pytest_django.fixtures import Settings
 
 from chain.listener import registry
-from config.localservices import free_port, wait_for_port
+from tests.fixtures.chain import AnvilNode
 from tests.fixtures.mirror_node import FakeMirrorNode
 from tests.fixtures.rpc_proxy import RpcProxy
 
-ANVIL = Path(__file__).resolve().parents[3] / "node_modules" / ".bin" / "anvil"
-
 
 @pytest.fixture
-def anvil_rpc_url() -> Iterator[str]:
-    port = free_port()
-    process = subprocess.Popen([str(ANVIL), "--port", str(port), "--silent"])
-    try:
-        wait_for_port(port, process, 15, "anvil")
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+def anvil_rpc_url(anvil: AnvilNode, chain_client: object) -> str:
+    """The session's anvil, reverted after the test (through `chain_client`)."""
+    return anvil.url
 
 
 @pytest.fixture
@@ -39,12 +29,14 @@ def rpc_proxy(anvil_rpc_url: str) -> Iterator[RpcProxy]:
 
 
 @pytest.fixture
-def chain_settings(settings: Settings, rpc_proxy: RpcProxy, mirror_node: FakeMirrorNode) -> Settings:
+def listener_settings(
+    chain_settings: Settings, rpc_proxy: RpcProxy, mirror_node: FakeMirrorNode
+) -> Settings:
     """The listener reads the chain through the proxy and the Mirror Node from the fake; no confirmations."""
-    settings.CHAIN_RPC_URL = rpc_proxy.url
-    settings.HEDERA_MIRROR_URL = mirror_node.url
-    settings.CHAIN_CONFIRMATIONS = 0
-    return settings
+    chain_settings.CHAIN_RPC_URL = rpc_proxy.url
+    chain_settings.HEDERA_MIRROR_URL = mirror_node.url
+    chain_settings.CHAIN_CONFIRMATIONS = 0
+    return chain_settings
 
 
 @pytest.fixture

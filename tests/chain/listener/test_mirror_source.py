@@ -31,7 +31,7 @@ def _emit_batches(rpc_url: str, emitter: str, sizes: list[int]) -> None:
 
 
 def test_reads_more_than_a_page_through_next_links_without_gaps_or_duplicates(
-    anvil_rpc_url: str, mirror_node: FakeMirrorNode, chain_settings: Settings
+    anvil_rpc_url: str, mirror_node: FakeMirrorNode, listener_settings: Settings
 ) -> None:
     # given 215 logs in transactions of 30 (so pages of 100 end in the middle of a transaction)
     emitter = deploy_emitter(anvil_rpc_url)
@@ -56,7 +56,7 @@ def test_reads_more_than_a_page_through_next_links_without_gaps_or_duplicates(
 
 
 def test_a_crash_in_the_middle_of_a_transaction_loses_and_repeats_nothing(
-    anvil_rpc_url: str, mirror_node: FakeMirrorNode, chain_settings: Settings, monkeypatch: pytest.MonkeyPatch
+    anvil_rpc_url: str, mirror_node: FakeMirrorNode, listener_settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # given 150 logs in transactions of 60: the first page ends 40 logs into the second transaction
     emitter = deploy_emitter(anvil_rpc_url)
@@ -87,7 +87,7 @@ def test_a_crash_in_the_middle_of_a_transaction_loses_and_repeats_nothing(
 
 
 def test_forged_and_truncated_logs_are_recorded_and_skipped(
-    anvil_rpc_url: str, mirror_node: FakeMirrorNode, chain_settings: Settings
+    anvil_rpc_url: str, mirror_node: FakeMirrorNode, listener_settings: Settings
 ) -> None:
     # given real logs with forged ones served in between
     emitter = deploy_emitter(anvil_rpc_url)
@@ -116,7 +116,7 @@ def test_forged_and_truncated_logs_are_recorded_and_skipped(
 
 
 def test_new_logs_between_polls_are_read_once(
-    anvil_rpc_url: str, mirror_node: FakeMirrorNode, chain_settings: Settings
+    anvil_rpc_url: str, mirror_node: FakeMirrorNode, listener_settings: Settings
 ) -> None:
     # given a listener that is up to date
     emitter = deploy_emitter(anvil_rpc_url)
@@ -133,12 +133,12 @@ def test_new_logs_between_polls_are_read_once(
 
 
 def test_a_mirror_node_error_is_recorded_and_the_cursor_stays(
-    anvil_rpc_url: str, mirror_node: FakeMirrorNode, chain_settings: Settings
+    anvil_rpc_url: str, mirror_node: FakeMirrorNode, listener_settings: Settings
 ) -> None:
     # given a listener pointed at a Mirror Node path that does not exist
     emitter = deploy_emitter(anvil_rpc_url)
     emit(anvil_rpc_url, emitter, UNKNOWN)
-    chain_settings.HEDERA_MIRROR_URL = mirror_node.url + "/nowhere"
+    listener_settings.HEDERA_MIRROR_URL = mirror_node.url + "/nowhere"
     listener = _listener(emitter)
     # when
     result = listener_poll(listener_id=listener.pk)

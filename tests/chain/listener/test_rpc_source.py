@@ -21,7 +21,7 @@ def _listener(address: str, **options: int) -> EventListener:
 
 
 def test_reads_bounded_ranges_to_the_head_without_gaps_or_duplicates(
-    anvil_rpc_url: str, rpc_proxy: RpcProxy, chain_settings: Settings
+    anvil_rpc_url: str, rpc_proxy: RpcProxy, listener_settings: Settings
 ) -> None:
     # given 12 transactions in 12 blocks, 2 logs each, and a listener reading 3 blocks at a time
     emitter = deploy_emitter(anvil_rpc_url)
@@ -45,7 +45,7 @@ def test_reads_bounded_ranges_to_the_head_without_gaps_or_duplicates(
 
 
 def test_halves_the_block_range_when_the_node_refuses_a_query(
-    anvil_rpc_url: str, rpc_proxy: RpcProxy, chain_settings: Settings
+    anvil_rpc_url: str, rpc_proxy: RpcProxy, listener_settings: Settings
 ) -> None:
     # given a node that refuses eth_getLogs over more than 2 blocks, and a listener asking for 16
     emitter = deploy_emitter(anvil_rpc_url)
@@ -64,7 +64,7 @@ def test_halves_the_block_range_when_the_node_refuses_a_query(
 
 
 def test_stays_confirmations_blocks_behind_the_head(
-    anvil_rpc_url: str, rpc_proxy: RpcProxy, chain_settings: Settings
+    anvil_rpc_url: str, rpc_proxy: RpcProxy, listener_settings: Settings
 ) -> None:
     # given logs in the last three blocks and a listener waiting for 2 confirmations
     emitter = deploy_emitter(anvil_rpc_url)
@@ -79,7 +79,7 @@ def test_stays_confirmations_blocks_behind_the_head(
 
 
 def test_an_rpc_outage_loses_nothing_and_duplicates_nothing(
-    anvil_rpc_url: str, rpc_proxy: RpcProxy, chain_settings: Settings
+    anvil_rpc_url: str, rpc_proxy: RpcProxy, listener_settings: Settings
 ) -> None:
     # given a listener that read the first logs
     emitter = deploy_emitter(anvil_rpc_url)
@@ -109,13 +109,14 @@ def test_an_rpc_outage_loses_nothing_and_duplicates_nothing(
 
 
 def test_a_crash_between_fetch_and_commit_loses_nothing(
-    anvil_rpc_url: str, rpc_proxy: RpcProxy, chain_settings: Settings, monkeypatch: pytest.MonkeyPatch
+    anvil_rpc_url: str, rpc_proxy: RpcProxy, listener_settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # given 8 blocks of logs read 2 blocks per page
     emitter = deploy_emitter(anvil_rpc_url)
+    deployed_at = head(anvil_rpc_url)
     for _ in range(8):
         emit(anvil_rpc_url, emitter, UNKNOWN, count=2)
-    listener = _listener(emitter, max_block_range=2, confirmations=0)
+    listener = _listener(emitter, max_block_range=2, confirmations=0, start_block=deployed_at)
     pages: list[int] = []
 
     def crash_on_third_page(listener_id: int, logs: list[object]) -> None:

@@ -1,0 +1,154 @@
+"""A local chain for `make run` and tests: anvil from node_modules, plus the reference contracts.
+
+`start_anvil()` runs the pinned anvil binary on a loopback port (stopped by pid);
+`deploy_reference_contracts()` deploys a payment token, an equity token and a bond with holders,
+one payout contract per asset, and funds the payout contracts. `write_chain_file()` /
+`read_chain_file()` keep the deployed addresses in `$LOCAL_RUN_DIR/chain.json` for later set-up
+steps (demo data). Nothing here is used in production.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import platform
+import subprocess
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from eth_account import Account
+
+from chain.client import ChainClient
+from chain.deploy import call_contract, deploy_contract, deploy_payout_contract
+from chain.signers import LocalKeySigner
+from config.localservices import LocalService, ServiceError, free_port, wait_for_port
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+# anvil's well-known development accounts (mnemonic "test test ... junk"): for the LOCAL chain only.
+ANVIL_DEV_KEYS = (
+    "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80",
+    "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d",
+    "0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804e8c0e8a0",
+    "0x7c852118294e51e653712a81e05800f419141751be58f605c371e15141b007a6",
+)
+ANVIL_CHAIN_ID = 31337
+PAYMENT_DECIMALS = 6
+ASSET_DECIMALS = 18
+BOND_FIXED_RATE = 2
+
+
+def anvil_binary() -> Path:
+    machine = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}.get(
+        platform.machine().lower(), platform.machine().lower()
+    )
+    system = platform.system().lower()
+    candidate = BASE_DIR / "node_modules" / "@foundry-rs" / f"anvil-{system}-{machine}" / "bin" / "anvil"
+    if not candidate.exists():
+        raise ServiceError(f"no anvil binary at {candidate}: run `make install`")
+    return candidate
+
+
+def start_anvil(
+    port: int | None = None,
+    block_time: float | None = None,
+    *,
+    no_mining: bool = False,
+    chain_id: int = ANVIL_CHAIN_ID,
+    state_file: Path | None = None,
+) -> LocalService:
+    """Start anvil on 127.0.0.1; automine unless `block_time` (seconds per block) or `no_mining`."""
+    port = port or free_port()
+    command = [
+        str(anvil_binary()),
+        "--host", "127.0.0.1",
+        "--port", str(port),
+        "--chain-id", str(chain_id),
+        "--accounts", "10",
+        "--silent",
+    ]  # fmt: skip
+    if block_time is not None:
+        command += ["--block-time", str(block_time)]
+    if no_mining:
+        command.append("--no-mining")
+    if state_file is not None:
+        command += ["--state", str(state_file)]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # noqa: S603
+    service = LocalService("anvil", f"http://127.0.0.1:{port}", process)
+    try:
+        wait_for_port(port, process, 15, "anvil")
+    except ServiceError:
+        service.stop()
+        raise
+    return service
+
+
+@dataclass(frozen=True)
+class DeployedContracts:
+    rpc_url: str
+    chain_id: int
+    deployer: str
+    payment_token: str
+    equity_token: str
+    bond_token: str
+    equity_payout: str
+    bond_payout: str
+    holders: tuple[str, ...]
+    bond_maturity: int  # unix seconds
+
+
+def holder_addresses(count: int) -> list[str]:
+    """Deterministic holder addresses (keys derived from a fixed seed: local use only)."""
+    return [Account.from_key((b"holder-%d" % i).rjust(32, b"\0")).address for i in range(1, count + 1)]
+
+
+def deploy_reference_contracts(
+    rpc_url: str,
+    *,
+    deployer_key: str = ANVIL_DEV_KEYS[0],
+    holders: int = 5,
+    payout_funding: int = 1_000_000 * 10**PAYMENT_DECIMALS,
+    bond_maturity: int | None = None,
+) -> DeployedContracts:
+    """Deploy and fund the reference contracts; the deployer owns everything and may pay out."""
+    client = ChainClient(rpc_url)
+    deployer = LocalKeySigner(deployer_key)
+    owner = deployer.address
+    maturity = bond_maturity or int((datetime.datetime.now(tz=datetime.UTC) + datetime.timedelta(days=365)).timestamp())
+    payment_token = deploy_contract(client, deployer, "PaymentToken", ["Local USD", "LUSD", owner])
+    equity = deploy_contract(client, deployer, "AssetToken", ["Local Equity", "LEQ", ASSET_DECIMALS, 0, 0, owner])
+    bond = deploy_contract(
+        client, deployer, "AssetToken", ["Local Bond", "LBD", ASSET_DECIMALS, BOND_FIXED_RATE, maturity, owner]
+    )
+    equity_payout = deploy_payout_contract(client, deployer, equity, payment_token)
+    bond_payout = deploy_payout_contract(client, deployer, bond, payment_token)
+    addresses = holder_addresses(holders)
+    for index, holder in enumerate(addresses, start=1):
+        call_contract(client, deployer, "AssetToken", equity, "mint", [holder, index * 100 * 10**ASSET_DECIMALS])
+        call_contract(client, deployer, "AssetToken", bond, "mint", [holder, index * 10 * 10**ASSET_DECIMALS])
+    for payout in (equity_payout, bond_payout):
+        call_contract(client, deployer, "PaymentToken", payment_token, "mint", [payout, payout_funding])
+    return DeployedContracts(
+        rpc_url=rpc_url,
+        chain_id=client.chain_id(),
+        deployer=owner,
+        payment_token=payment_token,
+        equity_token=equity,
+        bond_token=bond,
+        equity_payout=equity_payout,
+        bond_payout=bond_payout,
+        holders=tuple(addresses),
+        bond_maturity=maturity,
+    )
+
+
+def write_chain_file(path: Path, contracts: DeployedContracts) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(asdict(contracts), indent=2) + "\n")
+
+
+def read_chain_file(path: Path) -> DeployedContracts:
+    """The addresses deployed by `manage.py localchain` (e.g. `$LOCAL_RUN_DIR/chain.json`)."""
+    data = json.loads(path.read_text())
+    data["holders"] = tuple(data["holders"])
+    return DeployedContracts(**data)
