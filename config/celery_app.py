@@ -77,6 +77,11 @@ def declared_schedules() -> dict[str, PeriodicSchedule]:
             every_seconds=120,
             description="Re-enqueues planning, submissions and confirmations stuck in flight.",
         ),
+        "chain-poll-listeners": PeriodicSchedule(
+            task="chain.tasks.poll_listeners_task",
+            every_seconds=max(1, settings.BLOCKCHAIN_POLLING_INTERVAL // 1000),
+            description="Fans out one poll per enabled chain event listener (BLOCKCHAIN_POLLING_INTERVAL).",
+        ),
         "beat-heartbeat": PeriodicSchedule(
             task="config.tasks.record_heartbeat_task",
             every_seconds=30,

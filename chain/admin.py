@@ -1,0 +1,5 @@
+"""Admin registrations of the chain app."""
+
+from __future__ import annotations
+
+from chain.listener import admin as listener_admin  # noqa: F401 - registers the listener pages
