@@ -1,0 +1,94 @@
+"""Test helpers for payouts on a real anvil chain: deploy a fresh asset with N holders, fund, wait."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from eth_account import Account
+
+from chain.abi import encode_call
+from chain.client import ChainClient
+from chain.deploy import deploy_contract, deploy_payout_contract
+from chain.signers import Signer
+
+
+@dataclass(frozen=True)
+class DemoAsset:
+    token: str
+    payment_token: str
+    payout: str
+    holders: tuple[str, ...]
+    balances: tuple[int, ...]
+
+
+def holder_address(i: int, salt: str = "t") -> str:
+    key = f"payouts-{salt}-{i}".encode().rjust(32, b"\0")
+    return str(Account.from_key(key).address)
+
+
+def send_many(client: ChainClient, signer: Signer, calls: list[tuple[str, bytes]]) -> None:
+    """Send transactions back to back with consecutive nonces, then wait for the last receipt."""
+    nonce = client.nonce(signer.address)
+    fees = client.fees()
+    chain_id = client.chain_id()
+    last = ""
+    for offset, (to, data) in enumerate(calls):
+        signed = signer.sign_transaction(
+            {
+                "type": 2,
+                "chainId": chain_id,
+                "nonce": nonce + offset,
+                "gas": 400_000,
+                "maxFeePerGas": fees.max_fee_per_gas,
+                "maxPriorityFeePerGas": fees.max_priority_fee_per_gas,
+                "value": 0,
+                "data": data,
+                "to": to,
+            }
+        )
+        client.send_raw_transaction(signed.raw)
+        last = signed.tx_hash
+    if last:
+        receipt = client.wait_for_receipt(last, timeout=60)
+        assert receipt.succeeded
+
+
+def deploy_asset(
+    client: ChainClient,
+    signer: Signer,
+    *,
+    payment_token: str,
+    balances: list[int],
+    funding: int,
+    decimals: int = 0,
+    salt: str = "t",
+) -> DemoAsset:
+    token = deploy_contract(client, signer, "AssetToken", [f"Test {salt}", f"T{salt[:4].upper()}", decimals, 0, 0, signer.address])
+    holders = tuple(holder_address(i, salt) for i in range(len(balances)))
+    send_many(
+        client,
+        signer,
+        [(token, encode_call("AssetToken", "mint", [h, b])) for h, b in zip(holders, balances, strict=True)],
+    )
+    payout = deploy_payout_contract(client, signer, token, payment_token)
+    if funding:
+        fund(client, signer, payment_token=payment_token, payout=payout, amount=funding)
+    return DemoAsset(token=token, payment_token=payment_token, payout=payout, holders=holders, balances=tuple(balances))
+
+
+def fund(client: ChainClient, signer: Signer, *, payment_token: str, payout: str, amount: int) -> None:
+    send_many(client, signer, [(payment_token, encode_call("PaymentToken", "mint", [payout, amount]))])
+
+
+def wait_for(predicate: Callable[[], Any], *, timeout: float = 60, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.1)

@@ -1,0 +1,82 @@
+"""Importing and syncing assets against a real anvil chain, with a real Celery worker."""
+
+from __future__ import annotations
+
+import pytest
+from celery.worker import WorkController
+
+from chain.client import ChainClient
+from chain.localchain import DeployedContracts
+from chain.models import EventListener
+from chain.signers import LocalKeySigner
+from payouts import gateway, services
+from payouts.errors import Conflict, InvalidInput
+from payouts.models import Asset, AssetHolder
+from tests.payouts.chainkit import deploy_asset, wait_for
+
+pytestmark = [pytest.mark.chain, pytest.mark.django_db(transaction=True)]
+
+
+def _synced(asset_id: object) -> Asset | None:
+    asset = Asset.objects.get(pk=asset_id)
+    return asset if asset.sync_status != Asset.SyncStatus.SYNCING else None
+
+
+def test_import_attaches_the_payout_contract_and_loads_every_holder(
+    celery_worker: WorkController, chain_client: ChainClient, deployer: LocalKeySigner, contracts: DeployedContracts
+) -> None:
+    # given a token with 23 holders and its payout contract
+    demo = deploy_asset(chain_client, deployer, payment_token=contracts.payment_token, balances=list(range(1, 24)), funding=0)
+    # when imported
+    asset = services.asset_import(token_address=demo.token, payout_contract_address=demo.payout)
+    synced = wait_for(lambda: _synced(asset.pk), what="sync")
+    # then
+    assert synced.sync_status == Asset.SyncStatus.SYNCED, synced.sync_error
+    assert (synced.asset_type, synced.payment_token_decimals, synced.holders_count) == ("EQUITY", 6, 23)
+    assert synced.payout_contract_address == gateway.normalize(demo.payout)
+    holders = dict(AssetHolder.objects.filter(asset=asset).values_list("address", "balance"))
+    assert holders == {gateway.normalize(h): b for h, b in zip(demo.holders, demo.balances, strict=True)}
+    watched = set(EventListener.objects.values_list("contract_address", flat=True))
+    assert {demo.token, demo.payout, contracts.payment_token} <= watched
+
+
+def test_import_without_a_payout_contract_deploys_one(
+    celery_worker: WorkController, chain_client: ChainClient, deployer: LocalKeySigner, contracts: DeployedContracts
+) -> None:
+    # given
+    demo = deploy_asset(chain_client, deployer, payment_token=contracts.payment_token, balances=[5, 6], funding=0, salt="d")
+    # when
+    asset = services.asset_import(token_address=demo.token, payment_token_address=contracts.payment_token)
+    synced = wait_for(lambda: _synced(asset.pk), what="sync")
+    # then the deployed contract pays this asset in that token
+    assert synced.sync_status == Asset.SyncStatus.SYNCED, synced.sync_error
+    info = chain_client.payout_contract_info(gateway.checksum(synced.payout_contract_address))
+    assert (info.asset_token, info.payment_token) == (demo.token, contracts.payment_token)
+
+
+def test_import_refuses_duplicates_foreign_payout_contracts_and_non_tokens(
+    chain_client: ChainClient, contracts: DeployedContracts
+) -> None:
+    # given one imported asset
+    services.asset_import(token_address=contracts.equity_token, payout_contract_address=contracts.equity_payout)
+    # then
+    with pytest.raises(Conflict):
+        services.asset_import(token_address=contracts.equity_token, payout_contract_address=contracts.equity_payout)
+    with pytest.raises(InvalidInput, match="another token"):
+        services.asset_import(token_address=contracts.bond_token, payout_contract_address=contracts.equity_payout)
+    with pytest.raises(InvalidInput, match="could not read"):
+        services.asset_import(token_address=contracts.deployer, payment_token_address=contracts.payment_token)
+    assert Asset.objects.count() == 1
+
+
+def test_a_sync_that_cannot_reach_the_chain_fails_with_the_error_kept(
+    chain_client: ChainClient, contracts: DeployedContracts, settings: object
+) -> None:
+    # given an imported asset
+    asset = services.asset_import(token_address=contracts.equity_token, payout_contract_address=contracts.equity_payout)
+    # when the RPC is unreachable during the sync
+    settings.CHAIN_RPC_URL = "http://127.0.0.1:9"  # type: ignore[attr-defined]
+    result = services.asset_sync(asset_id=asset.pk)
+    # then
+    assert result.sync_status == Asset.SyncStatus.FAILED
+    assert result.sync_error
