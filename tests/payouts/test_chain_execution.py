@@ -1,0 +1,228 @@
+"""Executing distributions end to end: anvil, the chain lane, real Celery workers, PostgreSQL.
+
+Amounts are checked ON CHAIN (payment-token balances of every holder) against an independent
+in-memory largest-remainder oracle, and their sum against the total to the base unit.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from celery.worker import WorkController
+from django.db import connection
+from django.utils import timezone
+from pytest_django.fixtures import Settings
+
+from chain.client import ChainClient
+from chain.localchain import DeployedContracts
+from chain.signers import LocalKeySigner
+from payouts import gateway, services
+from payouts.errors import Conflict
+from payouts.models import Asset, BatchPayout, Distribution, HolderPayment
+from payouts.tasks import run_scheduled_distributions_task
+from tests.payouts.chainkit import DemoAsset, deploy_asset, fund, wait_for
+from tests.payouts.test_allocation import _naive_largest_remainder
+
+pytestmark = [pytest.mark.chain, pytest.mark.django_db(transaction=True)]
+
+FINAL = (Distribution.Status.COMPLETED, Distribution.Status.FAILED)
+
+
+@pytest.fixture
+def small_batches(chain_settings: Settings) -> Settings:
+    chain_settings.PAYOUT_BATCH_SIZE = 50
+    return chain_settings
+
+
+def _import(demo: DemoAsset) -> Asset:
+    asset = services.asset_import(token_address=demo.token, payout_contract_address=demo.payout)
+    synced = wait_for(
+        lambda: Asset.objects.filter(pk=asset.pk).exclude(sync_status=Asset.SyncStatus.SYNCING).first(),
+        what="asset sync",
+    )
+    assert synced.sync_status == Asset.SyncStatus.SYNCED, synced.sync_error
+    return synced
+
+
+def _finished(distribution_id: Any, timeout: float = 120) -> Distribution:
+    return wait_for(
+        lambda: Distribution.objects.filter(pk=distribution_id, status__in=FINAL).first(),
+        timeout=timeout,
+        what="distribution to finish",
+    )
+
+
+def _paid_on_chain(client: ChainClient, demo: DemoAsset) -> dict[str, int]:
+    return {h: client.erc20_balance(demo.payment_token, h) for h in demo.holders}
+
+
+def _balances(count: int, seed: int) -> list[int]:
+    rng = random.Random(seed)
+    return [rng.randint(1, 10_000) * rng.choice([1, 1, 7, 1_000]) for _ in range(count)]
+
+
+def test_fixed_distribution_pays_every_holder_their_exact_pro_rata_share(
+    celery_worker: WorkController,
+    small_batches: Settings,
+    chain_client: ChainClient,
+    deployer: LocalKeySigner,
+    contracts: DeployedContracts,
+) -> None:
+    # given 333 holders (not a multiple of the batch size 50) and a funded payout contract
+    balances = _balances(333, seed=1)
+    demo = deploy_asset(chain_client, deployer, payment_token=contracts.payment_token, balances=balances, funding=10**12, salt="fixed")
+    asset = _import(demo)
+    total = 1_000_000_007  # 1000.000007 LUSD: does not divide evenly
+    # when an IMMEDIATE FIXED payout runs
+    distribution = services.distribution_create(
+        asset_id=asset.pk, subtype="IMMEDIATE", amount_type="FIXED", amount=total, concept="Q3"
+    )
+    done = _finished(distribution.pk)
+    # then every holder got exactly their largest-remainder share, on chain
+    assert done.status == Distribution.Status.COMPLETED, done.error
+    expected = _naive_largest_remainder(total, sorted(zip((gateway.normalize(h) for h in demo.holders), balances, strict=True)))
+    paid = {gateway.normalize(h): v for h, v in _paid_on_chain(chain_client, demo).items()}
+    assert paid == {a: v for a, v in expected.items()}
+    assert sum(paid.values()) == total
+    # and the books agree: 7 batches (6 x 50 + 33), every holder in exactly one, all SUCCESS
+    assert list(BatchPayout.objects.filter(distribution=done).order_by("number").values_list("holders_count", "status")) == [
+        (50, "COMPLETED")
+    ] * 6 + [(33, "COMPLETED")]
+    assert (done.holders_count, done.paid_count, done.failed_count, done.paid_amount) == (333, 333, 0, total)
+    assert HolderPayment.objects.filter(distribution=done, status="SUCCESS").count() == 333
+    assert done.execution_duration is not None
+
+
+def test_percentage_distribution_pays_the_same_share_in_every_batch(
+    celery_worker: WorkController,
+    small_batches: Settings,
+    chain_client: ChainClient,
+    deployer: LocalKeySigner,
+    contracts: DeployedContracts,
+) -> None:
+    # given 120 holders with EQUAL balances and 1,000 LUSD in the contract
+    demo = deploy_asset(chain_client, deployer, payment_token=contracts.payment_token, balances=[10] * 120, funding=1_000_000_000, salt="pct")
+    asset = _import(demo)
+    # when 12.5 % is distributed in three batches (the balance drops as the first batches pay)
+    distribution = services.distribution_create(asset_id=asset.pk, subtype="IMMEDIATE", amount_type="PERCENTAGE", percentage_bps=1250)
+    done = _finished(distribution.pk)
+    # then the share was computed once: every holder got the same, the total is 12.5 % of the start balance
+    assert done.status == Distribution.Status.COMPLETED, done.error
+    paid = _paid_on_chain(chain_client, demo)
+    assert set(paid.values()) == {125_000_000 // 120, 125_000_000 // 120 + 1}
+    assert sum(paid.values()) == 125_000_000 == done.computed_total
+    assert BatchPayout.objects.filter(distribution=done).count() == 3
+    assert chain_client.erc20_balance(demo.payment_token, demo.payout) == 875_000_000
+
+
+def test_two_concurrent_executes_produce_one_execution(
+    celery_worker: WorkController,
+    small_batches: Settings,
+    chain_client: ChainClient,
+    deployer: LocalKeySigner,
+    contracts: DeployedContracts,
+) -> None:
+    # given a scheduled distribution
+    demo = deploy_asset(chain_client, deployer, payment_token=contracts.payment_token, balances=list(range(1, 61)), funding=10**9, salt="race")
+    asset = _import(demo)
+    distribution = services.distribution_create(
+        asset_id=asset.pk,
+        subtype="ONE_OFF",
+        amount_type="FIXED",
+        amount=1_830_000,
+        scheduled_at=timezone.now() + timedelta(hours=1),
+    )
+    # when two operators press "execute" at the same moment
+    barrier = threading.Barrier(2)
+    outcomes: list[str] = []
+
+    def press() -> None:
+        barrier.wait()
+        try:
+            services.distribution_start(distribution_id=distribution.pk)
+            outcomes.append("started")
+        except Conflict:
+            outcomes.append("conflict")
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=press) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    done = _finished(distribution.pk)
+    # then one started, one was refused, and every holder was paid exactly once
+    assert sorted(outcomes) == ["conflict", "started"]
+    assert done.status == Distribution.Status.COMPLETED, done.error
+    paid = _paid_on_chain(chain_client, demo)
+    assert sum(paid.values()) == 1_830_000
+    assert [paid[h] for h in demo.holders] == [i * 1_000 for i in range(1, 61)]
+    assert HolderPayment.objects.filter(distribution=done).count() == 60
+
+
+def test_an_underfunded_distribution_fails_then_a_retry_pays_only_the_unpaid(
+    celery_worker: WorkController,
+    small_batches: Settings,
+    chain_client: ChainClient,
+    deployer: LocalKeySigner,
+    contracts: DeployedContracts,
+) -> None:
+    # given 130 equal holders owed 1,000 each, but the contract holds only enough for 70 of them
+    demo = deploy_asset(chain_client, deployer, payment_token=contracts.payment_token, balances=[5] * 130, funding=70_000, salt="under")
+    asset = _import(demo)
+    distribution = services.distribution_create(asset_id=asset.pk, subtype="IMMEDIATE", amount_type="FIXED", amount=130_000)
+    # when it runs
+    failed = _finished(distribution.pk)
+    # then it FAILED with 70 paid and 60 failed (insufficient balance), progress exact
+    assert failed.status == Distribution.Status.FAILED
+    assert (failed.paid_count, failed.failed_count, failed.pending_count) == (70, 60, 0)
+    assert set(HolderPayment.objects.filter(distribution=failed, status="FAILED").values_list("last_error", flat=True)) == {
+        "insufficient payout contract balance"
+    }
+    statuses = list(BatchPayout.objects.filter(distribution=failed).order_by("number").values_list("status", flat=True))
+    assert statuses == ["COMPLETED", "PARTIALLY_COMPLETED", "FAILED"]
+    # when the contract is funded and the operator retries
+    fund(chain_client, deployer, payment_token=demo.payment_token, payout=demo.payout, amount=100_000)
+    services.distribution_retry(distribution_id=distribution.pk)
+    done = _finished(distribution.pk)
+    # then every holder has exactly 1,000 (nobody paid twice) and the contract keeps the rest
+    assert done.status == Distribution.Status.COMPLETED, done.error
+    assert set(_paid_on_chain(chain_client, demo).values()) == {1_000}
+    assert chain_client.erc20_balance(demo.payment_token, demo.payout) == 40_000
+    assert HolderPayment.objects.filter(distribution=done, retry_count=1).count() == 60
+    assert HolderPayment.objects.filter(distribution=done, retry_count=0).count() == 70
+    assert set(BatchPayout.objects.filter(distribution=done).values_list("status", flat=True)) == {"COMPLETED"}
+    # and a COMPLETED distribution cannot be retried
+    with pytest.raises(Conflict):
+        services.distribution_retry(distribution_id=distribution.pk)
+
+
+def test_a_scheduled_distribution_missed_during_downtime_runs_on_the_next_beat(
+    celery_worker: WorkController,
+    small_batches: Settings,
+    chain_client: ChainClient,
+    deployer: LocalKeySigner,
+    contracts: DeployedContracts,
+) -> None:
+    # given a ONE_OFF distribution whose time passed three days ago while nothing ran
+    demo = deploy_asset(chain_client, deployer, payment_token=contracts.payment_token, balances=[1, 2, 3], funding=10**9, salt="late")
+    asset = _import(demo)
+    distribution = services.distribution_create(
+        asset_id=asset.pk,
+        subtype="ONE_OFF",
+        amount_type="FIXED",
+        amount=600,
+        scheduled_at=timezone.now() + timedelta(minutes=5),
+    )
+    Distribution.objects.filter(pk=distribution.pk).update(scheduled_at=timezone.now() - timedelta(days=3))
+    # when beat sends the periodic task to a real worker
+    run_scheduled_distributions_task.delay()
+    done = _finished(distribution.pk)
+    # then it ran
+    assert done.status == Distribution.Status.COMPLETED, done.error
+    assert [chain_client.erc20_balance(demo.payment_token, h) for h in demo.holders] == [100, 200, 300]
