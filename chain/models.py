@@ -115,3 +115,8 @@ class ChainEvent(models.Model):
         if self.pk is not None and self.status not in allowed_from:
             raise ValueError(f"chain event {self.pk}: cannot move from {self.status} to {to}")
         self.status = to
+
+
+from chain.lane.models import ChainTransaction, IllegalTransition, SenderNonce, SignedVersion
+
+__all__ = ["ChainEvent", "EventListener", "ChainTransaction", "IllegalTransition", "SenderNonce", "SignedVersion"]

@@ -42,3 +42,15 @@ def poll_listener_task(listener_id: int) -> str:
     if result.more:
         poll_listener_task.delay(listener_id)
     return result.summary()
+
+
+# --- Submission lane (queue `chain` by name: chain.tasks.submit_*) ---------------------------------
+from chain.lane.tasks import confirm_transaction_task, submit_transaction_task, sweep_transactions_task  # noqa: E402
+
+__all__ = [
+    "confirm_transaction_task",
+    "poll_listener_task",
+    "poll_listeners_task",
+    "submit_transaction_task",
+    "sweep_transactions_task",
+]
