@@ -12,7 +12,4 @@ class PayoutsConfig(AppConfig):
     def ready(self) -> None:
         from payouts import processors
 
-        try:
-            processors.register()
-        except ImportError:  # TEMPORARY until chain-core/chain-listener are merged
-            pass
+        processors.register()
