@@ -117,6 +117,6 @@ class ChainEvent(models.Model):
         self.status = to
 
 
-from chain.lane.models import ChainTransaction, IllegalTransition, SenderNonce, SignedVersion
+from chain.lane.models import ChainTransaction, IllegalTransition, SenderNonce, SignedVersion  # noqa: E402
 
 __all__ = ["ChainEvent", "EventListener", "ChainTransaction", "IllegalTransition", "SenderNonce", "SignedVersion"]

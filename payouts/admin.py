@@ -24,9 +24,7 @@ from payouts.models import Asset, AssetHolder, BatchPayout, Distribution, Holder
 from payouts.units import AmountError, format_units, parse_units
 
 
-def _run_each(
-    request: HttpRequest, queryset: QuerySet[Any], action: Callable[[Any], object], verb: str
-) -> None:
+def _run_each(request: HttpRequest, queryset: QuerySet[Any], action: Callable[[Any], object], verb: str) -> None:
     done, refused = 0, []
     for obj in queryset:
         try:
@@ -73,8 +71,10 @@ class AssetAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     def has_delete_permission(self, request: HttpRequest, obj: Asset | None = None) -> bool:
         return False
 
-    def add_view(self, request: HttpRequest, form_url: str = "", extra_context: dict[str, Any] | None = None) -> HttpResponse:
-        """"Add asset" imports it from the chain."""
+    def add_view(
+        self, request: HttpRequest, form_url: str = "", extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        """ "Add asset" imports it from the chain."""
         if not self.has_add_permission(request):
             return HttpResponse(status=403)
         form = AssetImportForm(request.POST or None)
@@ -107,10 +107,14 @@ class AssetAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
     @admin.action(description="Disable periodic sync")
     def disable_sync(self, request: HttpRequest, queryset: QuerySet[Asset]) -> None:
-        _run_each(request, queryset, lambda a: services.asset_set_sync_enabled(asset_id=a.pk, enabled=False), "Disabled")
+        _run_each(
+            request, queryset, lambda a: services.asset_set_sync_enabled(asset_id=a.pk, enabled=False), "Disabled"
+        )
 
 
-def _form_page(request: HttpRequest, model_admin: admin.ModelAdmin[Any], form: forms.Form, *, title: str) -> HttpResponse:
+def _form_page(
+    request: HttpRequest, model_admin: admin.ModelAdmin[Any], form: forms.Form, *, title: str
+) -> HttpResponse:
     context = {
         **model_admin.admin_site.each_context(request),
         "title": title,
@@ -177,8 +181,10 @@ class DistributionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     def has_change_permission(self, request: HttpRequest, obj: Distribution | None = None) -> bool:
         return obj is None and super().has_change_permission(request, obj)
 
-    def add_view(self, request: HttpRequest, form_url: str = "", extra_context: dict[str, Any] | None = None) -> HttpResponse:
-        """"Add distribution" creates one through the service (IMMEDIATE ones start at once)."""
+    def add_view(
+        self, request: HttpRequest, form_url: str = "", extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        """ "Add distribution" creates one through the service (IMMEDIATE ones start at once)."""
         if not self.has_add_permission(request):
             return HttpResponse(status=403)
         form = DistributionCreateForm(request.POST or None)
@@ -270,7 +276,18 @@ class _ReadOnly(admin.ModelAdmin):  # type: ignore[type-arg]
 
 @admin.register(BatchPayout)
 class BatchPayoutAdmin(_ReadOnly):
-    list_display = ("__str__", "distribution", "holders_count", "status", "attempts", "paid_count", "failed_count", "tx_link", "submitted_at", "confirmed_at")
+    list_display = (
+        "__str__",
+        "distribution",
+        "holders_count",
+        "status",
+        "attempts",
+        "paid_count",
+        "failed_count",
+        "tx_link",
+        "submitted_at",
+        "confirmed_at",
+    )
     list_filter = ("status",)
     raw_id_fields = ("distribution",)
     ordering = ("-id",)
@@ -289,7 +306,16 @@ class BatchPayoutAdmin(_ReadOnly):
 
 @admin.register(HolderPayment)
 class HolderPaymentAdmin(_ReadOnly):
-    list_display = ("holder_address", "distribution", "batch_number", "amount", "status", "retry_count", "last_error", "updated_at")
+    list_display = (
+        "holder_address",
+        "distribution",
+        "batch_number",
+        "amount",
+        "status",
+        "retry_count",
+        "last_error",
+        "updated_at",
+    )
     list_filter = ("status",)
     raw_id_fields = ("distribution",)
     ordering = ("-id",)

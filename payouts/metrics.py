@@ -64,9 +64,13 @@ def render_metrics() -> str:
     out = _Writer()
     lag, age = _listener_samples()
     out.metric("chain_listener_lag_blocks", "gauge", "Blocks between the chain head and the listener cursor.", lag)
-    out.metric("chain_listener_seconds_since_success", "gauge", "Seconds since the listener last polled successfully.", age)
+    out.metric(
+        "chain_listener_seconds_since_success", "gauge", "Seconds since the listener last polled successfully.", age
+    )
 
-    batches = dict(BatchPayout.objects.order_by().values_list("status").annotate(n=Count("id")).values_list("status", "n"))
+    batches = dict(
+        BatchPayout.objects.order_by().values_list("status").annotate(n=Count("id")).values_list("status", "n")
+    )
     out.metric(
         "payout_batches",
         "gauge",
@@ -74,7 +78,9 @@ def render_metrics() -> str:
         [({"status": s}, float(batches.get(s, 0))) for s in BatchPayout.Status.values],
     )
     completed = batches.get(BatchPayout.Status.COMPLETED, 0)
-    final = completed + batches.get(BatchPayout.Status.FAILED, 0) + batches.get(BatchPayout.Status.PARTIALLY_COMPLETED, 0)
+    final = (
+        completed + batches.get(BatchPayout.Status.FAILED, 0) + batches.get(BatchPayout.Status.PARTIALLY_COMPLETED, 0)
+    )
     out.metric(
         "payout_batch_success_ratio",
         "gauge",
@@ -82,14 +88,26 @@ def render_metrics() -> str:
         [({}, completed / final if final else 1.0)],
     )
     out.metric(
-        "payout_failed_batches", "gauge", "Batches that ended FAILED.", [({}, float(batches.get(BatchPayout.Status.FAILED, 0)))]
+        "payout_failed_batches",
+        "gauge",
+        "Batches that ended FAILED.",
+        [({}, float(batches.get(BatchPayout.Status.FAILED, 0)))],
     )
 
     totals = Distribution.objects.aggregate(paid=Sum("paid_count"), failed=Sum("failed_count"))
-    out.metric("payout_holders_paid_total", "counter", "Holder payments confirmed on chain.", [({}, float(totals["paid"] or 0))])
-    out.metric("payout_holders_failed", "gauge", "Holder payments currently failed.", [({}, float(totals["failed"] or 0))])
+    out.metric(
+        "payout_holders_paid_total",
+        "counter",
+        "Holder payments confirmed on chain.",
+        [({}, float(totals["paid"] or 0))],
+    )
+    out.metric(
+        "payout_holders_failed", "gauge", "Holder payments currently failed.", [({}, float(totals["failed"] or 0))]
+    )
 
-    by_status = dict(Distribution.objects.order_by().values_list("status").annotate(n=Count("id")).values_list("status", "n"))
+    by_status = dict(
+        Distribution.objects.order_by().values_list("status").annotate(n=Count("id")).values_list("status", "n")
+    )
     out.metric(
         "payout_distributions",
         "gauge",
@@ -106,7 +124,10 @@ def render_metrics() -> str:
         [({}, timed["total"].total_seconds() if timed["total"] else 0.0)],
     )
     out.metric(
-        "payout_distribution_execution_seconds_count", "counter", "Finished distributions timed.", [({}, float(timed["count"]))]
+        "payout_distribution_execution_seconds_count",
+        "counter",
+        "Finished distributions timed.",
+        [({}, float(timed["count"]))],
     )
     out.metric(
         "payout_distribution_execution_seconds_max",
@@ -114,7 +135,9 @@ def render_metrics() -> str:
         "Longest execution of a finished distribution.",
         [({}, timed["longest"].total_seconds() if timed["longest"] else 0.0)],
     )
-    sync = dict(Asset.objects.order_by().values_list("sync_status").annotate(n=Count("id")).values_list("sync_status", "n"))
+    sync = dict(
+        Asset.objects.order_by().values_list("sync_status").annotate(n=Count("id")).values_list("sync_status", "n")
+    )
     out.metric(
         "payout_assets",
         "gauge",

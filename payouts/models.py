@@ -168,7 +168,7 @@ class Distribution(models.Model):
     class AmountType(models.TextChoices):
         FIXED = "FIXED"  # a total split pro rata by snapshot balance
         PERCENTAGE = "PERCENTAGE"  # of the payout contract's payment-token balance, split pro rata
-        PER_TOKEN = "PER_TOKEN"  # corporate actions and cash-outs: balance * amount_per_token / 10**decimals
+        PER_TOKEN = "PER_TOKEN"  # noqa: S105 - corporate actions and cash-outs: balance * amount_per_token / 10**decimals
 
     class Recurrence(models.TextChoices):
         HOURLY = "HOURLY"

@@ -59,7 +59,11 @@ def on_corporate_action(event: DecodedEvent) -> None:
     asset = Asset.objects.filter(token_address=gateway.normalize(event.contract_address)).first()
     if asset is None:
         return
-    kind = Distribution.CorporateAction.DIVIDEND if event.event_name == "DividendSet" else Distribution.CorporateAction.COUPON
+    kind = (
+        Distribution.CorporateAction.DIVIDEND
+        if event.event_name == "DividendSet"
+        else Distribution.CorporateAction.COUPON
+    )
     action_id = int(event.args["id"])
     if Distribution.objects.filter(asset=asset, corporate_action=kind, corporate_action_id=action_id).exists():
         return
@@ -102,7 +106,6 @@ def on_transfer(event: DecodedEvent) -> None:
 def register() -> None:
     from chain.listener import register_event_processor
     from chain.services import register_transaction_handler
-
     from payouts.services.confirmation import payout_transaction_finished
 
     for name in PAYOUT_EVENTS:

@@ -17,7 +17,7 @@ class AmountError(ValueError):
 
 def parse_units(text: object, decimals: int) -> int:
     if not isinstance(text, str):
-        raise AmountError("send amounts as decimal strings, e.g. \"1250.50\"")
+        raise AmountError('send amounts as decimal strings, e.g. "1250.50"')
     match = _AMOUNT.match(text.strip())
     if match is None:
         raise AmountError("not a positive decimal number (digits with an optional fraction, no sign or exponent)")

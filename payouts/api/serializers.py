@@ -79,7 +79,10 @@ class DistributionCreateSerializer(StrictSerializer):
         asset: Asset = self.context["asset"]
         errors: dict[str, list[str]] = {}
         out = dict(attrs)
-        for field, decimals in (("amount", asset.payment_token_decimals), ("amount_per_token", asset.payment_token_decimals)):
+        for field, decimals in (
+            ("amount", asset.payment_token_decimals),
+            ("amount_per_token", asset.payment_token_decimals),
+        ):
             if field in attrs:
                 try:
                     value = parse_units(attrs[field], decimals)
@@ -233,7 +236,12 @@ class DistributionSerializer(serializers.ModelSerializer[Distribution]):
         return _units(d.paid_amount, self._decimals(d))
 
     def get_progress(self, d: Distribution) -> dict[str, int]:
-        return {"paid": d.paid_count, "failed": d.failed_count, "pending": d.pending_count, "percent": d.progress_percent}
+        return {
+            "paid": d.paid_count,
+            "failed": d.failed_count,
+            "pending": d.pending_count,
+            "percent": d.progress_percent,
+        }
 
     def get_execution_seconds(self, d: Distribution) -> float | None:
         return None if d.execution_duration is None else d.execution_duration.total_seconds()

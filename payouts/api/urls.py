@@ -24,7 +24,9 @@ urlpatterns = [
         views.DistributionExecuteApi.as_view(),
         name="distribution-execute",
     ),
-    path("distributions/<str:distribution_id>/cancel", views.DistributionCancelApi.as_view(), name="distribution-cancel"),
+    path(
+        "distributions/<str:distribution_id>/cancel", views.DistributionCancelApi.as_view(), name="distribution-cancel"
+    ),
     path("distributions/<str:distribution_id>/retry", views.DistributionRetryApi.as_view(), name="distribution-retry"),
     path(
         "distributions/<str:distribution_id>/batches",

@@ -222,7 +222,12 @@ class DistributionBatchesApi(APIView):
     def get(self, request: Request, distribution_id: str) -> Response:
         distribution = _distribution(distribution_id)
         filters = _query(request, _BatchFilters)
-        return _page(request, self, selectors.batch_list(distribution=distribution, status=filters.get("status")), BatchSerializer)
+        return _page(
+            request,
+            self,
+            selectors.batch_list(distribution=distribution, status=filters.get("status")),
+            BatchSerializer,
+        )
 
 
 class _PaymentFilters(serializers.Serializer[Any]):

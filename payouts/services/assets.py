@@ -40,7 +40,6 @@ def asset_import(
 ) -> Asset:
     """Read the token from the chain and create the asset (SYNCING); the sync runs in a task."""
     from chain.errors import ChainError
-
     from payouts.tasks import sync_asset_task
 
     token = _address("token_address", token_address)
@@ -177,7 +176,6 @@ def _sync(asset: Asset, started: object) -> None:
 def asset_set_paused(*, asset_id: uuid.UUID, paused: bool) -> Asset:
     """Pause or unpause in the database and on chain (the payout contract, through the lane)."""
     from chain.services import transaction_enqueue
-
     from payouts.tasks import submit_batches_task
 
     with transaction.atomic():
@@ -214,7 +212,6 @@ def asset_set_sync_enabled(*, asset_id: uuid.UUID, enabled: bool) -> Asset:
 
 def assets_sync_due() -> int:
     """The periodic re-sync: every asset with sync enabled that is not syncing right now."""
-    from payouts.tasks import sync_asset_task
 
     ids = list(
         Asset.objects.filter(sync_enabled=True)

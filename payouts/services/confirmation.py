@@ -120,7 +120,9 @@ def _mark_paid(distribution_id: uuid.UUID, paid: dict[str, int], tx_hash: str) -
     for status in set(changing.values()):
         PaymentStatus.check_move(status, PaymentStatus.SUCCESS)
     updated = rows.filter(holder_address__in=list(changing)).exclude(status=PaymentStatus.SUCCESS)
-    count = updated.update(status=PaymentStatus.SUCCESS, tx_hash=tx_hash, last_error="", next_retry_at=None, updated_at=now)
+    count = updated.update(
+        status=PaymentStatus.SUCCESS, tx_hash=tx_hash, last_error="", next_retry_at=None, updated_at=now
+    )
     # Amounts come from our own rows (the event may be an "already paid" notice without one).
     amount = sum(
         int(a)

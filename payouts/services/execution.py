@@ -229,7 +229,6 @@ def _fail_planning(distribution_id: uuid.UUID, message: str) -> None:
 def distribution_submit_batches(*, distribution_id: uuid.UUID, limit: int = SUBMIT_CHUNK) -> int:
     """Hand up to `limit` PENDING batches to the chain lane; returns how many were submitted."""
     from chain.services import transaction_enqueue
-
     from payouts.services.confirmation import batch_roll_up
     from payouts.tasks import submit_batches_task
 

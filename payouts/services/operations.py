@@ -33,7 +33,9 @@ def distribution_retry(*, distribution_id: uuid.UUID) -> Distribution:
 
     now = timezone.now()
     with transaction.atomic():
-        distribution = Distribution.objects.select_for_update().select_related("asset").filter(pk=distribution_id).first()
+        distribution = (
+            Distribution.objects.select_for_update().select_related("asset").filter(pk=distribution_id).first()
+        )
         if distribution is None:
             raise NotFound("distribution not found")
         if distribution.status != Status.FAILED:
@@ -56,7 +58,9 @@ def distribution_retry(*, distribution_id: uuid.UUID) -> Distribution:
             status=HolderPayment.Status.RETRYING, retry_count=F("retry_count") + 1, next_retry_at=None, updated_at=now
         )
         if retried == 0:
-            raise Conflict(f"no holder can be retried: every failed holder was retried {settings.PAYOUT_MAX_RETRIES} times")
+            raise Conflict(
+                f"no holder can be retried: every failed holder was retried {settings.PAYOUT_MAX_RETRIES} times"
+            )
         BatchPayout.objects.filter(
             distribution=distribution,
             number__in=HolderPayment.objects.filter(
@@ -124,8 +128,9 @@ def distributions_sweep(*, now: datetime | None = None) -> dict[str, int]:
     now = now or timezone.now()
     cutoff = now - STUCK_AFTER
     unplanned = list(
-        Distribution.objects.filter(status=Status.IN_PROGRESS, holders_count__isnull=True, updated_at__lt=cutoff)
-        .values_list("id", flat=True)[:SCHEDULED_RUN_LIMIT]
+        Distribution.objects.filter(
+            status=Status.IN_PROGRESS, holders_count__isnull=True, updated_at__lt=cutoff
+        ).values_list("id", flat=True)[:SCHEDULED_RUN_LIMIT]
     )
     for distribution_id in unplanned:
         plan_distribution_task.delay(str(distribution_id))
@@ -146,12 +151,18 @@ def distributions_sweep(*, now: datetime | None = None) -> dict[str, int]:
     for batch_id, attempts in unconfirmed:
         reconcile_batch_task.delay(batch_id, attempts)
     syncing = list(
-        Asset.objects.filter(sync_status=Asset.SyncStatus.SYNCING, sync_started_at__lt=now - SYNC_STUCK_AFTER)
-        .values_list("id", flat=True)[:SCHEDULED_RUN_LIMIT]
+        Asset.objects.filter(
+            sync_status=Asset.SyncStatus.SYNCING, sync_started_at__lt=now - SYNC_STUCK_AFTER
+        ).values_list("id", flat=True)[:SCHEDULED_RUN_LIMIT]
     )
     for asset_id in syncing:
         sync_asset_task.delay(str(asset_id))
-    counts = {"plans": len(unplanned), "submissions": len(pending), "reconciles": len(unconfirmed), "syncs": len(syncing)}
+    counts = {
+        "plans": len(unplanned),
+        "submissions": len(pending),
+        "reconciles": len(unconfirmed),
+        "syncs": len(syncing),
+    }
     if any(counts.values()):
         logger.warning("sweeper re-enqueued stuck work %s", " ".join(f"{k}={v}" for k, v in counts.items()))
     return counts

@@ -66,7 +66,9 @@ def deploy_asset(
     decimals: int = 0,
     salt: str = "t",
 ) -> DemoAsset:
-    token = deploy_contract(client, signer, "AssetToken", [f"Test {salt}", f"T{salt[:4].upper()}", decimals, 0, 0, signer.address])
+    token = deploy_contract(
+        client, signer, "AssetToken", [f"Test {salt}", f"T{salt[:4].upper()}", decimals, 0, 0, signer.address]
+    )
     holders = tuple(holder_address(i, salt) for i in range(len(balances)))
     send_many(
         client,

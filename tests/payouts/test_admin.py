@@ -22,7 +22,9 @@ def admin_client_logged_in() -> Client:
 
 def test_changelists_render_with_a_progress_bar(admin_client_logged_in: Client) -> None:
     # given a distribution halfway through
-    distribution = DistributionFactory(status=Distribution.Status.IN_PROGRESS, holders_count=10, paid_count=5, failed_count=1)
+    distribution = DistributionFactory(
+        status=Distribution.Status.IN_PROGRESS, holders_count=10, paid_count=5, failed_count=1
+    )
     AssetHolderFactory(asset=distribution.asset)
     # when / then
     page = admin_client_logged_in.get("/admin/payouts/distribution/")
@@ -43,7 +45,13 @@ def test_create_form_refuses_bad_input_and_creates_nothing(admin_client_logged_i
     asset = AssetFactory()
     response = admin_client_logged_in.post(
         "/admin/payouts/distribution/add/",
-        {"asset": asset.pk, "subtype": "ONE_OFF", "amount_type": "FIXED", "amount": "-3", "scheduled_at": "2030-01-01 00:00"},
+        {
+            "asset": asset.pk,
+            "subtype": "ONE_OFF",
+            "amount_type": "FIXED",
+            "amount": "-3",
+            "scheduled_at": "2030-01-01 00:00",
+        },
     )
     assert response.status_code == 200
     assert b"errorlist" in response.content
@@ -54,7 +62,13 @@ def test_create_form_creates_a_scheduled_distribution(admin_client_logged_in: Cl
     asset = AssetFactory()
     response = admin_client_logged_in.post(
         "/admin/payouts/distribution/add/",
-        {"asset": asset.pk, "subtype": "ONE_OFF", "amount_type": "FIXED", "amount": "10.5", "scheduled_at": "2099-01-01 00:00"},
+        {
+            "asset": asset.pk,
+            "subtype": "ONE_OFF",
+            "amount_type": "FIXED",
+            "amount": "10.5",
+            "scheduled_at": "2099-01-01 00:00",
+        },
     )
     assert response.status_code == 302
     assert Distribution.objects.get().amount == 10_500_000

@@ -82,7 +82,13 @@ def test_negative_inputs_are_refused() -> None:
 
 @pytest.mark.parametrize(
     ("balance", "basis_points", "expected"),
-    [(1_000_000, 10_000, 1_000_000), (1_000_000, 1, 100), (999, 5_000, 499), (0, 100, 0), (10**30, 1_234, 1234 * 10**26)],
+    [
+        (1_000_000, 10_000, 1_000_000),
+        (1_000_000, 1, 100),
+        (999, 5_000, 499),
+        (0, 100, 0),
+        (10**30, 1_234, 1234 * 10**26),
+    ],
 )
 def test_percentage_total_rounds_down(balance: int, basis_points: int, expected: int) -> None:
     assert allocation.percentage_total(balance=balance, basis_points=basis_points) == expected

@@ -34,7 +34,12 @@ def test_a_one_off_payout_is_created_with_amounts_as_decimal_strings(api_client:
     # then
     assert response.status_code == 201, response.json()
     body = response.json()
-    assert (body["status"], body["amount"], body["amount_type"], body["concept"]) == ("SCHEDULED", "1250.5", "FIXED", "Q3")
+    assert (body["status"], body["amount"], body["amount_type"], body["concept"]) == (
+        "SCHEDULED",
+        "1250.5",
+        "FIXED",
+        "Q3",
+    )
     assert Distribution.objects.get().amount == 1_250_500_000
 
 

@@ -26,7 +26,9 @@ def test_import_attaches_the_payout_contract_and_loads_every_holder(
     celery_worker: WorkController, chain_client: ChainClient, deployer: LocalKeySigner, contracts: DeployedContracts
 ) -> None:
     # given a token with 23 holders and its payout contract
-    demo = deploy_asset(chain_client, deployer, payment_token=contracts.payment_token, balances=list(range(1, 24)), funding=0)
+    demo = deploy_asset(
+        chain_client, deployer, payment_token=contracts.payment_token, balances=list(range(1, 24)), funding=0
+    )
     # when imported
     asset = services.asset_import(token_address=demo.token, payout_contract_address=demo.payout)
     synced = wait_for(lambda: _synced(asset.pk), what="sync")
@@ -44,7 +46,9 @@ def test_import_without_a_payout_contract_deploys_one(
     celery_worker: WorkController, chain_client: ChainClient, deployer: LocalKeySigner, contracts: DeployedContracts
 ) -> None:
     # given
-    demo = deploy_asset(chain_client, deployer, payment_token=contracts.payment_token, balances=[5, 6], funding=0, salt="d")
+    demo = deploy_asset(
+        chain_client, deployer, payment_token=contracts.payment_token, balances=[5, 6], funding=0, salt="d"
+    )
     # when
     asset = services.asset_import(token_address=demo.token, payment_token_address=contracts.payment_token)
     synced = wait_for(lambda: _synced(asset.pk), what="sync")

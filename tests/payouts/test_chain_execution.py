@@ -74,7 +74,9 @@ def test_fixed_distribution_pays_every_holder_their_exact_pro_rata_share(
 ) -> None:
     # given 333 holders (not a multiple of the batch size 50) and a funded payout contract
     balances = _balances(333, seed=1)
-    demo = deploy_asset(chain_client, deployer, payment_token=contracts.payment_token, balances=balances, funding=10**12, salt="fixed")
+    demo = deploy_asset(
+        chain_client, deployer, payment_token=contracts.payment_token, balances=balances, funding=10**12, salt="fixed"
+    )
     asset = _import(demo)
     total = 1_000_000_007  # 1000.000007 LUSD: does not divide evenly
     # when an IMMEDIATE FIXED payout runs
@@ -84,14 +86,16 @@ def test_fixed_distribution_pays_every_holder_their_exact_pro_rata_share(
     done = _finished(distribution.pk)
     # then every holder got exactly their largest-remainder share, on chain
     assert done.status == Distribution.Status.COMPLETED, done.error
-    expected = _naive_largest_remainder(total, sorted(zip((gateway.normalize(h) for h in demo.holders), balances, strict=True)))
+    expected = _naive_largest_remainder(
+        total, sorted(zip((gateway.normalize(h) for h in demo.holders), balances, strict=True))
+    )
     paid = {gateway.normalize(h): v for h, v in _paid_on_chain(chain_client, demo).items()}
-    assert paid == {a: v for a, v in expected.items()}
+    assert paid == dict(expected.items())
     assert sum(paid.values()) == total
     # and the books agree: 7 batches (6 x 50 + 33), every holder in exactly one, all SUCCESS
-    assert list(BatchPayout.objects.filter(distribution=done).order_by("number").values_list("holders_count", "status")) == [
-        (50, "COMPLETED")
-    ] * 6 + [(33, "COMPLETED")]
+    assert list(
+        BatchPayout.objects.filter(distribution=done).order_by("number").values_list("holders_count", "status")
+    ) == [(50, "COMPLETED")] * 6 + [(33, "COMPLETED")]
     assert (done.holders_count, done.paid_count, done.failed_count, done.paid_amount) == (333, 333, 0, total)
     assert HolderPayment.objects.filter(distribution=done, status="SUCCESS").count() == 333
     assert done.execution_duration is not None
@@ -105,10 +109,19 @@ def test_percentage_distribution_pays_the_same_share_in_every_batch(
     contracts: DeployedContracts,
 ) -> None:
     # given 120 holders with EQUAL balances and 1,000 LUSD in the contract
-    demo = deploy_asset(chain_client, deployer, payment_token=contracts.payment_token, balances=[10] * 120, funding=1_000_000_000, salt="pct")
+    demo = deploy_asset(
+        chain_client,
+        deployer,
+        payment_token=contracts.payment_token,
+        balances=[10] * 120,
+        funding=1_000_000_000,
+        salt="pct",
+    )
     asset = _import(demo)
     # when 12.5 % is distributed in three batches (the balance drops as the first batches pay)
-    distribution = services.distribution_create(asset_id=asset.pk, subtype="IMMEDIATE", amount_type="PERCENTAGE", percentage_bps=1250)
+    distribution = services.distribution_create(
+        asset_id=asset.pk, subtype="IMMEDIATE", amount_type="PERCENTAGE", percentage_bps=1250
+    )
     done = _finished(distribution.pk)
     # then the share was computed once: every holder got the same, the total is 12.5 % of the start balance
     assert done.status == Distribution.Status.COMPLETED, done.error
@@ -127,7 +140,14 @@ def test_two_concurrent_executes_produce_one_execution(
     contracts: DeployedContracts,
 ) -> None:
     # given a scheduled distribution
-    demo = deploy_asset(chain_client, deployer, payment_token=contracts.payment_token, balances=list(range(1, 61)), funding=10**9, salt="race")
+    demo = deploy_asset(
+        chain_client,
+        deployer,
+        payment_token=contracts.payment_token,
+        balances=list(range(1, 61)),
+        funding=10**9,
+        salt="race",
+    )
     asset = _import(demo)
     distribution = services.distribution_create(
         asset_id=asset.pk,
@@ -173,17 +193,21 @@ def test_an_underfunded_distribution_fails_then_a_retry_pays_only_the_unpaid(
     contracts: DeployedContracts,
 ) -> None:
     # given 130 equal holders owed 1,000 each, but the contract holds only enough for 70 of them
-    demo = deploy_asset(chain_client, deployer, payment_token=contracts.payment_token, balances=[5] * 130, funding=70_000, salt="under")
+    demo = deploy_asset(
+        chain_client, deployer, payment_token=contracts.payment_token, balances=[5] * 130, funding=70_000, salt="under"
+    )
     asset = _import(demo)
-    distribution = services.distribution_create(asset_id=asset.pk, subtype="IMMEDIATE", amount_type="FIXED", amount=130_000)
+    distribution = services.distribution_create(
+        asset_id=asset.pk, subtype="IMMEDIATE", amount_type="FIXED", amount=130_000
+    )
     # when it runs
     failed = _finished(distribution.pk)
     # then it FAILED with 70 paid and 60 failed (insufficient balance), progress exact
     assert failed.status == Distribution.Status.FAILED
     assert (failed.paid_count, failed.failed_count, failed.pending_count) == (70, 60, 0)
-    assert set(HolderPayment.objects.filter(distribution=failed, status="FAILED").values_list("last_error", flat=True)) == {
-        "insufficient payout contract balance"
-    }
+    assert set(
+        HolderPayment.objects.filter(distribution=failed, status="FAILED").values_list("last_error", flat=True)
+    ) == {"insufficient payout contract balance"}
     statuses = list(BatchPayout.objects.filter(distribution=failed).order_by("number").values_list("status", flat=True))
     assert statuses == ["COMPLETED", "PARTIALLY_COMPLETED", "FAILED"]
     # when the contract is funded and the operator retries
@@ -210,7 +234,9 @@ def test_a_scheduled_distribution_missed_during_downtime_runs_on_the_next_beat(
     contracts: DeployedContracts,
 ) -> None:
     # given a ONE_OFF distribution whose time passed three days ago while nothing ran
-    demo = deploy_asset(chain_client, deployer, payment_token=contracts.payment_token, balances=[1, 2, 3], funding=10**9, salt="late")
+    demo = deploy_asset(
+        chain_client, deployer, payment_token=contracts.payment_token, balances=[1, 2, 3], funding=10**9, salt="late"
+    )
     asset = _import(demo)
     distribution = services.distribution_create(
         asset_id=asset.pk,
