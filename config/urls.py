@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import URLPattern, URLResolver, include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from config import health
@@ -13,7 +13,7 @@ from payouts.metrics import metrics_view
 admin.site.site_header = "Payouts and agreements operations"
 admin.site.site_title = "Operations admin"
 
-api_v1 = [
+api_v1: list[URLPattern | URLResolver] = [
     path("", ApiRootApi.as_view(), name="api-root"),
     path("", include("payouts.api.urls")),
 ]

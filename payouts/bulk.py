@@ -10,6 +10,7 @@ import itertools
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 from uuid import UUID
 
 from django.db import connection
@@ -76,7 +77,7 @@ def upsert_holder_balances(*, asset_id: UUID, rows: list[tuple[str, int]], block
     if connection.vendor == "postgresql":
         table = AssetHolder._meta.db_table
         values = ", ".join(["(%s, %s, %s::numeric, %s, %s, %s)"] * len(rows))
-        params: list[object] = []
+        params: list[Any] = []
         for address, balance in rows:
             params.extend([asset_id, address, Decimal(balance), block, seen_at, seen_at])
         with connection.cursor() as cursor:

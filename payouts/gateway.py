@@ -13,7 +13,8 @@ import uuid
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from eth_utils import keccak, to_checksum_address
+from eth_utils.address import to_checksum_address
+from eth_utils.crypto import keccak
 
 if TYPE_CHECKING:
     from chain.client import ChainClient

@@ -13,10 +13,8 @@ from celery import shared_task
 from config.locks import redis_lock, single_instance
 from payouts import services
 
-RETRY_POLICY = {"autoretry_for": (Exception,), "retry_backoff": 5, "retry_backoff_max": 300, "max_retries": 5}
 
-
-@shared_task(acks_late=True, **RETRY_POLICY)
+@shared_task(acks_late=True, autoretry_for=(Exception,), retry_backoff=5, retry_backoff_max=300, max_retries=5)
 def plan_distribution_task(distribution_id: str) -> None:
     # One planner per distribution; a second one would only redo the snapshot and find it planned.
     with redis_lock(f"payouts:plan:{distribution_id}", timeout=900) as acquired:
@@ -24,7 +22,7 @@ def plan_distribution_task(distribution_id: str) -> None:
             services.distribution_plan(distribution_id=uuid.UUID(distribution_id))
 
 
-@shared_task(acks_late=True, **RETRY_POLICY)
+@shared_task(acks_late=True, autoretry_for=(Exception,), retry_backoff=5, retry_backoff_max=300, max_retries=5)
 def submit_batches_task(distribution_id: str) -> int:
     return services.distribution_submit_batches(distribution_id=uuid.UUID(distribution_id))
 
@@ -38,7 +36,7 @@ def reconcile_batch_task(self: object, batch_id: int, attempt: int) -> bool:
     return applied
 
 
-@shared_task(acks_late=True, **RETRY_POLICY)
+@shared_task(acks_late=True, autoretry_for=(Exception,), retry_backoff=5, retry_backoff_max=300, max_retries=5)
 def sync_asset_task(asset_id: str) -> None:
     with redis_lock(f"payouts:sync:{asset_id}", timeout=1800) as acquired:
         if acquired:

@@ -24,7 +24,7 @@ def parse_units(text: object, decimals: int) -> int:
     whole, fraction = match.group(1), match.group(2) or ""
     if len(fraction) > decimals:
         raise AmountError(f"at most {decimals} decimal places")
-    return int(whole) * 10**decimals + int(fraction.ljust(decimals, "0") or "0")
+    return int(int(whole) * 10**decimals + int(fraction.ljust(decimals, "0") or "0"))
 
 
 def format_units(value: int | None, decimals: int) -> str | None:

@@ -104,7 +104,7 @@ class AssetDetailApi(APIView):
 
 
 class _AssetAction(APIView):
-    action_status = status.HTTP_200_OK
+    action_status: int = status.HTTP_200_OK
 
     def act(self, asset: Asset) -> Asset:
         raise NotImplementedError
@@ -181,7 +181,7 @@ class DistributionDetailApi(APIView):
 
 
 class _DistributionAction(APIView):
-    action_status = status.HTTP_202_ACCEPTED
+    action_status: int = status.HTTP_202_ACCEPTED
 
     def act(self, distribution: Distribution) -> Distribution:
         raise NotImplementedError

@@ -195,10 +195,13 @@ def asset_set_paused(*, asset_id: uuid.UUID, paused: bool) -> Asset:
                 data=gateway.encode_pause(paused),
             )
         if not paused:
-            for distribution_id in Distribution.objects.filter(
-                asset=asset, status=Distribution.Status.IN_PROGRESS
-            ).values_list("id", flat=True):
-                submit_batches_task.delay_on_commit(str(distribution_id))
+            in_progress = [
+                str(pk)
+                for pk in Distribution.objects.filter(asset=asset, status=Distribution.Status.IN_PROGRESS).values_list(
+                    "id", flat=True
+                )
+            ]
+            transaction.on_commit(lambda: [submit_batches_task.delay(pk) for pk in in_progress], robust=True)
     logger.info("asset %s asset_id=%s", "paused" if paused else "unpaused", asset_id)
     return asset
 

@@ -74,7 +74,7 @@ def _take_snapshot(distribution: Distribution, snapshot: HolderSnapshot) -> None
         .iterator(chunk_size=5_000)
     )
     while chunk := list(itertools.islice(rows, 5_000)):
-        snapshot.append_many(chunk)
+        snapshot.append_many((address, int(balance)) for address, balance in chunk)
 
 
 def _snapshot_from_chain(asset: Asset, snapshot_id: int, snapshot: HolderSnapshot) -> None:
@@ -210,7 +210,8 @@ def _write_plan(distribution: Distribution, snapshot: HolderSnapshot, *, total: 
         size,
     )
     if written:
-        submit_batches_task.delay_on_commit(str(distribution.id))
+        distribution_key = str(distribution.id)
+        transaction.on_commit(lambda: submit_batches_task.delay(distribution_key), robust=True)
 
 
 def _fail_planning(distribution_id: uuid.UUID, message: str) -> None:
@@ -296,6 +297,6 @@ def distribution_submit_batches(*, distribution_id: uuid.UUID, limit: int = SUBM
             submitted += 1
         more = BatchPayout.objects.filter(distribution=distribution, status=BatchPayout.Status.PENDING).exists()
         if more and batches:
-            submit_batches_task.delay_on_commit(str(distribution_id))
+            transaction.on_commit(lambda: submit_batches_task.delay(str(distribution_id)), robust=True)
     logger.info("batches submitted distribution_id=%s count=%s more=%s", distribution_id, submitted, more)
     return submitted

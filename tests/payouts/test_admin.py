@@ -7,7 +7,7 @@ from django.contrib.auth.models import User
 from django.test import Client
 
 from payouts.models import Distribution
-from tests.payouts.factories import AssetFactory, AssetHolderFactory, DistributionFactory
+from tests.payouts.factories import make_asset, make_distribution, make_holder
 
 pytestmark = pytest.mark.django_db
 
@@ -22,10 +22,10 @@ def admin_client_logged_in() -> Client:
 
 def test_changelists_render_with_a_progress_bar(admin_client_logged_in: Client) -> None:
     # given a distribution halfway through
-    distribution = DistributionFactory(
+    distribution = make_distribution(
         status=Distribution.Status.IN_PROGRESS, holders_count=10, paid_count=5, failed_count=1
     )
-    AssetHolderFactory(asset=distribution.asset)
+    make_holder(asset=distribution.asset)
     # when / then
     page = admin_client_logged_in.get("/admin/payouts/distribution/")
     assert page.status_code == 200
@@ -42,7 +42,7 @@ def test_the_create_and_import_forms_render(admin_client_logged_in: Client) -> N
 
 
 def test_create_form_refuses_bad_input_and_creates_nothing(admin_client_logged_in: Client) -> None:
-    asset = AssetFactory()
+    asset = make_asset()
     response = admin_client_logged_in.post(
         "/admin/payouts/distribution/add/",
         {
@@ -59,7 +59,7 @@ def test_create_form_refuses_bad_input_and_creates_nothing(admin_client_logged_i
 
 
 def test_create_form_creates_a_scheduled_distribution(admin_client_logged_in: Client) -> None:
-    asset = AssetFactory()
+    asset = make_asset()
     response = admin_client_logged_in.post(
         "/admin/payouts/distribution/add/",
         {
@@ -76,8 +76,8 @@ def test_create_form_creates_a_scheduled_distribution(admin_client_logged_in: Cl
 
 def test_cancel_action_cancels_only_scheduled(admin_client_logged_in: Client) -> None:
     # given
-    scheduled = DistributionFactory()
-    completed = DistributionFactory(status=Distribution.Status.COMPLETED)
+    scheduled = make_distribution()
+    completed = make_distribution(status=Distribution.Status.COMPLETED)
     # when
     response = admin_client_logged_in.post(
         "/admin/payouts/distribution/",

@@ -11,7 +11,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from payouts.models import Distribution
-from tests.payouts.factories import AssetFactory, AssetHolderFactory, DistributionFactory
+from tests.payouts.factories import make_asset, make_distribution, make_holder
 
 pytestmark = pytest.mark.django_db
 
@@ -28,7 +28,7 @@ def _one_off(**overrides: Any) -> dict[str, Any]:
 
 def test_a_one_off_payout_is_created_with_amounts_as_decimal_strings(api_client: APIClient) -> None:
     # given
-    asset = AssetFactory()
+    asset = make_asset()
     # when
     response = api_client.post(f"/api/v1/assets/{asset.pk}/distributions", _one_off(concept="Q3"), format="json")
     # then
@@ -44,7 +44,7 @@ def test_a_one_off_payout_is_created_with_amounts_as_decimal_strings(api_client:
 
 
 def test_a_percentage_is_stored_in_basis_points(api_client: APIClient) -> None:
-    asset = AssetFactory()
+    asset = make_asset()
     response = api_client.post(
         f"/api/v1/assets/{asset.pk}/distributions",
         _one_off(amount=None, amount_type="PERCENTAGE", percentage="12.34"),
@@ -90,7 +90,7 @@ def test_bad_input_is_a_400_naming_the_field_and_creates_nothing(
     api_client: APIClient, overrides: dict[str, Any], field: str
 ) -> None:
     # given
-    asset = AssetFactory()
+    asset = make_asset()
     body = _one_off(**{k: v for k, v in overrides.items() if v is not None})
     for key in [k for k, v in overrides.items() if v is None]:
         body.pop(key, None)
@@ -104,14 +104,14 @@ def test_bad_input_is_a_400_naming_the_field_and_creates_nothing(
 
 
 def test_a_body_that_is_not_an_object_is_a_400(api_client: APIClient) -> None:
-    asset = AssetFactory()
+    asset = make_asset()
     response = api_client.post(f"/api/v1/assets/{asset.pk}/distributions", [1, 2], format="json")
     assert response.status_code == 400
     assert Distribution.objects.count() == 0
 
 
 def test_a_paused_asset_refuses_new_distributions_with_409(api_client: APIClient) -> None:
-    asset = AssetFactory(is_paused=True)
+    asset = make_asset(is_paused=True)
     response = api_client.post(f"/api/v1/assets/{asset.pk}/distributions", _one_off(), format="json")
     assert response.status_code == 409
     assert Distribution.objects.count() == 0
@@ -142,8 +142,8 @@ def test_actions_on_malformed_ids_are_404(api_client: APIClient, action: str) ->
 
 def test_cancel_only_a_scheduled_distribution(api_client: APIClient) -> None:
     # given
-    scheduled = DistributionFactory()
-    completed = DistributionFactory(status=Distribution.Status.COMPLETED)
+    scheduled = make_distribution()
+    completed = make_distribution(status=Distribution.Status.COMPLETED)
     # when
     ok = api_client.post(f"/api/v1/distributions/{scheduled.pk}/cancel")
     refused = api_client.post(f"/api/v1/distributions/{completed.pk}/cancel")
@@ -157,7 +157,7 @@ def test_cancel_only_a_scheduled_distribution(api_client: APIClient) -> None:
 
 @pytest.mark.parametrize("status", ["SCHEDULED", "IN_PROGRESS", "COMPLETED", "CANCELLED"])
 def test_retry_only_a_failed_distribution(api_client: APIClient, status: str) -> None:
-    distribution = DistributionFactory(status=status)
+    distribution = make_distribution(status=status)
     response = api_client.post(f"/api/v1/distributions/{distribution.pk}/retry")
     assert response.status_code == 409
     distribution.refresh_from_db()
@@ -166,7 +166,7 @@ def test_retry_only_a_failed_distribution(api_client: APIClient, status: str) ->
 
 def test_execute_twice_is_one_execution_then_409(api_client: APIClient) -> None:
     # given a scheduled distribution
-    distribution = DistributionFactory()
+    distribution = make_distribution()
     # when executed twice
     first = api_client.post(f"/api/v1/distributions/{distribution.pk}/execute")
     second = api_client.post(f"/api/v1/distributions/{distribution.pk}/execute")
@@ -178,10 +178,11 @@ def test_execute_twice_is_one_execution_then_409(api_client: APIClient) -> None:
 
 def test_lists_are_paginated_and_filtered(api_client: APIClient) -> None:
     # given
-    asset = AssetFactory()
-    DistributionFactory.create_batch(3, asset=asset)
-    DistributionFactory(asset=asset, status=Distribution.Status.FAILED)
-    DistributionFactory()
+    asset = make_asset()
+    for _ in range(3):
+        make_distribution(asset=asset)
+    make_distribution(asset=asset, status=Distribution.Status.FAILED)
+    make_distribution()
     # when
     page = api_client.get("/api/v1/distributions", {"limit": 2, "page": 2})
     failed = api_client.get("/api/v1/distributions", {"status": "FAILED"})
@@ -202,9 +203,9 @@ def test_lists_are_paginated_and_filtered(api_client: APIClient) -> None:
 
 
 def test_holders_list_shows_balances_in_token_units(api_client: APIClient) -> None:
-    asset = AssetFactory(decimals=2)
-    AssetHolderFactory(asset=asset, balance=12345)
-    AssetHolderFactory(asset=asset, balance=0)
+    asset = make_asset(decimals=2)
+    make_holder(asset=asset, balance=12345)
+    make_holder(asset=asset, balance=0)
     response = api_client.get(f"/api/v1/assets/{asset.pk}/holders")
     assert response.status_code == 200
     assert [h["balance"] for h in response.json()["items"]] == ["123.45"]

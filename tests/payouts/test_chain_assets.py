@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 from celery.worker import WorkController
 
@@ -17,7 +19,7 @@ from tests.payouts.chainkit import deploy_asset, wait_for
 pytestmark = [pytest.mark.chain, pytest.mark.django_db(transaction=True)]
 
 
-def _synced(asset_id: object) -> Asset | None:
+def _synced(asset_id: uuid.UUID) -> Asset | None:
     asset = Asset.objects.get(pk=asset_id)
     return asset if asset.sync_status != Asset.SyncStatus.SYNCING else None
 

@@ -40,7 +40,7 @@ def small_batches(chain_settings: Settings) -> Settings:
 
 def _import(demo: DemoAsset) -> Asset:
     asset = services.asset_import(token_address=demo.token, payout_contract_address=demo.payout)
-    synced = wait_for(
+    synced: Asset = wait_for(
         lambda: Asset.objects.filter(pk=asset.pk).exclude(sync_status=Asset.SyncStatus.SYNCING).first(),
         what="asset sync",
     )
@@ -49,11 +49,12 @@ def _import(demo: DemoAsset) -> Asset:
 
 
 def _finished(distribution_id: Any, timeout: float = 120) -> Distribution:
-    return wait_for(
+    finished: Distribution = wait_for(
         lambda: Distribution.objects.filter(pk=distribution_id, status__in=FINAL).first(),
         timeout=timeout,
         what="distribution to finish",
     )
+    return finished
 
 
 def _paid_on_chain(client: ChainClient, demo: DemoAsset) -> dict[str, int]:

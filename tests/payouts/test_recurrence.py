@@ -12,7 +12,7 @@ from payouts import services
 from payouts.errors import Conflict
 from payouts.models import Distribution
 from payouts.recurrence import add_months, occurrence_time
-from tests.payouts.factories import DistributionFactory
+from tests.payouts.factories import make_distribution
 
 
 @pytest.mark.parametrize(
@@ -53,7 +53,7 @@ def test_unknown_recurrence_is_refused() -> None:
 def test_starting_a_recurring_distribution_creates_the_next_occurrence_once() -> None:
     # given a monthly series anchored on Jan 31 whose first occurrence is due
     anchor = datetime(2025, 1, 31, 12, tzinfo=UTC)
-    first = DistributionFactory(
+    first = make_distribution(
         subtype=Distribution.Subtype.RECURRING,
         recurrence=Distribution.Recurrence.MONTHLY,
         series_id=uuid.uuid4(),
@@ -81,14 +81,14 @@ def test_starting_a_recurring_distribution_creates_the_next_occurrence_once() ->
 @pytest.mark.django_db
 def test_scheduled_run_starts_every_due_one_even_long_overdue_and_one_failure_does_not_stop_the_rest() -> None:
     # given distributions due a week ago (downtime), due now, in the future, and one on a paused asset
-    overdue = DistributionFactory()
+    overdue = make_distribution()
     Distribution.objects.filter(pk=overdue.pk).update(scheduled_at=timezone.now() - timedelta(days=7))
-    due = DistributionFactory()
+    due = make_distribution()
     Distribution.objects.filter(pk=due.pk).update(scheduled_at=timezone.now() - timedelta(seconds=1))
-    future = DistributionFactory()
-    broken = DistributionFactory(subtype=Distribution.Subtype.RECURRING, recurrence="DAILY", series_id=uuid.uuid4())
+    future = make_distribution()
+    broken = make_distribution(subtype=Distribution.Subtype.RECURRING, recurrence="DAILY", series_id=uuid.uuid4())
     Distribution.objects.filter(pk=broken.pk).update(scheduled_at=timezone.now() - timedelta(days=8))  # no anchor
-    paused = DistributionFactory(asset__is_paused=True)
+    paused = make_distribution(asset__is_paused=True)
     Distribution.objects.filter(pk=paused.pk).update(scheduled_at=timezone.now() - timedelta(hours=1))
     # when
     result = services.run_scheduled_distributions()
