@@ -209,8 +209,9 @@ def test_an_underfunded_distribution_fails_then_a_retry_pays_only_the_unpaid(
     assert set(
         HolderPayment.objects.filter(distribution=failed, status="FAILED").values_list("last_error", flat=True)
     ) == {"insufficient payout contract balance"}
-    statuses = list(BatchPayout.objects.filter(distribution=failed).order_by("number").values_list("status", flat=True))
-    assert statuses == ["COMPLETED", "PARTIALLY_COMPLETED", "FAILED"]
+    # (the lane may mine the batches in any order: whichever runs first is paid in full)
+    statuses = sorted(BatchPayout.objects.filter(distribution=failed).values_list("status", flat=True))
+    assert statuses == ["COMPLETED", "FAILED", "PARTIALLY_COMPLETED"]
     # when the contract is funded and the operator retries
     fund(chain_client, deployer, payment_token=demo.payment_token, payout=demo.payout, amount=100_000)
     services.distribution_retry(distribution_id=distribution.pk)
