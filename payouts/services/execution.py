@@ -54,7 +54,10 @@ def distribution_plan(*, distribution_id: uuid.UUID) -> None:
             total = _total_to_split(distribution, snapshot)
             size = _fit_batch_size(distribution, snapshot)
             with transaction.atomic():
-                locked = Distribution.objects.select_for_update().get(pk=distribution_id)
+                # The asset comes with the row: nothing may lazy-load while the COPY streams.
+                locked = (
+                    Distribution.objects.select_related("asset").select_for_update(of=("self",)).get(pk=distribution_id)
+                )
                 if locked.status != Status.IN_PROGRESS or locked.holders_count is not None:
                     return
                 _write_plan(locked, snapshot, total=total, size=size)
