@@ -17,7 +17,7 @@ import logging
 from dataclasses import dataclass
 
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Max
 from django.utils import timezone
 from eth_utils.address import to_checksum_address
 
@@ -165,8 +165,17 @@ def _assign_nonce(lane: Lane, row: ChainTransaction) -> ChainTransaction | None:
         locked = ChainTransaction.objects.select_for_update().get(pk=row.pk)
         if locked.status != Status.PENDING or locked.nonce is not None:
             return locked
-        # Never below the chain's own count: another user of the key may have consumed nonces.
-        nonce = max(counter.next_nonce, chain_pending)
+        # The chain's pending count (someone else may have used the key), but never a nonce that one
+        # of our unfinished transactions holds (signed or not yet, maybe not in the node's pool).
+        # The counter row is the lock and a record; it is not trusted above the chain (a reset
+        # chain or a stale row would otherwise leave a gap that blocks the lane).
+        held = ChainTransaction.objects.filter(
+            chain_id=lane.chain_id,
+            sender=lane.sender,
+            status__in=[Status.PENDING, Status.SIGNED, Status.BROADCAST],
+            nonce__isnull=False,
+        ).aggregate(highest=Max("nonce"))["highest"]
+        nonce = max(chain_pending, -1 if held is None else held + 1)
         counter.next_nonce = nonce + 1
         counter.save(update_fields=["next_nonce", "updated_at"])
         locked.chain_id = lane.chain_id

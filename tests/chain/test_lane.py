@@ -137,6 +137,25 @@ def test_a_nonce_used_by_another_transaction_is_proven_then_the_intent_gets_a_ne
 
 
 @pytest.mark.django_db
+def test_nonces_follow_the_chain_not_a_stale_counter(
+    chain_client: ChainClient, contracts: DeployedContracts, deployer: LocalKeySigner, clean_redis: None
+) -> None:
+    # given: a counter row far ahead of the chain (e.g. the chain was reset)
+    chain_nonce = chain_client.nonce(deployer.address)
+    SenderNonce.objects.create(chain_id=contracts.chain_id, sender=deployer.address, next_nonce=chain_nonce + 5)
+    first, second = (enqueue_batch(contracts, batch_intent(contracts, [h], [10**6])) for h in contracts.holders[:2])
+    # when
+    transaction_submit(transaction_id=str(first.pk))
+    transaction_submit(transaction_id=str(second.pk))
+    # then
+    first.refresh_from_db()
+    second.refresh_from_db()
+    assert (first.nonce, second.nonce) == (chain_nonce, chain_nonce + 1)
+    assert transaction_confirm(transaction_id=str(second.pk)) == Status.CONFIRMED
+    assert SenderNonce.objects.get(sender=deployer.address).next_nonce == chain_nonce + 2
+
+
+@pytest.mark.django_db
 def test_a_transaction_mined_before_the_crash_is_confirmed_not_resent(
     chain_client: ChainClient, contracts: DeployedContracts, clean_redis: None
 ) -> None:
