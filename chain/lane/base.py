@@ -78,12 +78,16 @@ class Lane:
 
 
 def current_lane() -> Lane:
+    """The configured client and signer; the chain id is asked once per process and RPC URL and
+    must match CHAIN_ID when that is set (signing for another chain would only be refused later)."""
     client = ChainClient.from_settings()
     signer = get_signer()
-    chain_id = settings.CHAIN_ID or _chain_ids.get(client.rpc_url)
+    chain_id = _chain_ids.get(client.rpc_url)
     if chain_id is None:
         chain_id = _chain_ids[client.rpc_url] = client.chain_id()
-    return Lane(client=client, signer=signer, chain_id=int(chain_id), sender=signer.address)
+    if settings.CHAIN_ID is not None and settings.CHAIN_ID != chain_id:
+        raise ChainError(f"CHAIN_ID is {settings.CHAIN_ID} but the RPC serves chain {chain_id}")
+    return Lane(client=client, signer=signer, chain_id=chain_id, sender=signer.address)
 
 
 def transaction_dict(lane: Lane, row: ChainTransaction) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from pytest_django.fixtures import Settings
 from chain import abi
 from chain.client import ChainClient
 from chain.deploy import call_contract, send_and_wait
+from chain.errors import ChainError
 from chain.lane import base as lane_base
 from chain.lane import services as lane_services
 from chain.localchain import DeployedContracts, deploy_reference_contracts
@@ -134,6 +135,20 @@ def test_a_nonce_used_by_another_transaction_is_proven_then_the_intent_gets_a_ne
     assert SignedVersion.objects.filter(transaction=row).count() == 2
     assert SenderNonce.objects.get(sender=deployer.address).next_nonce == first_nonce + 2  # type: ignore[operator]
     assert [chain_client.erc20_balance(contracts.payment_token, h) for h in intent.holders] == intent.amounts
+
+
+@pytest.mark.django_db
+def test_a_chain_id_that_differs_from_the_rpc_is_refused_before_signing(
+    chain_settings: Settings, chain_client: ChainClient, contracts: DeployedContracts, clean_redis: None
+) -> None:
+    # given
+    chain_settings.CHAIN_ID = 1
+    row = enqueue_batch(contracts, batch_intent(contracts))
+    # when / then
+    with pytest.raises(ChainError, match="CHAIN_ID is 1 but the RPC serves chain 31337"):
+        transaction_submit(transaction_id=str(row.pk))
+    row.refresh_from_db()
+    assert (row.status, row.nonce) == (Status.PENDING, None)
 
 
 @pytest.mark.django_db
