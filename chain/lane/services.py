@@ -127,7 +127,7 @@ def transaction_prepare(*, transaction_id: str, lane: Lane | None = None) -> Cha
         raise ChainError("the configured signer is not this transaction's sender")
     if row.nonce is None:
         assigned = _assign_nonce(lane, row)
-        if assigned is None:
+        if assigned is None or assigned.status != Status.PENDING:
             return ChainTransaction.objects.get(pk=transaction_id)
         row = assigned
     signed = lane.signer.sign_transaction(transaction_dict(lane, row))
@@ -234,9 +234,11 @@ def transaction_confirm(*, transaction_id: str) -> str:
         return ChainTransaction.objects.get(pk=transaction_id).status
     if row.status != Status.BROADCAST or row.nonce is None:
         return row.status  # SIGNED: the submit task (or the sweeper) broadcasts it
+    if lane.client.nonce(lane.sender, "latest") <= row.nonce and lane.client.transaction_known(row.tx_hash):
+        return row.status  # waiting in the node's pool
     with lane.locked():
         row.refresh_from_db()
-        if row.status != Status.BROADCAST:
+        if row.status != Status.BROADCAST or row.nonce is None:
             return row.status
         if lane.client.nonce(lane.sender, "latest") > row.nonce:
             resolve_used_nonce(lane, row)
