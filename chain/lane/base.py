@@ -60,6 +60,8 @@ def register_transaction_handler(purpose: str, handler: TransactionHandler) -> N
 # --- the lane: client, signer and lock of one sender ----------------------------------------------
 @dataclass(frozen=True)
 class Lane:
+    """Everything needed to submit for the configured signer on the configured chain."""
+
     client: ChainClient
     signer: Signer
     chain_id: int
@@ -113,6 +115,7 @@ def enqueue_confirm(transaction_id: Any) -> None:
     )
 
 
+# --- receipts and used nonces ------------------------------------------------------------------
 def resolve_used_nonce(lane: Lane, row: ChainTransaction) -> None:
     """The node says our nonce is used. Ours (a receipt for one of our versions), or someone else's?"""
     if confirm_from_receipts(lane, row):
@@ -135,7 +138,6 @@ def resolve_used_nonce(lane: Lane, row: ChainTransaction) -> None:
     logger.warning("chain nonce consumed by another transaction id=%s nonce=%s", row.pk, row.nonce)
 
 
-# --- receipts and used nonces ------------------------------------------------------------------
 def find_receipt(lane: Lane, row: ChainTransaction) -> Receipt | None:
     for version in SignedVersion.objects.filter(transaction_id=row.pk).order_by("-created_at"):
         receipt = lane.client.get_receipt(version.tx_hash)
