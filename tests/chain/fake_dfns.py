@@ -60,6 +60,7 @@ class FakeDfns:
     challenges: dict[str, tuple[str, str, str, str]] = field(default_factory=dict)
     user_actions: dict[str, tuple[str, str, str]] = field(default_factory=dict)
     signatures: dict[str, dict[str, Any]] = field(default_factory=dict)
+    unavailable: int = 0  # answer this many signature requests with 503
     url: str = ""
     _server: ThreadingHTTPServer | None = None
 
@@ -119,6 +120,9 @@ class FakeDfns:
         if method == "GET" and path == wallet_path:
             return 200, {"id": self.wallet_id, "network": "Ethereum", "address": self.wallet_address}
         if method == "POST" and path == f"{wallet_path}/signatures":
+            if self.unavailable > 0:
+                self.unavailable -= 1
+                return 503, {"error": {"message": "service unavailable"}}
             return self._sign(path, headers, body)
         if method == "GET" and path.startswith(f"{wallet_path}/signatures/"):
             signature = self.signatures[path.rsplit("/", 1)[1]]

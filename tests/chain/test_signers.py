@@ -14,6 +14,7 @@ from pytest_django.fixtures import Settings
 from chain import abi
 from chain.client import ChainClient
 from chain.deploy import build_transaction
+from chain.errors import RpcConnectionError
 from chain.localchain import ANVIL_DEV_KEYS, DeployedContracts
 from chain.models import ChainTransaction
 from chain.services import transaction_confirm, transaction_enqueue, transaction_submit
@@ -153,3 +154,29 @@ def test_the_lane_submits_through_dfns(
     assert status == ChainTransaction.Status.CONFIRMED
     assert row.sender == fake_dfns.wallet_address
     assert len(fake_dfns.signatures) == 1
+
+
+def test_an_unavailable_dfns_keeps_the_nonce_for_the_retry(
+    dfns_settings: Settings,
+    fake_dfns: FakeDfns,
+    chain_client: ChainClient,
+    contracts: DeployedContracts,
+    db: None,
+    clean_redis: None,
+) -> None:
+    # given
+    fake_dfns.unavailable = 1
+    data = abi.encode_call("PaymentToken", "approve", [contracts.bond_payout, 2])
+    with transaction.atomic():
+        row = transaction_enqueue(intent_key="dfns-retry", purpose="test_dfns", to=contracts.payment_token, data=data)
+    # when
+    with pytest.raises(RpcConnectionError):
+        transaction_submit(transaction_id=str(row.pk))
+    row.refresh_from_db()
+    nonce = row.nonce
+    transaction_submit(transaction_id=str(row.pk))
+    # then
+    row.refresh_from_db()
+    assert nonce is not None
+    assert (row.status, row.nonce) == (ChainTransaction.Status.BROADCAST, nonce)
+    assert transaction_confirm(transaction_id=str(row.pk)) == ChainTransaction.Status.CONFIRMED
