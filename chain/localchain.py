@@ -128,8 +128,8 @@ def deploy_reference_contracts(
     bond = deploy_contract(
         client, deployer, "AssetToken", ["Local Bond", "LBD", ASSET_DECIMALS, BOND_FIXED_RATE, maturity, owner]
     )
-    equity_payout = deploy_payout_contract(client, deployer, equity, payment_token)
-    bond_payout = deploy_payout_contract(client, deployer, bond, payment_token)
+    equity_payout = deploy_payout_contract(client, deployer, equity, payment_token, hold_lane=False)
+    bond_payout = deploy_payout_contract(client, deployer, bond, payment_token, hold_lane=False)
     addresses = holder_addresses(holders)
     for index, holder in enumerate(addresses, start=1):
         call_contract(client, deployer, "AssetToken", equity, "mint", [holder, index * 100 * 10**ASSET_DECIMALS])

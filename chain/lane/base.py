@@ -67,16 +67,20 @@ class Lane:
     chain_id: int
     sender: str
 
-    @property
-    def lock_name(self) -> str:
-        return f"chain-lane:{self.chain_id}:{self.sender}"
-
     @contextmanager
     def locked(self) -> Iterator[None]:
-        with redis_lock(self.lock_name, timeout=LANE_LOCK_TIMEOUT, blocking_timeout=LANE_LOCK_WAIT) as acquired:
-            if not acquired:
-                raise LaneBusy(f"lane {self.sender} busy")
+        with sender_lock(self.chain_id, self.sender):
             yield
+
+
+@contextmanager
+def sender_lock(chain_id: int, sender: str) -> Iterator[None]:
+    """The Redis lock that orders everything one sender sends on one chain."""
+    name = f"chain-lane:{chain_id}:{sender}"
+    with redis_lock(name, timeout=LANE_LOCK_TIMEOUT, blocking_timeout=LANE_LOCK_WAIT) as acquired:
+        if not acquired:
+            raise LaneBusy(f"lane {sender} busy")
+        yield
 
 
 def current_lane() -> Lane:

@@ -202,10 +202,13 @@ def _broadcast_current(lane: Lane, row: ChainTransaction) -> None:
         resolve_used_nonce(lane, row)
         return
     except Underpriced as exc:
-        if row.status == Status.SIGNED:
-            # Never accepted by the node: a new version with the same nonce and current fees is safe.
-            record_error(row, str(exc))
+        record_error(row, str(exc))
+        if "replacement" not in str(exc).lower():
+            # Fees below what the node takes now, and never accepted: a new version with the same
+            # nonce and current fees is safe (at most one version can be mined).
             _sign_replacement(lane, row, DEFAULT_FEE_BUMP_PERCENT)
+        # else another sender's transaction holds our nonce in the pool: never push it out; once it
+        # is mined the node answers "nonce too low" and the intent gets a new nonce.
         raise
     except ChainError as exc:
         record_error(row, str(exc))

@@ -12,8 +12,8 @@ from pytest_django.fixtures import Settings
 
 from chain import abi
 from chain.client import ChainClient
-from chain.deploy import call_contract, send_and_wait
-from chain.errors import ChainError
+from chain.deploy import build_transaction, call_contract, send_and_wait
+from chain.errors import ChainError, Underpriced
 from chain.lane import base as lane_base
 from chain.lane import services as lane_services
 from chain.localchain import DeployedContracts, deploy_reference_contracts
@@ -188,6 +188,46 @@ def test_a_transaction_mined_before_the_crash_is_confirmed_not_resent(
     assert row.tx_hash == version.tx_hash
     assert SignedVersion.objects.filter(transaction=row).count() == 1
     assert [chain_client.erc20_balance(contracts.payment_token, h) for h in intent.holders] == intent.amounts
+
+
+@pytest.mark.django_db
+def test_another_senders_transaction_holding_our_nonce_in_the_pool_is_not_pushed_out(
+    anvil: AnvilNode,
+    chain_client: ChainClient,
+    contracts: DeployedContracts,
+    deployer: LocalKeySigner,
+    clean_redis: None,
+) -> None:
+    # given: our intent signed with nonce N, and another transaction with nonce N waiting in the pool
+    anvil.rpc("evm_setAutomine", False)
+    intent = batch_intent(contracts)
+    row = enqueue_batch(contracts, intent)
+    lane_services.transaction_prepare(transaction_id=str(row.pk))
+    row.refresh_from_db()
+    mint = abi.encode_call("PaymentToken", "mint", [deployer.address, 1])
+    other = deployer.sign_transaction(
+        build_transaction(chain_client, deployer, to=contracts.payment_token, data=mint, nonce=row.nonce)
+    )
+    chain_client.send_raw_transaction(other.raw)
+    # when
+    with pytest.raises(Underpriced, match="replacement"):
+        transaction_submit(transaction_id=str(row.pk))
+    versions_while_blocked = SignedVersion.objects.filter(transaction=row).count()
+    anvil.rpc("evm_mine")
+    assert chain_client.get_receipt(other.tx_hash) is not None
+    status = transaction_submit(transaction_id=str(row.pk))
+    anvil.rpc("evm_mine")
+    # then
+    assert versions_while_blocked == 1
+    assert status == Status.BROADCAST
+    assert transaction_confirm(transaction_id=str(row.pk)) == Status.CONFIRMED
+    row.refresh_from_db()
+    assert row.nonce == other_nonce_plus_one(chain_client, other.tx_hash)
+    assert [chain_client.erc20_balance(contracts.payment_token, h) for h in intent.holders] == intent.amounts
+
+
+def other_nonce_plus_one(client: ChainClient, tx_hash: str) -> int:
+    return int(client.web3.eth.get_transaction(tx_hash)["nonce"]) + 1  # type: ignore[arg-type]
 
 
 @pytest.mark.django_db
