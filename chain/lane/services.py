@@ -237,7 +237,7 @@ def transaction_confirm(*, transaction_id: str) -> str:
         return ChainTransaction.objects.get(pk=transaction_id).status
     if row.status != Status.BROADCAST or row.nonce is None:
         return row.status  # SIGNED: the submit task (or the sweeper) broadcasts it
-    if lane.client.nonce(lane.sender, "latest") <= row.nonce and lane.client.transaction_known(row.tx_hash):
+    if lane.client.nonce(lane.sender, "latest") <= row.nonce and _any_version_known(lane, row):
         return row.status  # waiting in the node's pool
     with lane.locked():
         row.refresh_from_db()
@@ -245,7 +245,7 @@ def transaction_confirm(*, transaction_id: str) -> str:
             return row.status
         if lane.client.nonce(lane.sender, "latest") > row.nonce:
             resolve_used_nonce(lane, row)
-        elif not lane.client.transaction_known(row.tx_hash):
+        elif not _any_version_known(lane, row):
             # Dropped from the pool (restart, eviction): send the same signed bytes again.
             version = SignedVersion.objects.get(tx_hash=row.tx_hash)
             logger.warning("chain transaction dropped, rebroadcasting id=%s hash=%s", row.pk, row.tx_hash)
@@ -256,6 +256,14 @@ def transaction_confirm(*, transaction_id: str) -> str:
 
         submit_transaction_task.delay(str(row.pk))
     return row.status
+
+
+def _any_version_known(lane: Lane, row: ChainTransaction) -> bool:
+    """Whether the node still has one of the versions (a replacement it refused leaves the old one)."""
+    hashes = (
+        SignedVersion.objects.filter(transaction_id=row.pk).order_by("-created_at").values_list("tx_hash", flat=True)
+    )
+    return any(lane.client.transaction_known(tx_hash) for tx_hash in hashes)
 
 
 # --- replace ---------------------------------------------------------------------------------------
