@@ -365,4 +365,11 @@ def transaction_sweep(*, stale_after: datetime.timedelta = SWEEP_STALE_AFTER) ->
             logger.warning("sweep could not confirm id=%s error=%s", transaction_id, exc)
             continue
         finished += status in Status.final()
+    from chain.selectors import stuck_transactions
+
+    for stuck in stuck_transactions()[:20]:
+        logger.warning(
+            "chain transaction stuck id=%s nonce=%s hash=%s broadcast_at=%s: replace it in the admin",
+            stuck.pk, stuck.nonce, stuck.tx_hash, stuck.broadcast_at.isoformat() if stuck.broadcast_at else "",
+        )  # fmt: skip
     return SweepResult(resubmitted=len(stale), checked=len(broadcast), finished=finished)
