@@ -130,6 +130,10 @@ class ChainClient:
         """Native currency balance (wei)."""
         return int(self._rpc(lambda: self.web3.eth.get_balance(to_checksum_address(account))))
 
+    def has_code(self, address: str) -> bool:
+        """Whether a contract is deployed at `address`."""
+        return len(self._rpc(lambda: self.web3.eth.get_code(to_checksum_address(address)))) > 0
+
     # --- tokens -----------------------------------------------------------------------------------
     def token_details(self, token_address: str) -> TokenDetails:
         (name,) = self._call("AssetToken", token_address, "name")
@@ -191,11 +195,13 @@ class ChainClient:
         return int(self._rpc(lambda: self.web3.eth.get_transaction_count(address, block)))  # type: ignore[arg-type]
 
     def fees(self) -> Fees:
-        """EIP-1559 fees: twice the latest base fee plus the node's suggested tip."""
+        """EIP-1559 fees: twice the latest base fee plus the node's suggested tip, and never below
+        the node's gas price (Hedera's JSON-RPC relay has no base fee but a minimum gas price)."""
         block = self._rpc(lambda: self.web3.eth.get_block("latest"))
         tip = int(self._rpc(lambda: self.web3.eth.max_priority_fee))
+        gas_price = int(self._rpc(lambda: self.web3.eth.gas_price))
         base_fee = int(block.get("baseFeePerGas", 0))
-        return Fees(max_fee_per_gas=2 * base_fee + tip, max_priority_fee_per_gas=tip)
+        return Fees(max_fee_per_gas=max(2 * base_fee + tip, gas_price), max_priority_fee_per_gas=tip)
 
     def estimate_gas(self, *, sender: str, to: str | None, data: bytes, value: int = 0) -> int:
         """Gas the call needs; raises `TransactionReverted` when it would revert."""

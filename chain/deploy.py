@@ -68,12 +68,25 @@ def deploy_contract(client: ChainClient, signer: Signer, contract: str, args: Se
     return address
 
 
-def deploy_payout_contract(client: ChainClient, signer: Signer, asset_token: str, payment_token: str) -> str:
+def deploy_payout_contract(
+    client: ChainClient, signer: Signer, asset_token: str, payment_token: str, *, hold_lane: bool = True
+) -> str:
     """Deploy a PayoutContract for an asset (the signer becomes its admin, with PAYOUT_ROLE).
 
     When the signer also owns the asset token, the asset is linked to it (`setPayoutContract`) so
-    that bond cash-outs can redeem; otherwise the asset's owner must do that.
+    that bond cash-outs can redeem; otherwise the asset's owner must do that. With `hold_lane`
+    (needs Django and Redis) the signer's submission lane is held meanwhile, so the lane and the
+    deployment never pick the same nonce.
     """
+    if not hold_lane:
+        return _deploy_payout_contract(client, signer, asset_token, payment_token)
+    from chain.lane.base import sender_lock
+
+    with sender_lock(client.chain_id(), signer.address):
+        return _deploy_payout_contract(client, signer, asset_token, payment_token)
+
+
+def _deploy_payout_contract(client: ChainClient, signer: Signer, asset_token: str, payment_token: str) -> str:
     address = deploy_contract(
         client,
         signer,

@@ -13,7 +13,7 @@ import datetime
 import json
 import platform
 import subprocess
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from eth_account import Account
@@ -25,13 +25,20 @@ from config.localservices import LocalService, ServiceError, free_port, wait_for
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
-# anvil's well-known development accounts (mnemonic "test test ... junk"): for the LOCAL chain only.
-ANVIL_DEV_KEYS = (
-    "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80",
-    "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d",
-    "0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804e8c0e8a0",
-    "0x7c852118294e51e653712a81e05800f419141751be58f605c371e15141b007a6",
-)
+# anvil's well-known development accounts (funded on start): for the LOCAL chain only.
+ANVIL_MNEMONIC = "test test test test test test test test test test test junk"
+ANVIL_ACCOUNTS = 10
+
+
+def _dev_keys() -> tuple[str, ...]:
+    Account.enable_unaudited_hdwallet_features()
+    return tuple(
+        "0x" + bytes(Account.from_mnemonic(ANVIL_MNEMONIC, account_path=f"m/44'/60'/0'/0/{i}").key).hex()
+        for i in range(4)
+    )
+
+
+ANVIL_DEV_KEYS = _dev_keys()
 ANVIL_CHAIN_ID = 31337
 PAYMENT_DECIMALS = 6
 ASSET_DECIMALS = 18
@@ -64,7 +71,7 @@ def start_anvil(
         "--host", "127.0.0.1",
         "--port", str(port),
         "--chain-id", str(chain_id),
-        "--accounts", "10",
+        "--accounts", str(ANVIL_ACCOUNTS),
         "--silent",
     ]  # fmt: skip
     if block_time is not None:
@@ -72,7 +79,8 @@ def start_anvil(
     if no_mining:
         command.append("--no-mining")
     if state_file is not None:
-        command += ["--state", str(state_file)]
+        # loads the state if the file exists, dumps it on exit and every 30 s
+        command += ["--state", str(state_file), "--state-interval", "30"]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # noqa: S603
     service = LocalService("anvil", f"http://127.0.0.1:{port}", process)
     try:
@@ -120,8 +128,8 @@ def deploy_reference_contracts(
     bond = deploy_contract(
         client, deployer, "AssetToken", ["Local Bond", "LBD", ASSET_DECIMALS, BOND_FIXED_RATE, maturity, owner]
     )
-    equity_payout = deploy_payout_contract(client, deployer, equity, payment_token)
-    bond_payout = deploy_payout_contract(client, deployer, bond, payment_token)
+    equity_payout = deploy_payout_contract(client, deployer, equity, payment_token, hold_lane=False)
+    bond_payout = deploy_payout_contract(client, deployer, bond, payment_token, hold_lane=False)
     addresses = holder_addresses(holders)
     for index, holder in enumerate(addresses, start=1):
         call_contract(client, deployer, "AssetToken", equity, "mint", [holder, index * 100 * 10**ASSET_DECIMALS])
@@ -152,3 +160,32 @@ def read_chain_file(path: Path) -> DeployedContracts:
     data = json.loads(path.read_text())
     data["holders"] = tuple(data["holders"])
     return DeployedContracts(**data)
+
+
+def chain_file(run_dir: Path) -> Path:
+    """Where `make run` keeps the local chain's deployed addresses (read it with read_chain_file)."""
+    return run_dir / "chain.json"
+
+
+def ensure_local_chain(
+    run_dir: Path, *, port: int | None = None, block_time: float | None = None
+) -> tuple[LocalService, DeployedContracts]:
+    """Start anvil with its state kept in `run_dir`; deploy the reference contracts unless the kept
+    state already has them. Writes `run_dir/chain.json`. The caller stops the service."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    service = start_anvil(port, block_time, state_file=run_dir / "anvil-state.json")
+    try:
+        path = chain_file(run_dir)
+        contracts = read_chain_file(path) if path.exists() else None
+        client = ChainClient(service.url)
+        if contracts is None or not all(
+            client.has_code(address)
+            for address in (contracts.payment_token, contracts.equity_payout, contracts.bond_payout)
+        ):
+            contracts = deploy_reference_contracts(service.url)
+        contracts = replace(contracts, rpc_url=service.url)
+        write_chain_file(path, contracts)
+    except Exception:
+        service.stop()
+        raise
+    return service, contracts

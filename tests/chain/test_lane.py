@@ -12,7 +12,9 @@ from pytest_django.fixtures import Settings
 
 from chain import abi
 from chain.client import ChainClient
-from chain.deploy import call_contract, send_and_wait
+from chain.deploy import build_transaction, call_contract, send_and_wait
+from chain.errors import ChainError, Underpriced
+from chain.lane import base as lane_base
 from chain.lane import services as lane_services
 from chain.localchain import DeployedContracts, deploy_reference_contracts
 from chain.models import ChainTransaction, SenderNonce, SignedVersion
@@ -38,7 +40,7 @@ def handled() -> Iterator[list[tuple[str, str]]]:
     calls: list[tuple[str, str]] = []
     register_transaction_handler("test_batch", lambda row: calls.append((row.intent_key, row.status)))
     yield calls
-    lane_services._handlers.pop("test_batch", None)
+    lane_base._handlers.pop("test_batch", None)
 
 
 def _wait_until(predicate: Callable[[], bool], timeout: float = 30) -> None:
@@ -136,6 +138,39 @@ def test_a_nonce_used_by_another_transaction_is_proven_then_the_intent_gets_a_ne
 
 
 @pytest.mark.django_db
+def test_a_chain_id_that_differs_from_the_rpc_is_refused_before_signing(
+    chain_settings: Settings, chain_client: ChainClient, contracts: DeployedContracts, clean_redis: None
+) -> None:
+    # given
+    chain_settings.CHAIN_ID = 1
+    row = enqueue_batch(contracts, batch_intent(contracts))
+    # when / then
+    with pytest.raises(ChainError, match="CHAIN_ID is 1 but the RPC serves chain 31337"):
+        transaction_submit(transaction_id=str(row.pk))
+    row.refresh_from_db()
+    assert (row.status, row.nonce) == (Status.PENDING, None)
+
+
+@pytest.mark.django_db
+def test_nonces_follow_the_chain_not_a_stale_counter(
+    chain_client: ChainClient, contracts: DeployedContracts, deployer: LocalKeySigner, clean_redis: None
+) -> None:
+    # given: a counter row far ahead of the chain (e.g. the chain was reset)
+    chain_nonce = chain_client.nonce(deployer.address)
+    SenderNonce.objects.create(chain_id=contracts.chain_id, sender=deployer.address, next_nonce=chain_nonce + 5)
+    first, second = (enqueue_batch(contracts, batch_intent(contracts, [h], [10**6])) for h in contracts.holders[:2])
+    # when
+    transaction_submit(transaction_id=str(first.pk))
+    transaction_submit(transaction_id=str(second.pk))
+    # then
+    first.refresh_from_db()
+    second.refresh_from_db()
+    assert (first.nonce, second.nonce) == (chain_nonce, chain_nonce + 1)
+    assert transaction_confirm(transaction_id=str(second.pk)) == Status.CONFIRMED
+    assert SenderNonce.objects.get(sender=deployer.address).next_nonce == chain_nonce + 2
+
+
+@pytest.mark.django_db
 def test_a_transaction_mined_before_the_crash_is_confirmed_not_resent(
     chain_client: ChainClient, contracts: DeployedContracts, clean_redis: None
 ) -> None:
@@ -153,6 +188,46 @@ def test_a_transaction_mined_before_the_crash_is_confirmed_not_resent(
     assert row.tx_hash == version.tx_hash
     assert SignedVersion.objects.filter(transaction=row).count() == 1
     assert [chain_client.erc20_balance(contracts.payment_token, h) for h in intent.holders] == intent.amounts
+
+
+@pytest.mark.django_db
+def test_another_senders_transaction_holding_our_nonce_in_the_pool_is_not_pushed_out(
+    anvil: AnvilNode,
+    chain_client: ChainClient,
+    contracts: DeployedContracts,
+    deployer: LocalKeySigner,
+    clean_redis: None,
+) -> None:
+    # given: our intent signed with nonce N, and another transaction with nonce N waiting in the pool
+    anvil.rpc("evm_setAutomine", False)
+    intent = batch_intent(contracts)
+    row = enqueue_batch(contracts, intent)
+    lane_services.transaction_prepare(transaction_id=str(row.pk))
+    row.refresh_from_db()
+    mint = abi.encode_call("PaymentToken", "mint", [deployer.address, 1])
+    other = deployer.sign_transaction(
+        build_transaction(chain_client, deployer, to=contracts.payment_token, data=mint, nonce=row.nonce)
+    )
+    chain_client.send_raw_transaction(other.raw)
+    # when
+    with pytest.raises(Underpriced, match="replacement"):
+        transaction_submit(transaction_id=str(row.pk))
+    versions_while_blocked = SignedVersion.objects.filter(transaction=row).count()
+    anvil.rpc("evm_mine")
+    assert chain_client.get_receipt(other.tx_hash) is not None
+    status = transaction_submit(transaction_id=str(row.pk))
+    anvil.rpc("evm_mine")
+    # then
+    assert versions_while_blocked == 1
+    assert status == Status.BROADCAST
+    assert transaction_confirm(transaction_id=str(row.pk)) == Status.CONFIRMED
+    row.refresh_from_db()
+    assert row.nonce == other_nonce_plus_one(chain_client, other.tx_hash)
+    assert [chain_client.erc20_balance(contracts.payment_token, h) for h in intent.holders] == intent.amounts
+
+
+def other_nonce_plus_one(client: ChainClient, tx_hash: str) -> int:
+    return int(client.web3.eth.get_transaction(tx_hash)["nonce"]) + 1  # type: ignore[arg-type]
 
 
 @pytest.mark.django_db
