@@ -34,7 +34,7 @@ class EventListener(models.Model):
         max_length=21, default="0", help_text='Mirror Node: read logs at or after this "seconds.nanos".'
     )
     last_processed_block = models.BigIntegerField(null=True, blank=True)
-    last_processed_timestamp = models.CharField(max_length=21, null=True, blank=True)
+    last_processed_timestamp = models.CharField(max_length=21, null=True, blank=True)  # noqa: DJ001 - null: no cursor
     last_processed_log_index = models.IntegerField(null=True, blank=True)
     head_block = models.BigIntegerField(null=True, blank=True, help_text="RPC: chain head seen at the last poll.")
     last_polled_at = models.DateTimeField(null=True, blank=True)
@@ -80,7 +80,7 @@ class ChainEvent(models.Model):
     block_number = models.BigIntegerField()
     block_timestamp = models.DateTimeField(null=True, blank=True)
     consensus_timestamp = models.CharField(max_length=21, blank=True, default="", help_text="Mirror Node only.")
-    event_name = models.CharField(max_length=100, null=True, blank=True)
+    event_name = models.CharField(max_length=100, null=True, blank=True)  # noqa: DJ001 - null: undecodable
     args = models.JSONField(default=dict, blank=True, help_text="Decoded arguments; integers as decimal strings.")
     raw_log = models.JSONField(default=dict)
     status = models.CharField(max_length=20, choices=Status.choices)

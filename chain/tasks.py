@@ -13,7 +13,7 @@ logger = logging.getLogger(__name__)
 
 
 # --- Event listener (queue `events` by name: chain.tasks.poll_*) -------------------------------------
-@shared_task
+@shared_task(ignore_result=False)
 @single_instance("chain.poll_listeners")
 def poll_listeners_task() -> int:
     """Periodic fan-out: one `poll_listener_task` per enabled listener."""
@@ -25,7 +25,7 @@ def poll_listeners_task() -> int:
     return len(listener_ids)
 
 
-@shared_task
+@shared_task(ignore_result=False)
 def poll_listener_task(listener_id: int) -> str:
     """Poll one listener under its Redis lock (one poller per stream); go on at once if it stopped early.
 

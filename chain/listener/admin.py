@@ -13,7 +13,6 @@ from chain.listener.services import event_reprocess, listener_reset_cursor, list
 from chain.listener.types import MirrorPosition
 from chain.models import ChainEvent, EventListener
 
-
 if TYPE_CHECKING:
     ListenerAdminBase = admin.ModelAdmin[EventListener]
     EventAdminBase = admin.ModelAdmin[ChainEvent]

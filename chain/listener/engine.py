@@ -19,8 +19,8 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from chain.events import DecodedEvent
 from chain.errors import UndecodableLog
+from chain.events import DecodedEvent
 from chain.listener.decoding import args_to_json, decode_log
 from chain.listener.mirror import MirrorNodeClient, MirrorNodeError, position_of
 from chain.listener.registry import get_event_processor

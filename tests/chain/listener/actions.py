@@ -33,6 +33,4 @@ def activity(client: ChainClient, deployer: LocalKeySigner, contracts: DeployedC
     holders = holder_addresses(45)
     for holder in holders[round_ * 3 : round_ * 3 + 3]:
         mint(client, deployer, contracts.equity_token, holder, 10**18)
-    pay_batch(
-        client, deployer, contracts.equity_payout, distribution=f"d{round_}", batch=f"b{round_}", holders=holders
-    )
+    pay_batch(client, deployer, contracts.equity_payout, distribution=f"d{round_}", batch=f"b{round_}", holders=holders)

@@ -100,7 +100,8 @@ def test_ingests_token_and_payout_events_once_across_a_crash_and_an_outage(
     assert paid is not None
     assert paid.args["amount"] == "1"
     assert paid.args["holder"].startswith("0x")
-    assert paid.args["distributionId"].startswith("0x") and len(paid.args["distributionId"]) == 66
+    assert paid.args["distributionId"].startswith("0x")
+    assert len(paid.args["distributionId"]) == 66
 
 
 def test_unknown_forged_and_truncated_events_on_chain_do_not_stop_the_listener(
@@ -109,7 +110,7 @@ def test_unknown_forged_and_truncated_events_on_chain_do_not_stop_the_listener(
     anvil_rpc_url: str,
     processors: Callable[[str, Callable[[DecodedEvent], None]], None],
 ) -> None:
-    from eth_utils import keccak
+    from eth_utils.crypto import keccak
 
     from tests.chain.listener.emitter import deploy_emitter, emit
 

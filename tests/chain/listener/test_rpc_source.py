@@ -16,8 +16,13 @@ pytestmark = [pytest.mark.chain, pytest.mark.django_db]
 UNKNOWN = "0x" + "ee" * 32
 
 
-def _listener(address: str, **options: int) -> EventListener:
-    return listener_ensure(name=f"rpc-{address}", contract_address=address, abi_name="AssetToken", **options)
+def _listener(
+    address: str, *, max_block_range: int = 2000, confirmations: int = 0, start_block: int = 0
+) -> EventListener:
+    return listener_ensure(
+        name=f"rpc-{address}", contract_address=address, abi_name="AssetToken", max_block_range=max_block_range,
+        confirmations=confirmations, start_block=start_block,
+    )  # fmt: skip
 
 
 def test_reads_bounded_ranges_to_the_head_without_gaps_or_duplicates(
