@@ -67,4 +67,9 @@ def declared_schedules() -> dict[str, PeriodicSchedule]:
             every_seconds=30,
             description="Records that beat and a worker are alive (shown by /readyz).",
         ),
+        "chain-sweep-transactions": PeriodicSchedule(
+            task="chain.tasks.sweep_transactions_task",
+            every_seconds=15,
+            description="Confirms broadcast chain transactions and re-enqueues submissions the broker lost.",
+        ),
     }

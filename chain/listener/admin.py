@@ -9,9 +9,10 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
+from chain.listener.models import ChainEvent, EventListener
 from chain.listener.services import event_reprocess, listener_reset_cursor, listener_set_enabled
+from chain.listener.tasks import poll_listener_task
 from chain.listener.types import MirrorPosition
-from chain.models import ChainEvent, EventListener
 
 if TYPE_CHECKING:
     ListenerAdminBase = admin.ModelAdmin[EventListener]
@@ -88,8 +89,6 @@ class EventListenerAdmin(ListenerAdminBase):
 
     @admin.action(description="Poll now")
     def poll_now(self, request: HttpRequest, queryset: QuerySet[EventListener]) -> None:
-        from chain.tasks import poll_listener_task
-
         for listener in queryset:
             poll_listener_task.delay(listener.pk)
         self.message_user(request, f"{queryset.count()} poll(s) enqueued.")

@@ -23,10 +23,10 @@ from chain.errors import UndecodableLog
 from chain.events import DecodedEvent
 from chain.listener.decoding import args_to_json, decode_log
 from chain.listener.mirror import MirrorNodeClient, MirrorNodeError, position_of
+from chain.listener.models import ChainEvent, EventListener
 from chain.listener.registry import get_event_processor
 from chain.listener.rpc import RpcLogSource, RpcRequestFailed, RpcSourceError
 from chain.listener.types import FetchedLog, MirrorPosition, PollResult
-from chain.models import ChainEvent, EventListener
 
 logger = logging.getLogger(__name__)
 
