@@ -187,7 +187,12 @@ def _commit_page(
     result.fetched += len(logs)
     fetch_commit_seam(listener.pk, logs)
     with transaction.atomic():
-        locked = EventListener.objects.select_for_update().get(pk=listener.pk)
+        # skip_locked: a poller that finds the row locked stands down instead of waiting for the
+        # other one's commit (and hitting the lock timeout); the other one is doing the work.
+        locked = EventListener.objects.select_for_update(skip_locked=True).filter(pk=listener.pk).first()
+        if locked is None:
+            result.skipped = "another poll is committing"
+            return False
         if not locked.enabled:
             result.skipped = "disabled during the poll"
             return False
