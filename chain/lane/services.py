@@ -38,8 +38,11 @@ TransactionHandler = Callable[[ChainTransaction], None]
 
 GAS_HEADROOM_PERCENT = 20
 DEFAULT_FEE_BUMP_PERCENT = 15  # nodes want at least +10% on both fees to replace a pending transaction
-LANE_LOCK_TIMEOUT = 120  # seconds a lane lock may be held (covers a slow custodial signer)
-LANE_LOCK_WAIT = 60  # seconds a submission waits for the lane before it retries later
+# The Redis lane lock keeps one sender's submissions in order; correctness does not depend on it
+# (nonce rows and transaction rows are locked in PostgreSQL), so it may expire: a worker that died
+# holding it delays that sender's lane by at most LANE_LOCK_TIMEOUT seconds.
+LANE_LOCK_TIMEOUT = 30
+LANE_LOCK_WAIT = 20  # seconds a submission waits for the lane before it retries later
 CONFIRM_DELAY_SECONDS = 2
 SWEEP_STALE_AFTER = datetime.timedelta(seconds=30)
 SWEEP_BATCH = 500
@@ -70,10 +73,13 @@ class Lane:
     chain_id: int
     sender: str
 
+    @property
+    def lock_name(self) -> str:
+        return f"chain-lane:{self.chain_id}:{self.sender}"
+
     @contextmanager
     def locked(self) -> Iterator[None]:
-        name = f"chain-lane:{self.chain_id}:{self.sender}"
-        with redis_lock(name, timeout=LANE_LOCK_TIMEOUT, blocking_timeout=LANE_LOCK_WAIT) as acquired:
+        with redis_lock(self.lock_name, timeout=LANE_LOCK_TIMEOUT, blocking_timeout=LANE_LOCK_WAIT) as acquired:
             if not acquired:
                 raise LaneBusy(f"lane {self.sender} busy")
             yield
