@@ -25,13 +25,20 @@ from config.localservices import LocalService, ServiceError, free_port, wait_for
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
-# anvil's well-known development accounts (mnemonic "test test ... junk"): for the LOCAL chain only.
-ANVIL_DEV_KEYS = (
-    "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80",
-    "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d",
-    "0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804e8c0e8a0",
-    "0x7c852118294e51e653712a81e05800f419141751be58f605c371e15141b007a6",
-)
+# anvil's well-known development accounts (funded on start): for the LOCAL chain only.
+ANVIL_MNEMONIC = "test test test test test test test test test test test junk"
+ANVIL_ACCOUNTS = 10
+
+
+def _dev_keys() -> tuple[str, ...]:
+    Account.enable_unaudited_hdwallet_features()
+    return tuple(
+        "0x" + bytes(Account.from_mnemonic(ANVIL_MNEMONIC, account_path=f"m/44'/60'/0'/0/{i}").key).hex()
+        for i in range(4)
+    )
+
+
+ANVIL_DEV_KEYS = _dev_keys()
 ANVIL_CHAIN_ID = 31337
 PAYMENT_DECIMALS = 6
 ASSET_DECIMALS = 18
@@ -64,7 +71,7 @@ def start_anvil(
         "--host", "127.0.0.1",
         "--port", str(port),
         "--chain-id", str(chain_id),
-        "--accounts", "10",
+        "--accounts", str(ANVIL_ACCOUNTS),
         "--silent",
     ]  # fmt: skip
     if block_time is not None:

@@ -97,7 +97,7 @@ def test_a_worker_killed_at_a_seam_leaves_every_batch_paid_exactly_once(
     rows = list(ChainTransaction.objects.filter(pk__in=ids))
     assert {row.status for row in rows} == {Status.CONFIRMED}
     assert chain_client.nonce(sender, "latest") == nonce_before + len(intents)
-    assert SignedVersion.objects.filter(transaction_id__in=ids).count() == len(intents)
+    assert SignedVersion.objects.filter(transaction__in=rows).count() == len(intents)
     for intent in intents:
         (holder,), (amount,) = intent.holders, intent.amounts
         assert chain_client.is_paid(contracts.equity_payout, intent.distribution_id, holder)
