@@ -5,6 +5,9 @@ from __future__ import annotations
 from typing import ClassVar
 
 from django.db import models
+from django.utils import timezone
+
+from chain.listener.types import MirrorPosition
 
 
 class EventListener(models.Model):
@@ -49,6 +52,24 @@ class EventListener(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def sync_lag(self) -> str:
+        """RPC: blocks between the head seen at the last poll and the cursor (confirmations included).
+
+        Mirror Node: time since the consensus timestamp of the last stored log, which also grows
+        while the contract is quiet; read it together with `last_success_at`.
+        """
+        if self.source == self.Source.RPC:
+            if self.head_block is None:
+                return "unknown (never polled)"
+            done = self.last_processed_block if self.last_processed_block is not None else self.start_block - 1
+            return f"{max(0, self.head_block - done)} blocks"
+        if self.last_processed_timestamp is None:
+            return "nothing stored yet"
+        seconds = (
+            int(timezone.now().timestamp()) - MirrorPosition.parse_timestamp(self.last_processed_timestamp) // 10**9
+        )
+        return f"{max(0, seconds)} s"
 
     def cursor_display(self) -> str:
         if self.source == self.Source.RPC:

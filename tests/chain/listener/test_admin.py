@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import time
 from collections.abc import Callable
 
 import pytest
@@ -31,6 +33,8 @@ def test_listener_list_shows_cursor_and_sync_lag(admin_client: Client) -> None:
     assert "block 88" in page
     assert "12 blocks" in page
     assert "1700000000.000000001 #3" in page
+    lag = int(re.search(r">(\d+) s<", page).group(1))  # type: ignore[union-attr]
+    assert abs(lag - (int(time.time()) - 1_700_000_000)) < 60
 
 
 def test_event_list_filters_by_status_and_event_name(admin_client: Client) -> None:
