@@ -11,14 +11,15 @@ from pytest_django.fixtures import Settings
 
 from chain import tasks
 from chain.client import ChainClient
-from chain.listener import listener_ensure
+from chain.listener import engine, listener_ensure
 from chain.localchain import DeployedContracts
 from chain.models import ChainEvent
 from chain.signers import LocalKeySigner
 from config.celery_app import declared_schedules
 from config.locks import SKIPPED, redis_lock
 from tests.chain.listener.actions import pay_batch
-from tests.chain.listener.helpers import chain_log_keys, chain_tx_keys, stored_keys
+from tests.chain.listener.emitter import deploy_emitter, emit
+from tests.chain.listener.helpers import chain_log_keys, chain_tx_keys, head, stored_keys
 
 pytestmark = pytest.mark.chain
 
@@ -84,3 +85,22 @@ def test_the_fan_out_is_declared_with_the_polling_interval(settings: Settings) -
     schedule = declared_schedules()["chain-poll-listeners"]
     # then
     assert (schedule.task, schedule.every_seconds) == ("chain.tasks.poll_listeners_task", 15)
+
+
+def test_a_backlog_longer_than_one_poll_is_drained_by_follow_up_polls(
+    celery_worker: WorkController, anvil_rpc_url: str, listener_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given 6 blocks of logs, read one block per page, at most 2 pages per poll
+    monkeypatch.setattr(engine, "MAX_PAGES_PER_POLL", 2)
+    emitter = deploy_emitter(anvil_rpc_url)
+    start = head(anvil_rpc_url)
+    for _ in range(6):
+        emit(anvil_rpc_url, emitter, "0x" + "ee" * 32)
+    listener = listener_ensure(
+        name="backlog", contract_address=emitter, abi_name="AssetToken", start_block=start, max_block_range=1
+    )
+    # when one poll is sent
+    first = tasks.poll_listener_task.delay(listener.pk).get(timeout=30)
+    # then it stopped early and the polls it enqueued read the rest
+    assert "more=True" in first
+    _wait_for(lambda: stored_keys(listener) == chain_log_keys(anvil_rpc_url, emitter))
