@@ -130,6 +130,10 @@ class ChainClient:
         """Native currency balance (wei)."""
         return int(self._rpc(lambda: self.web3.eth.get_balance(to_checksum_address(account))))
 
+    def has_code(self, address: str) -> bool:
+        """Whether a contract is deployed at `address`."""
+        return len(self._rpc(lambda: self.web3.eth.get_code(to_checksum_address(address)))) > 0
+
     # --- tokens -----------------------------------------------------------------------------------
     def token_details(self, token_address: str) -> TokenDetails:
         (name,) = self._call("AssetToken", token_address, "name")

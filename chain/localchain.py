@@ -13,7 +13,7 @@ import datetime
 import json
 import platform
 import subprocess
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from eth_account import Account
@@ -79,7 +79,8 @@ def start_anvil(
     if no_mining:
         command.append("--no-mining")
     if state_file is not None:
-        command += ["--state", str(state_file)]
+        # loads the state if the file exists, dumps it on exit and every 30 s
+        command += ["--state", str(state_file), "--state-interval", "30"]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # noqa: S603
     service = LocalService("anvil", f"http://127.0.0.1:{port}", process)
     try:
@@ -159,3 +160,32 @@ def read_chain_file(path: Path) -> DeployedContracts:
     data = json.loads(path.read_text())
     data["holders"] = tuple(data["holders"])
     return DeployedContracts(**data)
+
+
+def chain_file(run_dir: Path) -> Path:
+    """Where `make run` keeps the local chain's deployed addresses (read it with read_chain_file)."""
+    return run_dir / "chain.json"
+
+
+def ensure_local_chain(
+    run_dir: Path, *, port: int | None = None, block_time: float | None = None
+) -> tuple[LocalService, DeployedContracts]:
+    """Start anvil with its state kept in `run_dir`; deploy the reference contracts unless the kept
+    state already has them. Writes `run_dir/chain.json`. The caller stops the service."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    service = start_anvil(port, block_time, state_file=run_dir / "anvil-state.json")
+    try:
+        path = chain_file(run_dir)
+        contracts = read_chain_file(path) if path.exists() else None
+        client = ChainClient(service.url)
+        if contracts is None or not all(
+            client.has_code(address)
+            for address in (contracts.payment_token, contracts.equity_payout, contracts.bond_payout)
+        ):
+            contracts = deploy_reference_contracts(service.url)
+        contracts = replace(contracts, rpc_url=service.url)
+        write_chain_file(path, contracts)
+    except Exception:
+        service.stop()
+        raise
+    return service, contracts

@@ -14,89 +14,55 @@ from __future__ import annotations
 
 import datetime
 import logging
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
 
-from django.conf import settings
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 from eth_utils.address import to_checksum_address
 
-from chain.client import ChainClient, Receipt
-from chain.errors import ChainError, NonceTooLow, TransactionReverted, TransientChainError, Underpriced
+from chain.errors import ChainError, NonceTooLow, TransactionReverted, Underpriced
+from chain.lane.base import (
+    DEFAULT_FEE_BUMP_PERCENT,
+    GAS_HEADROOM_PERCENT,
+    SWEEP_BATCH,
+    SWEEP_STALE_AFTER,
+    Lane,
+    LaneBusy,
+    ReplaceRefused,
+    Status,
+    bump,
+    confirm_from_receipts,
+    current_lane,
+    enqueue_confirm,
+    finish,
+    record_error,
+    register_transaction_handler,
+    required,
+    resolve_used_nonce,
+    transaction_dict,
+)
 from chain.lane.models import ChainTransaction, SenderNonce, SignedVersion
-from chain.signers import Signer, get_signer
-from config.locks import redis_lock
 
 logger = logging.getLogger(__name__)
 
-Status = ChainTransaction.Status
-TransactionHandler = Callable[[ChainTransaction], None]
-
-GAS_HEADROOM_PERCENT = 20
-DEFAULT_FEE_BUMP_PERCENT = 15  # nodes want at least +10% on both fees to replace a pending transaction
-# The Redis lane lock keeps one sender's submissions in order; correctness does not depend on it
-# (nonce rows and transaction rows are locked in PostgreSQL), so it may expire: a worker that died
-# holding it delays that sender's lane by at most LANE_LOCK_TIMEOUT seconds.
-LANE_LOCK_TIMEOUT = 30
-LANE_LOCK_WAIT = 20  # seconds a submission waits for the lane before it retries later
-CONFIRM_DELAY_SECONDS = 2
-SWEEP_STALE_AFTER = datetime.timedelta(seconds=30)
-SWEEP_BATCH = 500
-
-_handlers: dict[str, TransactionHandler] = {}
-_chain_ids: dict[str, int] = {}
-
-
-class LaneBusy(TransientChainError):
-    """Another worker holds this sender's lane; try again shortly."""
-
-
-class ReplaceRefused(ChainError):
-    """Only a signed or broadcast transaction that is not yet mined can be replaced."""
-
-
-def register_transaction_handler(purpose: str, handler: TransactionHandler) -> None:
-    """Call `handler(transaction)` once when a transaction of `purpose` reaches CONFIRMED, REVERTED
-    or FAILED, inside the database transaction that records that state (register in ready())."""
-    _handlers[purpose] = handler
-
-
-# --- the lane: client, signer and lock of one sender ----------------------------------------------
-@dataclass(frozen=True)
-class Lane:
-    client: ChainClient
-    signer: Signer
-    chain_id: int
-    sender: str
-
-    @property
-    def lock_name(self) -> str:
-        return f"chain-lane:{self.chain_id}:{self.sender}"
-
-    @contextmanager
-    def locked(self) -> Iterator[None]:
-        with redis_lock(self.lock_name, timeout=LANE_LOCK_TIMEOUT, blocking_timeout=LANE_LOCK_WAIT) as acquired:
-            if not acquired:
-                raise LaneBusy(f"lane {self.sender} busy")
-            yield
-
-
-def _lane() -> Lane:
-    client = ChainClient.from_settings()
-    signer = get_signer()
-    chain_id = settings.CHAIN_ID or _chain_ids.get(client.rpc_url)
-    if chain_id is None:
-        chain_id = _chain_ids[client.rpc_url] = client.chain_id()
-    return Lane(client=client, signer=signer, chain_id=int(chain_id), sender=signer.address)
+__all__ = [
+    "LaneBusy",
+    "ReplaceRefused",
+    "estimate_gas",
+    "register_transaction_handler",
+    "transaction_confirm",
+    "transaction_enqueue",
+    "transaction_prepare",
+    "transaction_replace",
+    "transaction_submit",
+    "transaction_sweep",
+]
 
 
 def estimate_gas(*, to: str, data: bytes, value: int = 0) -> int:
     """Gas the configured signer would need for this call (raises TransactionReverted if it reverts)."""
-    lane = _lane()
+    lane = current_lane()
     return lane.client.estimate_gas(sender=lane.sender, to=to, data=data, value=value)
 
 
@@ -131,7 +97,7 @@ def transaction_submit(*, transaction_id: str) -> str:
     row = ChainTransaction.objects.get(pk=transaction_id)
     if row.is_final or row.status == Status.BROADCAST:
         return row.status
-    lane = _lane()
+    lane = current_lane()
     with lane.locked():
         for _ in range(3):  # a proven-consumed nonce sends the intent round once more
             row.refresh_from_db()
@@ -152,19 +118,19 @@ def transaction_prepare(*, transaction_id: str, lane: Lane | None = None) -> Cha
 
     Nothing is broadcast here. Callers other than `transaction_submit` must hold the lane lock.
     """
-    lane = lane or _lane()
+    lane = lane or current_lane()
     row = ChainTransaction.objects.get(pk=transaction_id)
     if row.status != Status.PENDING:
         return row
     if row.sender and row.sender != lane.sender:
-        _record_error(row, f"signer changed: transaction belongs to {row.sender}, signer is {lane.sender}")
+        record_error(row, f"signer changed: transaction belongs to {row.sender}, signer is {lane.sender}")
         raise ChainError("the configured signer is not this transaction's sender")
     if row.nonce is None:
         assigned = _assign_nonce(lane, row)
         if assigned is None:
             return ChainTransaction.objects.get(pk=transaction_id)
         row = assigned
-    signed = lane.signer.sign_transaction(_transaction_dict(lane, row))
+    signed = lane.signer.sign_transaction(transaction_dict(lane, row))
     with transaction.atomic():
         locked = ChainTransaction.objects.select_for_update().get(pk=transaction_id)
         if locked.status != Status.PENDING or locked.nonce != row.nonce:
@@ -173,10 +139,10 @@ def transaction_prepare(*, transaction_id: str, lane: Lane | None = None) -> Cha
             transaction=locked,
             tx_hash=signed.tx_hash,
             raw="0x" + signed.raw.hex(),
-            nonce=_required(row.nonce),
-            max_fee_per_gas=_required(row.max_fee_per_gas),
-            max_priority_fee_per_gas=_required(row.max_priority_fee_per_gas),
-            gas_limit=_required(row.gas_limit),
+            nonce=required(row.nonce),
+            max_fee_per_gas=required(row.max_fee_per_gas),
+            max_priority_fee_per_gas=required(row.max_priority_fee_per_gas),
+            gas_limit=required(row.gas_limit),
         )
         locked.transition(Status.SIGNED, tx_hash=signed.tx_hash, error="")
     logger.info("chain transaction signed id=%s nonce=%s hash=%s", row.pk, row.nonce, signed.tx_hash)
@@ -188,7 +154,7 @@ def _assign_nonce(lane: Lane, row: ChainTransaction) -> ChainTransaction | None:
     try:
         gas = lane.client.estimate_gas(sender=lane.sender, to=row.to, data=row.data_bytes, value=row.value)
     except TransactionReverted as exc:
-        _finish(row.pk, Status.FAILED, error=str(exc))
+        finish(row.pk, Status.FAILED, error=str(exc))
         return None
     fees = lane.client.fees()
     chain_pending = lane.client.nonce(lane.sender, "pending")
@@ -217,20 +183,6 @@ def _assign_nonce(lane: Lane, row: ChainTransaction) -> ChainTransaction | None:
     return locked
 
 
-def _transaction_dict(lane: Lane, row: ChainTransaction) -> dict[str, Any]:
-    return {
-        "type": 2,
-        "chainId": lane.chain_id,
-        "nonce": row.nonce,
-        "gas": row.gas_limit,
-        "maxFeePerGas": row.max_fee_per_gas,
-        "maxPriorityFeePerGas": row.max_priority_fee_per_gas,
-        "to": row.to,
-        "value": row.value,
-        "data": row.data_bytes,
-    }
-
-
 def _broadcast_current(lane: Lane, row: ChainTransaction) -> None:
     """Send the stored current version. SIGNED -> BROADCAST, or resolve what the node told us."""
     version = SignedVersion.objects.get(tx_hash=row.tx_hash)
@@ -238,16 +190,16 @@ def _broadcast_current(lane: Lane, row: ChainTransaction) -> None:
     try:
         lane.client.send_raw_transaction(version.raw_bytes)
     except NonceTooLow:
-        _resolve_used_nonce(lane, row)
+        resolve_used_nonce(lane, row)
         return
     except Underpriced as exc:
         if row.status == Status.SIGNED:
             # Never accepted by the node: a new version with the same nonce and current fees is safe.
-            _record_error(row, str(exc))
+            record_error(row, str(exc))
             _sign_replacement(lane, row, DEFAULT_FEE_BUMP_PERCENT)
         raise
     except ChainError as exc:
-        _record_error(row, str(exc))
+        record_error(row, str(exc))
         raise
     now = timezone.now()
     with transaction.atomic():
@@ -255,83 +207,11 @@ def _broadcast_current(lane: Lane, row: ChainTransaction) -> None:
         locked = ChainTransaction.objects.select_for_update().get(pk=row.pk)
         if locked.status == Status.SIGNED and locked.tx_hash == version.tx_hash:
             locked.transition(Status.BROADCAST, error="")
-        _enqueue_confirm(row.pk)
+        enqueue_confirm(row.pk)
     logger.info("chain transaction broadcast id=%s nonce=%s hash=%s", row.pk, row.nonce, version.tx_hash)
 
 
-def _enqueue_confirm(transaction_id: Any) -> None:
-    from chain.lane.tasks import confirm_transaction_task
-
-    transaction.on_commit(
-        lambda: confirm_transaction_task.apply_async(args=(str(transaction_id),), countdown=CONFIRM_DELAY_SECONDS),
-        robust=True,
-    )
-
-
-def _resolve_used_nonce(lane: Lane, row: ChainTransaction) -> None:
-    """The node says our nonce is used. Ours (a receipt for one of our versions), or someone else's?"""
-    if _confirm_from_receipts(lane, row):
-        return
-    mined_nonce = lane.client.nonce(lane.sender, "latest")
-    if row.nonce is None or mined_nonce <= row.nonce:
-        raise NonceTooLow(f"nonce {row.nonce} is taken in the pool; will retry")
-    if _confirm_from_receipts(lane, row):  # mined between the two looks
-        return
-    # Proven: the nonce was mined, and by none of our versions. Send the intent again, new nonce.
-    with transaction.atomic():
-        locked = ChainTransaction.objects.select_for_update().get(pk=row.pk)
-        if locked.status in (Status.SIGNED, Status.BROADCAST) and locked.nonce == row.nonce:
-            locked.transition(
-                Status.PENDING,
-                nonce=None,
-                tx_hash="",
-                error=f"nonce {row.nonce} was used by another transaction; resubmitting with a new nonce",
-            )
-    logger.warning("chain nonce consumed by another transaction id=%s nonce=%s", row.pk, row.nonce)
-
-
-# --- confirm --------------------------------------------------------------------------------------
-def _find_receipt(lane: Lane, row: ChainTransaction) -> Receipt | None:
-    for version in SignedVersion.objects.filter(transaction_id=row.pk).order_by("-created_at"):
-        receipt = lane.client.get_receipt(version.tx_hash)
-        if receipt is not None:
-            return receipt
-    return None
-
-
-def _confirm_from_receipts(lane: Lane, row: ChainTransaction) -> bool:
-    receipt = _find_receipt(lane, row)
-    if receipt is None:
-        return False
-    _record_receipt(row.pk, receipt)
-    return True
-
-
-def _record_receipt(transaction_id: Any, receipt: Receipt) -> None:
-    status = Status.CONFIRMED if receipt.succeeded else Status.REVERTED
-    _finish(
-        transaction_id,
-        status,
-        tx_hash=receipt.tx_hash,
-        block_number=receipt.block_number,
-        gas_used=receipt.gas_used,
-        error="" if receipt.succeeded else "reverted on chain",
-    )
-
-
-def _finish(transaction_id: Any, status: str, **fields: Any) -> None:
-    """Record a final state and run the purpose's handler in the same database transaction."""
-    with transaction.atomic():
-        locked = ChainTransaction.objects.select_for_update().get(pk=transaction_id)
-        if locked.is_final:
-            return
-        locked.transition(status, **fields)
-        handler = _handlers.get(locked.purpose)
-        if handler is not None:
-            handler(locked)
-    logger.info("chain transaction %s id=%s hash=%s", status.lower(), transaction_id, fields.get("tx_hash", ""))
-
-
+# --- confirm ---------------------------------------------------------------------------------------
 def transaction_confirm(*, transaction_id: str) -> str:
     """Look for a receipt of any signed version and record it; recover a dropped or displaced one.
 
@@ -340,8 +220,8 @@ def transaction_confirm(*, transaction_id: str) -> str:
     row = ChainTransaction.objects.get(pk=transaction_id)
     if row.status not in (Status.SIGNED, Status.BROADCAST):
         return row.status
-    lane = _lane()
-    if _confirm_from_receipts(lane, row):
+    lane = current_lane()
+    if confirm_from_receipts(lane, row):
         return ChainTransaction.objects.get(pk=transaction_id).status
     if row.status != Status.BROADCAST or row.nonce is None:
         return row.status  # SIGNED: the submit task (or the sweeper) broadcasts it
@@ -350,7 +230,7 @@ def transaction_confirm(*, transaction_id: str) -> str:
         if row.status != Status.BROADCAST:
             return row.status
         if lane.client.nonce(lane.sender, "latest") > row.nonce:
-            _resolve_used_nonce(lane, row)
+            resolve_used_nonce(lane, row)
         elif not lane.client.transaction_known(row.tx_hash):
             # Dropped from the pool (restart, eviction): send the same signed bytes again.
             version = SignedVersion.objects.get(tx_hash=row.tx_hash)
@@ -364,22 +244,12 @@ def transaction_confirm(*, transaction_id: str) -> str:
     return row.status
 
 
-# --- replace --------------------------------------------------------------------------------------
-def _required(value: int | None) -> int:
-    if value is None:
-        raise ChainError("a signed transaction lacks its nonce, gas or fees")
-    return int(value)
-
-
-def _bump(value: int, percent: int) -> int:
-    return max(value + 1, -(-value * (100 + percent) // 100))
-
-
+# --- replace ---------------------------------------------------------------------------------------
 def _sign_replacement(lane: Lane, row: ChainTransaction, fee_bump_percent: int) -> SignedVersion:
     """Sign and store a new version with the same nonce and higher fees; it becomes current."""
     fees = lane.client.fees()
-    tip = max(_bump(_required(row.max_priority_fee_per_gas), fee_bump_percent), fees.max_priority_fee_per_gas)
-    max_fee = max(_bump(_required(row.max_fee_per_gas), fee_bump_percent), fees.max_fee_per_gas, tip)
+    tip = max(bump(required(row.max_priority_fee_per_gas), fee_bump_percent), fees.max_priority_fee_per_gas)
+    max_fee = max(bump(required(row.max_fee_per_gas), fee_bump_percent), fees.max_fee_per_gas, tip)
     replacement = ChainTransaction(
         pk=row.pk,
         to=row.to,
@@ -390,7 +260,7 @@ def _sign_replacement(lane: Lane, row: ChainTransaction, fee_bump_percent: int) 
         max_fee_per_gas=max_fee,
         max_priority_fee_per_gas=tip,
     )
-    signed = lane.signer.sign_transaction(_transaction_dict(lane, replacement))
+    signed = lane.signer.sign_transaction(transaction_dict(lane, replacement))
     with transaction.atomic():
         locked = ChainTransaction.objects.select_for_update().get(pk=row.pk)
         if locked.status not in (Status.SIGNED, Status.BROADCAST) or locked.nonce != row.nonce:
@@ -399,10 +269,10 @@ def _sign_replacement(lane: Lane, row: ChainTransaction, fee_bump_percent: int) 
             transaction=locked,
             tx_hash=signed.tx_hash,
             raw="0x" + signed.raw.hex(),
-            nonce=_required(row.nonce),
+            nonce=required(row.nonce),
             max_fee_per_gas=max_fee,
             max_priority_fee_per_gas=tip,
-            gas_limit=_required(row.gas_limit),
+            gas_limit=required(row.gas_limit),
         )
         locked.transition(locked.status, tx_hash=signed.tx_hash, max_fee_per_gas=max_fee, max_priority_fee_per_gas=tip)
     logger.info("chain transaction replacement signed id=%s nonce=%s hash=%s", row.pk, row.nonce, signed.tx_hash)
@@ -416,26 +286,26 @@ def transaction_replace(*, transaction_id: str, fee_bump_percent: int = DEFAULT_
     """
     if fee_bump_percent < 10:
         raise ValueError("nodes refuse replacements with less than a 10% fee bump")
-    lane = _lane()
+    lane = current_lane()
     with lane.locked():
         row = ChainTransaction.objects.get(pk=transaction_id)
         if row.status not in (Status.SIGNED, Status.BROADCAST):
             raise ReplaceRefused(f"only a signed or broadcast transaction can be replaced (it is {row.status})")
-        if _confirm_from_receipts(lane, row):
+        if confirm_from_receipts(lane, row):
             return ChainTransaction.objects.get(pk=transaction_id)
         version = _sign_replacement(lane, row, fee_bump_percent)
         row.refresh_from_db()
         try:
             lane.client.send_raw_transaction(version.raw_bytes)
         except NonceTooLow:
-            _resolve_used_nonce(lane, row)
+            resolve_used_nonce(lane, row)
             return ChainTransaction.objects.get(pk=transaction_id)
         with transaction.atomic():
             SignedVersion.objects.filter(pk=version.pk).update(broadcast_at=timezone.now())
             locked = ChainTransaction.objects.select_for_update().get(pk=transaction_id)
             if locked.status == Status.SIGNED and locked.tx_hash == version.tx_hash:
                 locked.transition(Status.BROADCAST)
-            _enqueue_confirm(transaction_id)
+            enqueue_confirm(transaction_id)
     return ChainTransaction.objects.get(pk=transaction_id)
 
 
@@ -474,7 +344,3 @@ def transaction_sweep(*, stale_after: datetime.timedelta = SWEEP_STALE_AFTER) ->
             continue
         finished += status in Status.final()
     return SweepResult(resubmitted=len(stale), checked=len(broadcast), finished=finished)
-
-
-def _record_error(row: ChainTransaction, message: str) -> None:
-    ChainTransaction.objects.filter(pk=row.pk).update(error=message[:2000], updated_at=timezone.now())

@@ -14,6 +14,7 @@ from celery.exceptions import MaxRetriesExceededError
 
 from chain.errors import TransientChainError
 from chain.lane import services
+from chain.lane.base import CONFIRM_DELAY_SECONDS, SWEEP_STALE_AFTER
 from chain.lane.models import ChainTransaction
 from config.locks import single_instance
 
@@ -39,7 +40,7 @@ def confirm_transaction_task(self: Task[Any, Any], transaction_id: str) -> str:
         status = f"waiting ({type(exc).__name__})"
     if status in WAITING or status.startswith("waiting"):
         try:
-            raise self.retry(countdown=services.CONFIRM_DELAY_SECONDS)
+            raise self.retry(countdown=CONFIRM_DELAY_SECONDS)
         except MaxRetriesExceededError:
             return status  # the sweeper keeps checking
     return status
@@ -49,6 +50,6 @@ def confirm_transaction_task(self: Task[Any, Any], transaction_id: str) -> str:
 @single_instance("chain.sweep_transactions")
 def sweep_transactions_task(stale_seconds: float | None = None) -> dict[str, int]:
     """Periodic: re-enqueue lost submissions and confirm broadcast transactions."""
-    stale_after = services.SWEEP_STALE_AFTER if stale_seconds is None else datetime.timedelta(seconds=stale_seconds)
+    stale_after = SWEEP_STALE_AFTER if stale_seconds is None else datetime.timedelta(seconds=stale_seconds)
     result = services.transaction_sweep(stale_after=stale_after)
     return {"resubmitted": result.resubmitted, "checked": result.checked, "finished": result.finished}

@@ -13,6 +13,7 @@ from pytest_django.fixtures import Settings
 from chain import abi
 from chain.client import ChainClient
 from chain.deploy import call_contract, send_and_wait
+from chain.lane import base as lane_base
 from chain.lane import services as lane_services
 from chain.localchain import DeployedContracts, deploy_reference_contracts
 from chain.models import ChainTransaction, SenderNonce, SignedVersion
@@ -38,7 +39,7 @@ def handled() -> Iterator[list[tuple[str, str]]]:
     calls: list[tuple[str, str]] = []
     register_transaction_handler("test_batch", lambda row: calls.append((row.intent_key, row.status)))
     yield calls
-    lane_services._handlers.pop("test_batch", None)
+    lane_base._handlers.pop("test_batch", None)
 
 
 def _wait_until(predicate: Callable[[], bool], timeout: float = 30) -> None:
