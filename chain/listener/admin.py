@@ -7,36 +7,16 @@ from typing import TYPE_CHECKING, Any
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
-from django.utils import timezone
 
+from chain.listener.models import ChainEvent, EventListener
 from chain.listener.services import event_reprocess, listener_reset_cursor, listener_set_enabled
-from chain.listener.types import MirrorPosition
-from chain.models import ChainEvent, EventListener
-
+from chain.listener.tasks import poll_listener_task
 
 if TYPE_CHECKING:
     ListenerAdminBase = admin.ModelAdmin[EventListener]
     EventAdminBase = admin.ModelAdmin[ChainEvent]
 else:  # ModelAdmin is generic only in the type stubs
     ListenerAdminBase = EventAdminBase = admin.ModelAdmin
-
-
-def sync_lag(listener: EventListener) -> str:
-    """RPC: blocks between the head seen at the last poll and the cursor (confirmations included).
-
-    Mirror Node: time since the consensus timestamp of the last stored log, which also grows while
-    the contract is quiet; read it with "last success".
-    """
-    if listener.source == EventListener.Source.RPC:
-        if listener.head_block is None:
-            return "unknown (never polled)"
-        done = listener.last_processed_block if listener.last_processed_block is not None else listener.start_block - 1
-        return f"{max(0, listener.head_block - done)} blocks"
-    if listener.last_processed_timestamp is None:
-        return "nothing stored yet"
-    nanos = MirrorPosition.parse_timestamp(listener.last_processed_timestamp)
-    seconds = max(0, int(timezone.now().timestamp()) - nanos // 1_000_000_000)
-    return f"{seconds} s"
 
 
 @admin.register(EventListener)
@@ -59,7 +39,7 @@ class EventListenerAdmin(ListenerAdminBase):
 
     @admin.display(description="sync lag")
     def lag(self, obj: EventListener) -> str:
-        return sync_lag(obj)
+        return obj.sync_lag()
 
     @admin.display(description="last error")
     def short_error(self, obj: EventListener) -> str:
@@ -89,8 +69,6 @@ class EventListenerAdmin(ListenerAdminBase):
 
     @admin.action(description="Poll now")
     def poll_now(self, request: HttpRequest, queryset: QuerySet[EventListener]) -> None:
-        from chain.tasks import poll_listener_task
-
         for listener in queryset:
             poll_listener_task.delay(listener.pk)
         self.message_user(request, f"{queryset.count()} poll(s) enqueued.")

@@ -19,14 +19,14 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from chain.events import DecodedEvent
 from chain.errors import UndecodableLog
+from chain.events import DecodedEvent
 from chain.listener.decoding import args_to_json, decode_log
 from chain.listener.mirror import MirrorNodeClient, MirrorNodeError, position_of
+from chain.listener.models import ChainEvent, EventListener
 from chain.listener.registry import get_event_processor
 from chain.listener.rpc import RpcLogSource, RpcRequestFailed, RpcSourceError
 from chain.listener.types import FetchedLog, MirrorPosition, PollResult
-from chain.models import ChainEvent, EventListener
 
 logger = logging.getLogger(__name__)
 
@@ -187,7 +187,12 @@ def _commit_page(
     result.fetched += len(logs)
     fetch_commit_seam(listener.pk, logs)
     with transaction.atomic():
-        locked = EventListener.objects.select_for_update().get(pk=listener.pk)
+        # skip_locked: a poller that finds the row locked stands down instead of waiting for the
+        # other one's commit (and hitting the lock timeout); the other one is doing the work.
+        locked = EventListener.objects.select_for_update(skip_locked=True).filter(pk=listener.pk).first()
+        if locked is None:
+            result.skipped = "another poll is committing"
+            return False
         if not locked.enabled:
             result.skipped = "disabled during the poll"
             return False

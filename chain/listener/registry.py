@@ -7,9 +7,10 @@ One processor per event name: a processor that must do several things does them 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
-EventProcessor = Callable[[Any], None]
+from chain.events import DecodedEvent
+
+EventProcessor = Callable[[DecodedEvent], None]
 
 _processors: dict[str, EventProcessor] = {}
 

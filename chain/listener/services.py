@@ -6,13 +6,13 @@ import logging
 
 from django.conf import settings
 from django.db import transaction
-from eth_utils import is_address, to_checksum_address
+from eth_utils.address import is_address, to_checksum_address
 
 from chain.errors import UndecodableLog
 from chain.listener.decoding import args_to_json, decode_log
 from chain.listener.engine import run_processor
+from chain.listener.models import ChainEvent, EventListener
 from chain.listener.types import FetchedLog, MirrorPosition
-from chain.models import ChainEvent, EventListener
 
 logger = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 
@@ -60,7 +60,6 @@ class PollResult:
     more: bool = False
     skipped: str = ""
     error: str = ""
-    statuses: dict[str, int] = field(default_factory=dict)
 
     def summary(self) -> str:
         if self.skipped:

@@ -29,9 +29,7 @@ def rpc_proxy(anvil_rpc_url: str) -> Iterator[RpcProxy]:
 
 
 @pytest.fixture
-def listener_settings(
-    chain_settings: Settings, rpc_proxy: RpcProxy, mirror_node: FakeMirrorNode
-) -> Settings:
+def listener_settings(chain_settings: Settings, rpc_proxy: RpcProxy, mirror_node: FakeMirrorNode) -> Settings:
     """The listener reads the chain through the proxy and the Mirror Node from the fake; no confirmations."""
     chain_settings.CHAIN_RPC_URL = rpc_proxy.url
     chain_settings.HEDERA_MIRROR_URL = mirror_node.url

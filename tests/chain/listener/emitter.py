@@ -45,7 +45,8 @@ def send(url: str, to: str | None, data: bytes) -> dict[str, Any]:
         receipt = rpc(url, "eth_getTransactionReceipt", tx_hash)
         if receipt is None:
             time.sleep(0.01)
-    assert receipt is not None and receipt["status"] == "0x1", receipt
+    assert receipt is not None
+    assert receipt["status"] == "0x1", receipt
     return dict(receipt)
 
 

@@ -6,9 +6,9 @@ from chain.models import ChainEvent, EventListener
 from tests.chain.listener.emitter import rpc
 
 
-def chain_log_keys(rpc_url: str, address: str) -> list[tuple[str, int]]:
-    """(tx hash, block log index) of every log `address` emitted, in chain order."""
-    logs = rpc(rpc_url, "eth_getLogs", {"address": address, "fromBlock": "0x0", "toBlock": "latest"})
+def chain_log_keys(rpc_url: str, address: str, from_block: int = 0) -> list[tuple[str, int]]:
+    """(tx hash, block log index) of every log `address` emitted (from `from_block`), in chain order."""
+    logs = rpc(rpc_url, "eth_getLogs", {"address": address, "fromBlock": hex(from_block), "toBlock": "latest"})
     return [(log["transactionHash"].lower(), int(log["logIndex"], 16)) for log in logs]
 
 

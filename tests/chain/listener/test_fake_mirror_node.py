@@ -59,6 +59,7 @@ def test_following_next_links_in_ascending_order_yields_every_log_once(
         ("index=gt:1", "index without a timestamp parameter filter"),
         ("timestamp=gt:1&index=gt:1", "timestamp must have gte or eq operator"),
         ("timestamp=ne:1", "Not equal (ne) operator is not supported for timestamp"),
+        ("order=asc&from=0.0.2", "Unknown query parameter: from"),
     ],
 )
 def test_rejects_what_the_real_api_rejects(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
-from eth_utils import keccak
+from eth_utils.crypto import keccak
 from pytest_django.fixtures import Settings
 
 from chain.listener import engine, listener_ensure, listener_poll

@@ -2,22 +2,34 @@
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Callable
+
 import pytest
+from eth_utils.crypto import keccak
 from pytest_django.fixtures import Settings
 
-from chain.listener import engine, listener_ensure, listener_poll
+from chain.events import DecodedEvent
+from chain.listener import engine, listener_ensure, listener_poll, listener_reset_cursor, listener_set_enabled
 from chain.models import ChainEvent, EventListener
-from tests.chain.listener.emitter import deploy_emitter, emit
+from tests.chain.listener.emitter import deploy_emitter, emit, rpc
 from tests.chain.listener.helpers import chain_log_keys, head, stored_keys
 from tests.fixtures.rpc_proxy import RpcProxy
 
 pytestmark = [pytest.mark.chain, pytest.mark.django_db]
 
 UNKNOWN = "0x" + "ee" * 32
+SNAPSHOT = "0x" + keccak(text="Snapshot(uint256)").hex()
+Register = Callable[[str, Callable[[DecodedEvent], None]], None]
 
 
-def _listener(address: str, **options: int) -> EventListener:
-    return listener_ensure(name=f"rpc-{address}", contract_address=address, abi_name="AssetToken", **options)
+def _listener(
+    address: str, *, max_block_range: int = 2000, confirmations: int = 0, start_block: int = 0
+) -> EventListener:
+    return listener_ensure(
+        name=f"rpc-{address}", contract_address=address, abi_name="AssetToken", max_block_range=max_block_range,
+        confirmations=confirmations, start_block=start_block,
+    )  # fmt: skip
 
 
 def test_reads_bounded_ranges_to_the_head_without_gaps_or_duplicates(
@@ -141,3 +153,57 @@ def test_a_crash_between_fetch_and_commit_loses_nothing(
     listener_poll(listener_id=listener.pk)
     # then the stream is complete, each log once
     assert stored_keys(listener) == chain_log_keys(anvil_rpc_url, emitter)
+
+
+def test_block_timestamps_are_fetched_when_logs_lack_them(
+    anvil_rpc_url: str, rpc_proxy: RpcProxy, listener_settings: Settings
+) -> None:
+    # given a node whose logs carry no blockTimestamp
+    rpc_proxy.strip_block_timestamps = True
+    emitter = deploy_emitter(anvil_rpc_url)
+    receipt = emit(anvil_rpc_url, emitter, UNKNOWN, count=2)
+    listener = _listener(emitter)
+    # when
+    listener_poll(listener_id=listener.pk)
+    # then each event has its block's timestamp, asked once for that block
+    block = rpc(anvil_rpc_url, "eth_getBlockByNumber", receipt["blockNumber"], False)
+    stamps = set(ChainEvent.objects.filter(listener=listener).values_list("block_timestamp", flat=True))
+    assert stamps == {dt.datetime.fromtimestamp(int(block["timestamp"], 16), tz=dt.UTC)}
+    asked = [call for call in rpc_proxy.calls if call["method"] == "eth_getBlockByNumber"]
+    assert len(asked) == 1
+
+
+def test_resetting_the_cursor_rereads_without_storing_or_processing_twice(
+    anvil_rpc_url: str, rpc_proxy: RpcProxy, listener_settings: Settings, processors: Register
+) -> None:
+    # given a listener that stored and processed its stream
+    handled: list[tuple[str, int]] = []
+    processors("Snapshot", lambda event: handled.append((event.tx_hash, event.log_index)))
+    emitter = deploy_emitter(anvil_rpc_url)
+    emit(anvil_rpc_url, emitter, SNAPSHOT, (1).to_bytes(32, "big"), count=3)
+    listener = _listener(emitter)
+    listener_poll(listener_id=listener.pk)
+    # when an operator resets its cursor and it polls again
+    listener_reset_cursor(listener_id=listener.pk)
+    again = listener_poll(listener_id=listener.pk)
+    # then it re-read the stream and recognised every event
+    listener.refresh_from_db()
+    assert (again.fetched, again.duplicates, again.stored) == (3, 3, 0)
+    assert handled == chain_log_keys(anvil_rpc_url, emitter)
+    assert listener.last_processed_block == head(anvil_rpc_url)
+
+
+def test_a_disabled_listener_is_not_polled(
+    anvil_rpc_url: str, rpc_proxy: RpcProxy, listener_settings: Settings
+) -> None:
+    # given
+    emitter = deploy_emitter(anvil_rpc_url)
+    emit(anvil_rpc_url, emitter, UNKNOWN)
+    listener = _listener(emitter)
+    listener_set_enabled(listener_id=listener.pk, enabled=False)
+    # when
+    result = listener_poll(listener_id=listener.pk)
+    # then
+    assert result.skipped == "disabled"
+    assert not ChainEvent.objects.filter(listener=listener).exists()
+    assert not rpc_proxy.calls
