@@ -70,8 +70,17 @@ def _local_chain(env: dict[str, str]) -> list[LocalService]:
     return [service]
 
 
+def _payouts_demo(env: dict[str, str]) -> list[LocalService]:
+    """A demo asset with a few hundred holders and a funded payout contract (local chain only)."""
+    if not env.get("LOCAL_CHAIN_FILE"):
+        return []
+    _manage(env, "migrate", "--noinput")
+    print("demo:     " + _manage(env, "payouts_demo", "--chain-file", env["LOCAL_CHAIN_FILE"]).strip())
+    return []
+
+
 def _setup_steps() -> list[SetupStep]:
-    steps: list[SetupStep] = [_local_chain]
+    steps: list[SetupStep] = [_local_chain, _payouts_demo]
     return steps
 
 

@@ -13,6 +13,7 @@ from chain.abi import encode_call
 from chain.client import ChainClient
 from chain.deploy import deploy_contract, deploy_payout_contract
 from chain.signers import Signer
+from payouts.demo import send_all
 
 
 @dataclass(frozen=True)
@@ -31,29 +32,7 @@ def holder_address(i: int, salt: str = "t") -> str:
 
 def send_many(client: ChainClient, signer: Signer, calls: list[tuple[str, bytes]]) -> None:
     """Send transactions back to back with consecutive nonces, then wait for the last receipt."""
-    nonce = client.nonce(signer.address)
-    fees = client.fees()
-    chain_id = client.chain_id()
-    last = ""
-    for offset, (to, data) in enumerate(calls):
-        signed = signer.sign_transaction(
-            {
-                "type": 2,
-                "chainId": chain_id,
-                "nonce": nonce + offset,
-                "gas": 400_000,
-                "maxFeePerGas": fees.max_fee_per_gas,
-                "maxPriorityFeePerGas": fees.max_priority_fee_per_gas,
-                "value": 0,
-                "data": data,
-                "to": to,
-            }
-        )
-        client.send_raw_transaction(signed.raw)
-        last = signed.tx_hash
-    if last:
-        receipt = client.wait_for_receipt(last, timeout=60)
-        assert receipt.succeeded
+    send_all(client, signer, calls)
 
 
 def deploy_asset(
