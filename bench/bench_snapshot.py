@@ -98,7 +98,10 @@ def _copy(distribution: object, rows: list[tuple[int, str, int, int]]) -> float:
     from payouts.models import Distribution, HolderPayment
 
     assert isinstance(distribution, Distribution)
-    columns = "distribution_id, batch_number, holder_address, balance, amount, status, retry_count, last_error, tx_hash, updated_at"
+    columns = (
+        "distribution_id, batch_number, holder_address, balance, amount, status, retry_count, last_error, "
+        "tx_hash, updated_at"
+    )
     started = time.perf_counter()
     try:
         with transaction.atomic(), connection.cursor() as cursor:
