@@ -49,3 +49,16 @@ def processors() -> Iterator[Callable[[str, registry.EventProcessor], None]]:
     yield register
     for name in names:
         registry.unregister_event_processor(name)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_processor_registry() -> Iterator[None]:
+    """The listener suite tests the engine alone: the apps' processors (payouts registers some in
+    ready()) are set aside for each test and put back afterwards."""
+    saved = dict(registry._processors)
+    registry._processors.clear()
+    try:
+        yield
+    finally:
+        registry._processors.clear()
+        registry._processors.update(saved)
