@@ -44,9 +44,14 @@ def deploy_asset(
     funding: int,
     decimals: int = 0,
     salt: str = "t",
+    asset_type: int = 0,
+    maturity: int = 0,
 ) -> DemoAsset:
     token = deploy_contract(
-        client, signer, "AssetToken", [f"Test {salt}", f"T{salt[:4].upper()}", decimals, 0, 0, signer.address]
+        client,
+        signer,
+        "AssetToken",
+        [f"Test {salt}", f"T{salt[:4].upper()}", decimals, asset_type, maturity, signer.address],
     )
     holders = tuple(holder_address(i, salt) for i in range(len(balances)))
     send_many(

@@ -271,3 +271,38 @@ def test_the_sweeper_recovers_a_distribution_whose_planning_message_was_lost(
     # then the distribution completed
     assert done.status == "COMPLETED", done.error
     assert [chain_client.erc20_balance(demo.payment_token, h) for h in demo.holders] == [10, 20]
+
+
+def test_a_matured_bond_is_cashed_out_per_token_and_redeemed(
+    celery_worker: WorkController,
+    event_settings: Settings,
+    chain_client: ChainClient,
+    deployer: LocalKeySigner,
+    contracts: DeployedContracts,
+) -> None:
+    # given a fixed-rate bond that matured, held 4 / 6
+    demo = deploy_asset(
+        chain_client,
+        deployer,
+        payment_token=contracts.payment_token,
+        balances=[4, 6],
+        funding=10**9,
+        salt="bond",
+        asset_type=2,
+        maturity=int(time.time()) - 86_400,
+    )
+    asset = _import(demo)
+    assert asset.is_bond
+    # when it is cashed out at 100.000000 LUSD per bond
+    cash_out = services.distribution_create(
+        asset_id=asset.pk,
+        distribution_type=Distribution.Type.BOND_CASH_OUT,
+        subtype="IMMEDIATE",
+        amount_type="PER_TOKEN",
+        amount_per_token=100_000_000,
+    )
+    done = _finished(cash_out.pk)
+    # then holders are paid and their bonds burned
+    assert done.status == "COMPLETED", done.error
+    assert [chain_client.erc20_balance(demo.payment_token, h) for h in demo.holders] == [400_000_000, 600_000_000]
+    assert chain_client.balances_of(demo.token, list(demo.holders)) == [0, 0]
