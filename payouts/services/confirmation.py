@@ -112,28 +112,27 @@ def _mark_paid(distribution_id: uuid.UUID, paid: dict[str, int], tx_hash: str) -
     if not paid:
         return
     now = timezone.now()
-    rows = HolderPayment.objects.filter(distribution_id=distribution_id, holder_address__in=list(paid))
-    changing = dict(rows.exclude(status=PaymentStatus.SUCCESS).values_list("holder_address", "status"))
+    # Lock the rows first (in address order: no deadlock between the receipt and listener paths),
+    # so the counters move by what THIS call changed, even when both paths race on the same holders.
+    changing = list(
+        HolderPayment.objects.select_for_update()
+        .filter(distribution_id=distribution_id, holder_address__in=list(paid))
+        .exclude(status=PaymentStatus.SUCCESS)
+        .order_by("holder_address")
+        .values_list("holder_address", "status", "amount")
+    )
     if not changing:
         return
-    was_failed = [a for a, s in changing.items() if s == PaymentStatus.FAILED]
-    for status in set(changing.values()):
+    for _, status, _ in changing:
         PaymentStatus.check_move(status, PaymentStatus.SUCCESS)
-    updated = rows.filter(holder_address__in=list(changing)).exclude(status=PaymentStatus.SUCCESS)
-    count = updated.update(
-        status=PaymentStatus.SUCCESS, tx_hash=tx_hash, last_error="", next_retry_at=None, updated_at=now
-    )
-    # Amounts come from our own rows (the event may be an "already paid" notice without one).
-    amount = sum(
-        int(a)
-        for a in HolderPayment.objects.filter(
-            distribution_id=distribution_id, holder_address__in=list(changing)
-        ).values_list("amount", flat=True)
-    )
+    HolderPayment.objects.filter(
+        distribution_id=distribution_id, holder_address__in=[address for address, _, _ in changing]
+    ).update(status=PaymentStatus.SUCCESS, tx_hash=tx_hash, last_error="", next_retry_at=None, updated_at=now)
+    # Amounts come from our own rows (an "already paid" notice carries none of ours).
     Distribution.objects.filter(pk=distribution_id).update(
-        paid_count=F("paid_count") + count,
-        failed_count=F("failed_count") - len(was_failed),
-        paid_amount=F("paid_amount") + amount,
+        paid_count=F("paid_count") + len(changing),
+        failed_count=F("failed_count") - sum(1 for _, status, _ in changing if status == PaymentStatus.FAILED),
+        paid_amount=F("paid_amount") + sum(int(amount) for _, _, amount in changing),
         updated_at=now,
     )
 
