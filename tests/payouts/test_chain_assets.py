@@ -6,6 +6,7 @@ import uuid
 
 import pytest
 from celery.worker import WorkController
+from rest_framework.test import APIClient
 
 from chain.client import ChainClient
 from chain.localchain import DeployedContracts
@@ -86,3 +87,30 @@ def test_a_sync_that_cannot_reach_the_chain_fails_with_the_error_kept(
     # then
     assert result.sync_status == Asset.SyncStatus.FAILED
     assert result.sync_error
+
+
+def test_import_through_the_api(
+    celery_worker: WorkController,
+    api_client: APIClient,
+    chain_client: ChainClient,
+    deployer: LocalKeySigner,
+    contracts: DeployedContracts,
+) -> None:
+    # given
+    demo = deploy_asset(
+        chain_client, deployer, payment_token=contracts.payment_token, balances=[3, 4], funding=0, salt="api"
+    )
+    # when
+    response = api_client.post(
+        "/api/v1/assets/import", {"token_address": demo.token, "payout_contract_address": demo.payout}, format="json"
+    )
+    # then
+    assert response.status_code == 201, response.json()
+    asset_id = response.json()["id"]
+    wait_for(lambda: _synced(uuid.UUID(asset_id)), what="sync")
+    body = api_client.get(f"/api/v1/assets/{asset_id}").json()
+    assert (body["sync_status"], body["holders_count"], body["token_address"]) == ("SYNCED", 2, demo.token)
+    holders = api_client.get(f"/api/v1/assets/{asset_id}/holders").json()
+    assert sorted(h["balance"] for h in holders["items"]) == ["3", "4"]
+    again = api_client.post("/api/v1/assets/import", {"token_address": demo.token}, format="json")
+    assert again.status_code == 409

@@ -16,6 +16,7 @@ from celery.worker import WorkController
 from django.db import connection
 from django.utils import timezone
 from pytest_django.fixtures import Settings
+from rest_framework.test import APIClient
 
 from chain.client import ChainClient
 from chain.localchain import DeployedContracts
@@ -68,6 +69,7 @@ def _balances(count: int, seed: int) -> list[int]:
 
 def test_fixed_distribution_pays_every_holder_their_exact_pro_rata_share(
     celery_worker: WorkController,
+    api_client: APIClient,
     small_batches: Settings,
     chain_client: ChainClient,
     deployer: LocalKeySigner,
@@ -100,6 +102,18 @@ def test_fixed_distribution_pays_every_holder_their_exact_pro_rata_share(
     assert (done.holders_count, done.paid_count, done.failed_count, done.paid_amount) == (333, 333, 0, total)
     assert HolderPayment.objects.filter(distribution=done, status="SUCCESS").count() == 333
     assert done.execution_duration is not None
+    # and the API shows it in token units, with progress, batches and payments
+    body = api_client.get(f"/api/v1/distributions/{done.pk}").json()
+    assert (body["amount"], body["paid_amount"], body["progress"]) == (
+        "1000.000007",
+        "1000.000007",
+        {"paid": 333, "failed": 0, "pending": 0, "percent": 100},
+    )
+    batches = api_client.get(f"/api/v1/distributions/{done.pk}/batches", {"limit": 100}).json()
+    assert [b["holders_count"] for b in batches["items"]] == [50] * 6 + [33]
+    assert all(b["tx_hash"].startswith("0x") for b in batches["items"])
+    payments = api_client.get(f"/api/v1/distributions/{done.pk}/payments", {"batch": 7, "limit": 100}).json()
+    assert payments["total"] == 33
 
 
 def test_percentage_distribution_pays_the_same_share_in_every_batch(
