@@ -37,6 +37,19 @@ def listener_settings(chain_settings: Settings, rpc_proxy: RpcProxy, mirror_node
     return chain_settings
 
 
+@pytest.fixture(autouse=True)
+def _isolated_processor_registry() -> Iterator[None]:
+    """Listener tests register their own processors: hide the apps' ones (payouts registers
+    HolderPaid and others in ready()) for the test, and put them back afterwards."""
+    saved = dict(registry._processors)
+    registry._processors.clear()
+    try:
+        yield
+    finally:
+        registry._processors.clear()
+        registry._processors.update(saved)
+
+
 @pytest.fixture
 def processors() -> Iterator[Callable[[str, registry.EventProcessor], None]]:
     """Register processors for one test; they are removed afterwards."""
@@ -49,16 +62,3 @@ def processors() -> Iterator[Callable[[str, registry.EventProcessor], None]]:
     yield register
     for name in names:
         registry.unregister_event_processor(name)
-
-
-@pytest.fixture(autouse=True)
-def _isolated_processor_registry() -> Iterator[None]:
-    """The listener suite tests the engine alone: the apps' processors (payouts registers some in
-    ready()) are set aside for each test and put back afterwards."""
-    saved = dict(registry._processors)
-    registry._processors.clear()
-    try:
-        yield
-    finally:
-        registry._processors.clear()
-        registry._processors.update(saved)
