@@ -26,8 +26,7 @@ from django.utils import timezone
 from agreements import signing
 from agreements.models import Agreement, AgreementBlockchainLog, InboundBlockchainEvent
 from agreements.services.alerts import AlertField, send_alert
-from agreements.services.outbound import backoff_seconds
-from config.celery_app import app as celery_app
+from agreements.services.outbound import backoff_seconds, publish_now
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +58,7 @@ class InboundResult:
 def enqueue_event(event_id: UUID, *, countdown: float | None = None) -> bool:
     """Send the processing task to the broker; False (logged) if unreachable. Never raises."""
     try:
-        celery_app.send_task(PROCESS_TASK, args=[str(event_id)], countdown=countdown, retry=False)
+        publish_now(PROCESS_TASK, str(event_id), countdown=countdown)
     except Exception as exc:  # noqa: BLE001 - the sweeper covers any broker failure
         logger.warning("event not enqueued, sweeper will retry event_id=%s error=%s", event_id, type(exc).__name__)
         return False

@@ -48,13 +48,23 @@ class DeliveryOutcome:
 
 
 # --- Creating and enqueueing ----------------------------------------------------------------------
+def publish_now(task_name: str, task_arg: str, *, countdown: float | None = None) -> None:
+    """Publish a task message or raise at once: never sit in kombu's reconnect loop.
+
+    Callers keep the truth in a row, so a broker outage must cost milliseconds, not a retry loop.
+    """
+    with celery_app.pool.acquire(block=True, timeout=5) as connection:
+        connection.ensure_connection(max_retries=0, timeout=2)
+        celery_app.send_task(task_name, args=[task_arg], countdown=countdown, retry=False, connection=connection)
+
+
 def enqueue_delivery(delivery_id: UUID, *, countdown: float | None = None) -> bool:
     """Send the delivery task to the broker; False (logged) if the broker is unreachable.
 
     Never raises and never retries: the row is the truth and the sweeper re-enqueues it.
     """
     try:
-        celery_app.send_task(DELIVER_TASK, args=[str(delivery_id)], countdown=countdown, retry=False)
+        publish_now(DELIVER_TASK, str(delivery_id), countdown=countdown)
     except Exception as exc:  # noqa: BLE001 - the sweeper covers any broker failure
         logger.warning(
             "delivery not enqueued, sweeper will retry delivery_id=%s error=%s", delivery_id, type(exc).__name__
