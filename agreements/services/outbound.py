@@ -53,7 +53,8 @@ def publish_now(task_name: str, task_arg: str, *, countdown: float | None = None
 
     Callers keep the truth in a row, so a broker outage must cost milliseconds, not a retry loop.
     """
-    with celery_app.pool.acquire(block=True, timeout=5) as connection:
+    pool: Any = celery_app.pool  # a kombu connection pool (the stubs say otherwise)
+    with pool.acquire(block=True, timeout=5) as connection:
         connection.ensure_connection(max_retries=0, timeout=2)
         celery_app.send_task(task_name, args=[task_arg], countdown=countdown, retry=False, connection=connection)
 

@@ -1,4 +1,4 @@
-"""factory_boy factories for the agreements app."""
+"""factory_boy factories for the agreements app (use `.create(...)`, which is typed)."""
 
 from __future__ import annotations
 
@@ -6,17 +6,18 @@ import datetime as dt
 import uuid
 from decimal import Decimal
 
-import factory
+from factory.declarations import LazyFunction, SubFactory
+from factory.django import DjangoModelFactory
 
 from agreements.models import Agreement, AgreementPayment
 
 
-class AgreementFactory(factory.django.DjangoModelFactory):
+class AgreementFactory(DjangoModelFactory[Agreement]):
     class Meta:
         model = Agreement
 
-    creditor_id = factory.LazyFunction(uuid.uuid4)
-    debtor_id = factory.LazyFunction(uuid.uuid4)
+    creditor_id = LazyFunction(uuid.uuid4)  # type: ignore[no-untyped-call]
+    debtor_id = LazyFunction(uuid.uuid4)  # type: ignore[no-untyped-call]
     amount = 1_000_000  # 10,000.00 in cents
     currency = "EUR"
     decimals = 2
@@ -28,10 +29,10 @@ class AgreementFactory(factory.django.DjangoModelFactory):
     status = Agreement.Status.DRAFT
 
 
-class AgreementPaymentFactory(factory.django.DjangoModelFactory):
+class AgreementPaymentFactory(DjangoModelFactory[AgreementPayment]):
     class Meta:
         model = AgreementPayment
 
-    agreement = factory.SubFactory(AgreementFactory)
+    agreement = SubFactory(AgreementFactory)  # type: ignore[no-untyped-call]
     due_date = dt.date(2026, 3, 1)
     amount = 100_000

@@ -226,7 +226,7 @@ def wait_for(predicate: Any, timeout: float = 30, interval: float = 0.05) -> Non
 
 
 def field_of(embed: dict[str, Any], name: str) -> str:
-    return next(f["value"] for f in embed["fields"] if f["name"] == name)
+    return str(next(f["value"] for f in embed["fields"] if f["name"] == name))
 
 
 __all__ = [

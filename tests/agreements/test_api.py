@@ -110,8 +110,8 @@ def test_malformed_or_unknown_ids_are_404(api_client: APIClient, path: str) -> N
 
 def test_payment_id_must_belong_to_the_agreement(api_client: APIClient) -> None:
     # given a payment of another agreement
-    payment = AgreementPaymentFactory()
-    other = AgreementFactory()
+    payment = AgreementPaymentFactory.create()
+    other = AgreementFactory.create()
     # when / then
     assert api_client.post(f"/api/v1/agreements/{other.id}/payments/{payment.id}/cancel/").status_code == 404
     assert api_client.post(f"/api/v1/agreements/{other.id}/payments/bad/cancel/").status_code == 404
@@ -122,7 +122,7 @@ def test_list_is_paginated_and_filtered(api_client: APIClient) -> None:
     AgreementFactory.create_batch(3, status=Agreement.Status.IN_PROGRESS)
     AgreementFactory.create_batch(2)
     # when
-    response = api_client.get("/api/v1/agreements/", {"status": "IN_PROGRESS", "limit": 2})
+    response = api_client.get("/api/v1/agreements/", {"status": "IN_PROGRESS", "limit": "2"})
     # then
     body = response.json()
     assert response.status_code == 200
@@ -133,8 +133,8 @@ def test_list_is_paginated_and_filtered(api_client: APIClient) -> None:
 
 def test_draft_terms_can_change_but_not_after_announcement(api_client: APIClient) -> None:
     # given
-    draft = AgreementFactory()
-    announced = AgreementFactory(status=Agreement.Status.BEFORE_PROGRESS)
+    draft = AgreementFactory.create()
+    announced = AgreementFactory.create(status=Agreement.Status.BEFORE_PROGRESS)
     # when
     edited = api_client.patch(f"/api/v1/agreements/{draft.id}/", {"amount": "99.99"}, format="json")
     refused = api_client.patch(f"/api/v1/agreements/{announced.id}/", {"amount": "99.99"}, format="json")
@@ -148,8 +148,8 @@ def test_draft_terms_can_change_but_not_after_announcement(api_client: APIClient
 
 
 def test_delete_only_drafts(api_client: APIClient) -> None:
-    draft = AgreementFactory()
-    announced = AgreementFactory(status=Agreement.Status.IN_PROGRESS)
+    draft = AgreementFactory.create()
+    announced = AgreementFactory.create(status=Agreement.Status.IN_PROGRESS)
     assert api_client.delete(f"/api/v1/agreements/{draft.id}/").status_code == 204
     assert api_client.delete(f"/api/v1/agreements/{announced.id}/").status_code == 409
     assert list(Agreement.objects.values_list("id", flat=True)) == [announced.id]
@@ -157,7 +157,7 @@ def test_delete_only_drafts(api_client: APIClient) -> None:
 
 def test_transitions_legal_then_illegal(api_client: APIClient) -> None:
     # given
-    agreement = AgreementFactory()
+    agreement = AgreementFactory.create()
     url = f"/api/v1/agreements/{agreement.id}/transition/"
     # when
     moved = api_client.post(url, {"status": "BEFORE_PROGRESS"}, format="json")
@@ -175,7 +175,7 @@ def test_transitions_legal_then_illegal(api_client: APIClient) -> None:
 
 def test_payments_create_list_cancel(api_client: APIClient) -> None:
     # given
-    agreement = AgreementFactory(status=Agreement.Status.IN_PROGRESS)
+    agreement = AgreementFactory.create(status=Agreement.Status.IN_PROGRESS)
     base = f"/api/v1/agreements/{agreement.id}/payments/"
     # when
     created = api_client.post(base, {"due_date": "2026-02-01", "amount": "100.00"}, format="json")
@@ -199,7 +199,7 @@ def test_payments_create_list_cancel(api_client: APIClient) -> None:
 
 def test_blockchain_logs_per_agreement(api_client: APIClient) -> None:
     # given
-    agreement = AgreementFactory()
+    agreement = AgreementFactory.create()
     AgreementBlockchainLog.objects.create(
         event_type="issued",
         agreement=agreement,
@@ -211,7 +211,7 @@ def test_blockchain_logs_per_agreement(api_client: APIClient) -> None:
     )
     AgreementBlockchainLog.objects.create(
         event_type="issued",
-        agreement=AgreementFactory(),
+        agreement=AgreementFactory.create(),
         tx_hash="0x" + "cc" * 32,
         tx_block_number=8,
         tx_block_timestamp=timezone.now(),
@@ -250,7 +250,7 @@ def _failed_delivery(agreement: Agreement, *, completed_at: dt.datetime) -> Webh
 
 def test_deliveries_with_attempts_filtered_by_status(api_client: APIClient) -> None:
     # given one failed and one pending delivery
-    agreement = AgreementFactory(status=Agreement.Status.IN_PROGRESS)
+    agreement = AgreementFactory.create(status=Agreement.Status.IN_PROGRESS)
     failed = _failed_delivery(agreement, completed_at=timezone.now())
     WebhookDelivery.objects.create(agreement=agreement, event_type="agreement.overdue", payload={})
     # when
@@ -268,7 +268,7 @@ def test_deliveries_with_attempts_filtered_by_status(api_client: APIClient) -> N
 
 def test_resend_one_and_resend_failed_since(api_client: APIClient) -> None:
     # given two failed deliveries, one before and one after the cut-off, and one pending
-    agreement = AgreementFactory(status=Agreement.Status.IN_PROGRESS)
+    agreement = AgreementFactory.create(status=Agreement.Status.IN_PROGRESS)
     cutoff = timezone.now() - timedelta(hours=1)
     old = _failed_delivery(agreement, completed_at=cutoff - timedelta(minutes=1))
     recent = _failed_delivery(agreement, completed_at=cutoff + timedelta(minutes=1))

@@ -11,6 +11,7 @@ import logging
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from celery.contrib.testing.worker import start_worker
@@ -29,11 +30,13 @@ logger = logging.getLogger(__name__)
 
 
 def _point_celery_at(url: str) -> None:
-    celery_app.conf.broker_url = url
-    if celery_app._pool is not None:
-        celery_app._pool.force_close_all()
-    celery_app._pool = None
-    celery_app.amqp._producer_pool = None
+    """Switch the app's broker and drop its cached connection and producer pools."""
+    app: Any = celery_app  # private attributes, not in the type stubs
+    app.conf.broker_url = url
+    if app._pool is not None:
+        app._pool.force_close_all()
+    app._pool = None
+    app.amqp._producer_pool = None
 
 
 @pytest.fixture

@@ -31,19 +31,15 @@ CONTRACT = "0x" + "ab" * 20
 
 
 def _event(agreement_id: object, *, type_: str = "CREATE", tx_hash: str | None = None, **data: Any) -> bytes:
-    body = {
-        "type": type_,
-        "data": {
-            "agreement_id": str(agreement_id),
-            "tx_hash": tx_hash or "0x" + secrets.token_hex(32),
-            "tx_block_number": 123456,
-            "tx_block_timestamp": 1_712_345_678,
-            "contract_address": CONTRACT,
-            "data": {},
-        },
+    fields: dict[str, Any] = {
+        "agreement_id": str(agreement_id),
+        "tx_hash": tx_hash or "0x" + secrets.token_hex(32),
+        "tx_block_number": 123456,
+        "tx_block_timestamp": 1_712_345_678,
+        "contract_address": CONTRACT,
+        "data": {},
     }
-    body["data"].update(data)  # type: ignore[union-attr]
-    return json.dumps(body).encode()
+    return json.dumps({"type": type_, "data": fields | data}).encode()
 
 
 def _headers(application: Application, body: bytes, **overrides: Any) -> dict[str, str]:
@@ -69,7 +65,7 @@ def _nothing_stored() -> bool:
 @pytest.mark.django_db
 class TestRefused:
     def test_unsigned(self, client: Client) -> None:
-        agreement = AgreementFactory()
+        agreement = AgreementFactory.create()
         response = _post(client, _event(agreement.id), {})
         assert response.status_code == 401
         assert "Missing authentication headers" in response.json()["detail"]
@@ -78,21 +74,21 @@ class TestRefused:
     def test_forged_with_another_key(
         self, client: Client, application: Application, other_application: Application
     ) -> None:
-        body = _event(AgreementFactory().id)
+        body = _event(AgreementFactory.create().id)
         response = _post(client, body, _headers(application, body, private_pem=other_application.private_pem))
         assert response.status_code == 401
         assert response.json() == {"code": "not_authenticated", "detail": "No valid signature."}
         assert _nothing_stored()
 
     def test_body_changed_after_signing(self, client: Client, application: Application) -> None:
-        agreement = AgreementFactory()
+        agreement = AgreementFactory.create()
         headers = _headers(application, _event(agreement.id, tx_block_number=1))
         response = _post(client, _event(agreement.id, tx_block_number=2), headers)
         assert response.status_code == 401
         assert _nothing_stored()
 
     def test_unknown_application(self, client: Client, application: Application) -> None:
-        body = _event(AgreementFactory().id)
+        body = _event(AgreementFactory.create().id)
         response = _post(client, body, _headers(application, body, application_id=str(uuid.uuid4())))
         assert response.status_code == 401
         assert response.json()["detail"] == "Unknown application id."
@@ -100,14 +96,14 @@ class TestRefused:
 
     @pytest.mark.parametrize("skew", [-301, 301])
     def test_expired_or_future_timestamp(self, client: Client, application: Application, skew: int) -> None:
-        body = _event(AgreementFactory().id)
+        body = _event(AgreementFactory.create().id)
         response = _post(client, body, _headers(application, body, timestamp=int(time.time()) + skew))
         assert response.status_code == 401
         assert "more than 300 seconds off" in response.json()["detail"]
         assert _nothing_stored()
 
     def test_garbage_signature(self, client: Client, application: Application) -> None:
-        body = _event(AgreementFactory().id)
+        body = _event(AgreementFactory.create().id)
         headers = _headers(application, body)
         headers["webhook-signature"] = "v1-rsa-pss,not!!base64 v1,AAAA"
         assert _post(client, body, headers).status_code == 401
@@ -151,14 +147,14 @@ class TestRefused:
         assert _nothing_stored()
 
     def test_update_without_completed_or_cancelled(self, client: Client, application: Application) -> None:
-        body = _event(AgreementFactory().id, type_="UPDATE", data={"event_type": "PAUSED"})
+        body = _event(AgreementFactory.create().id, type_="UPDATE", data={"event_type": "PAUSED"})
         response = _post(client, body, _headers(application, body))
         assert response.status_code == 400
         assert "data.data.event_type" in response.json()["fields"]
         assert _nothing_stored()
 
     def test_too_large(self, client: Client, application: Application) -> None:
-        body = _event(AgreementFactory().id, data={"padding": "x" * (256 * 1024)})
+        body = _event(AgreementFactory.create().id, data={"padding": "x" * (256 * 1024)})
         response = _post(client, body, _headers(application, body))
         assert response.status_code == 413
         assert _nothing_stored()
@@ -180,7 +176,7 @@ class TestReplayAndDuplicates:
         self, client: Client, application: Application
     ) -> None:
         # given one stored event
-        agreement = AgreementFactory()
+        agreement = AgreementFactory.create()
         body = _event(agreement.id)
         headers = _headers(application, body, webhook_id="msg_replayed")
         assert _post(client, body, headers).status_code == 202
@@ -199,7 +195,7 @@ class TestReplayAndDuplicates:
         self, client: Client, application: Application
     ) -> None:
         # given
-        agreement = AgreementFactory()
+        agreement = AgreementFactory.create()
         body = _event(agreement.id, tx_hash="0x" + "11" * 32)
         assert _post(client, body, _headers(application, body)).status_code == 202
         # when the blockchain service sends the same transaction again (new id, new timestamp)
@@ -229,7 +225,7 @@ def test_each_event_is_logged_once_even_when_sent_ten_times_concurrently(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     # given an agreement and its three on-chain events
-    agreement = AgreementFactory(status=Agreement.Status.BEFORE_PROGRESS)
+    agreement = AgreementFactory.create(status=Agreement.Status.BEFORE_PROGRESS)
     create = _event(agreement.id, type_="CREATE", tx_hash="0x" + "01" * 32, tx_block_number=100)
     init = _event(agreement.id, type_="INIT_DATA", tx_hash="0x" + "02" * 32, tx_block_number=101)
     update = _event(
@@ -272,7 +268,7 @@ def test_processing_errors_are_retried_three_times_then_alerted(
 ) -> None:
     # given an event stored while no worker runs, whose agreement is deleted before processing
     settings.DISCORD_WEBHOOK_URL = discord.url
-    agreement = AgreementFactory()
+    agreement = AgreementFactory.create()
     body = _event(agreement.id, type_="INIT_DATA")
     [status] = _send_concurrently(live_server, [(body, _headers(application, body))])
     assert status == 202

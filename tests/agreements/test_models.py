@@ -30,7 +30,7 @@ ALLOWED = {
 @pytest.mark.parametrize(("current", "target"), sorted(ALLOWED))
 def test_allowed_moves(current: str, target: str) -> None:
     # given
-    agreement = AgreementFactory(status=current)
+    agreement = AgreementFactory.create(status=current)
     # when
     agreement_transition(agreement_id=agreement.id, target=target)
     # then
@@ -43,7 +43,7 @@ def test_allowed_moves(current: str, target: str) -> None:
 )
 def test_every_other_move_is_refused_and_writes_nothing(current: str, target: str) -> None:
     # given
-    agreement = AgreementFactory(status=current)
+    agreement = AgreementFactory.create(status=current)
     # when / then
     with pytest.raises(IllegalTransitionError, match=f"from {current} to {target}"):
         agreement_transition(agreement_id=agreement.id, target=target)
@@ -66,7 +66,7 @@ def test_announced_moves_write_their_delivery_in_the_same_transaction(
     current: str, target: str, body_type: str, event_type: str | None
 ) -> None:
     # given
-    agreement = AgreementFactory(status=current)
+    agreement = AgreementFactory.create(status=current)
     # when
     agreement_transition(agreement_id=agreement.id, target=target)
     # then exactly one outbox row with the blockchain service's body
@@ -93,7 +93,7 @@ def test_announced_moves_write_their_delivery_in_the_same_transaction(
 
 def test_cancelling_a_draft_announces_nothing() -> None:
     # given
-    agreement = AgreementFactory(status=S.DRAFT)
+    agreement = AgreementFactory.create(status=S.DRAFT)
     # when
     agreement_transition(agreement_id=agreement.id, target=S.CANCELLED)
     # then
@@ -102,7 +102,7 @@ def test_cancelling_a_draft_announces_nothing() -> None:
 
 def test_when_the_outbox_write_fails_the_status_change_is_rolled_back() -> None:
     # given an agreement, and a database that refuses new outbox rows (a trigger)
-    agreement = AgreementFactory(status=S.DRAFT)
+    agreement = AgreementFactory.create(status=S.DRAFT)
     with connection.cursor() as cursor:
         cursor.execute(
             "CREATE FUNCTION refuse_delivery() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'outbox down'; END $$"
@@ -120,7 +120,7 @@ def test_when_the_outbox_write_fails_the_status_change_is_rolled_back() -> None:
 
 def test_payment_cancel_is_announced_and_a_second_cancel_is_refused() -> None:
     # given
-    payment = AgreementPaymentFactory(agreement=AgreementFactory(status=S.IN_PROGRESS))
+    payment = AgreementPaymentFactory.create(agreement=AgreementFactory.create(status=S.IN_PROGRESS))
     # when
     payment_cancel(payment_id=payment.id, reason="debtor paid early")
     # then

@@ -13,7 +13,6 @@ from datetime import timedelta
 from uuid import UUID
 
 import pytest
-from celery.worker import WorkController
 from django.utils import timezone
 from pytest_django.fixtures import Settings
 from rest_framework.test import APIClient
@@ -29,7 +28,7 @@ pytestmark = pytest.mark.usefixtures("celery_worker", "wired")
 
 
 def _announce(status: str = Agreement.Status.DRAFT, target: str = Agreement.Status.BEFORE_PROGRESS) -> UUID:
-    agreement = AgreementFactory(status=status)
+    agreement = AgreementFactory.create(status=status)
     agreement_transition(agreement_id=agreement.id, target=target)
     return WebhookDelivery.objects.get(agreement=agreement).id
 
@@ -182,7 +181,7 @@ def test_an_alert_failure_never_fails_the_task(receiver: Receiver, settings: Set
     # given Discord is unreachable and a delivery is on its last try
     settings.DISCORD_WEBHOOK_URL = closed_port_url()
     receiver.default = Reply(status=503)
-    agreement = AgreementFactory(status=Agreement.Status.BEFORE_PROGRESS)
+    agreement = AgreementFactory.create(status=Agreement.Status.BEFORE_PROGRESS)
     delivery = WebhookDelivery.objects.create(
         agreement=agreement, event_type="agreement.in_progress", payload={"type": "x"}, attempt_count=3
     )
@@ -214,7 +213,7 @@ def test_operator_resend_uses_the_same_id_and_records_new_attempts(receiver: Rec
 def test_the_sweeper_sends_deliveries_the_broker_lost(receiver: Receiver, settings: Settings) -> None:
     # given two outbox rows whose messages never reached the broker: one overdue, one fresh
     settings.WEBHOOK_SWEEP_AFTER_SECONDS = 60
-    agreement = AgreementFactory(status=Agreement.Status.BEFORE_PROGRESS)
+    agreement = AgreementFactory.create(status=Agreement.Status.BEFORE_PROGRESS)
     overdue = WebhookDelivery.objects.create(
         agreement=agreement,
         event_type="agreement.before_progress",

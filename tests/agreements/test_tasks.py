@@ -27,13 +27,15 @@ def test_periodic_tasks_are_declared() -> None:
 def test_overdue_agreements_are_marked_and_announced(celery_worker: WorkController, receiver: Receiver) -> None:
     # given one IN_PROGRESS agreement past its end date, one not yet, one past but already COMPLETED
     today = timezone.localdate()
-    late = AgreementFactory(
+    late = AgreementFactory.create(
         status=Agreement.Status.IN_PROGRESS,
         repayment_start_date=today - timedelta(days=60),
         repayment_end_date=today - timedelta(days=1),
     )
-    current = AgreementFactory(status=Agreement.Status.IN_PROGRESS, repayment_end_date=today + timedelta(days=30))
-    done = AgreementFactory(
+    current = AgreementFactory.create(
+        status=Agreement.Status.IN_PROGRESS, repayment_end_date=today + timedelta(days=30)
+    )
+    done = AgreementFactory.create(
         status=Agreement.Status.COMPLETED,
         repayment_start_date=dt.date(2020, 1, 1),
         repayment_end_date=dt.date(2020, 12, 31),
@@ -55,7 +57,7 @@ def test_overdue_agreements_are_marked_and_announced(celery_worker: WorkControll
 @pytest.mark.django_db
 def test_admin_pages_are_staff_only_and_render(client: Client) -> None:
     # given
-    agreement = AgreementFactory(status=Agreement.Status.IN_PROGRESS, tx_hash="0x" + "ab" * 32)
+    agreement = AgreementFactory.create(status=Agreement.Status.IN_PROGRESS, tx_hash="0x" + "ab" * 32)
     delivery = WebhookDelivery.objects.create(
         agreement=agreement,
         event_type="agreement.in_progress",
