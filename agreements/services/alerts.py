@@ -1,5 +1,7 @@
 """Discord alerts: one embed per cause at most every ALERT_RATE_LIMIT_SECONDS, never raising.
 
+Embeds are clipped to stay within Discord's limits (6,000 characters per message in total).
+
 The Discord webhook URL is a secret: it is never logged. Alerts that were suppressed by the rate
 limit are counted in Redis and the count is reported in the next alert for the same cause.
 """
@@ -68,8 +70,8 @@ def send_alert(*, cause: str, title: str, description: str, fields: list[AlertFi
             logger.info("alert rate-limited cause=%s", cause)
             return False
         embed_fields = [
-            {"name": _clip(f.name, 256), "value": _clip(redact(f.value) or "-", 1024), "inline": False}
-            for f in fields[:20]
+            {"name": _clip(f.name, 256), "value": _clip(redact(f.value) or "-", 900), "inline": False}
+            for f in fields[:5]
         ]
         if suppressed:
             embed_fields.append({"name": "Suppressed", "value": f"{suppressed} similar alerts", "inline": False})
@@ -79,7 +81,7 @@ def send_alert(*, cause: str, title: str, description: str, fields: list[AlertFi
             "embeds": [
                 {
                     "title": _clip(title, 256),
-                    "description": _clip(redact(description), 2000),
+                    "description": _clip(redact(description), 1000),
                     "color": _RED,
                     "fields": embed_fields,
                 }

@@ -170,8 +170,8 @@ def webhook_delivery_send(*, delivery_id: UUID) -> DeliveryOutcome:
     attempted_at = timezone.now()
     headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT}
     try:
-        if not url:
-            raise ValueError("BLOCKCHAIN_WEBHOOK_URL is not set")
+        if not url or not settings.BLOCKCHAIN_APPLICATION_ID:
+            raise ValueError("BLOCKCHAIN_WEBHOOK_URL and BLOCKCHAIN_APPLICATION_ID must be set")
         headers |= signing.signature_headers(
             webhook_id=str(delivery.id),
             body=body,
