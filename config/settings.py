@@ -150,6 +150,12 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "AgreementStatusEnum": "agreements.models.Agreement.Status",
+        "AgreementPaymentStatusEnum": "agreements.models.AgreementPayment.Status",
+        "WebhookDeliveryStatusEnum": "agreements.models.WebhookDelivery.Status",
+        "InboundBlockchainEventStatusEnum": "agreements.models.InboundBlockchainEvent.Status",
+    },
 }
 
 # --- Redis and Celery -----------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from agreements.models import (
@@ -20,6 +21,7 @@ from agreements.payloads import from_units, to_units
 MAX_DECIMALS = 36
 
 
+@extend_schema_field({"type": "string", "pattern": r"^\d+(\.\d+)?$", "example": "1234.56"})
 class UnitsAmountField(serializers.Field[Decimal, str, str, Any]):
     """An amount in currency units as a decimal string ("1234.56"); numbers are refused (no floats)."""
 

@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 from django.db.models import ProtectedError
 from django.http import Http404
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.generics import GenericAPIView
 from rest_framework.request import Request
@@ -46,7 +46,10 @@ def _status_filter(request: Request, choices: list[str]) -> str | None:
 class AgreementListApi(GenericAPIView[Agreement]):
     serializer_class = s.AgreementSerializer
 
-    @extend_schema(responses=s.AgreementSerializer(many=True))
+    @extend_schema(
+        parameters=[OpenApiParameter("status", enum=Agreement.Status.values, required=False)],
+        responses=s.AgreementSerializer(many=True),
+    )
     def get(self, request: Request) -> Response:
         queryset = selectors.agreement_list(status=_status_filter(request, Agreement.Status.values))
         page = self.paginate_queryset(queryset)
@@ -201,7 +204,10 @@ class WebhookDeliveryResendFailedApi(GenericAPIView[Any]):
 class BlockchainEventListApi(GenericAPIView[Any]):
     serializer_class = s.InboundEventSerializer
 
-    @extend_schema(responses=s.InboundEventSerializer(many=True))
+    @extend_schema(
+        parameters=[OpenApiParameter("status", enum=InboundBlockchainEvent.Status.values, required=False)],
+        responses=s.InboundEventSerializer(many=True),
+    )
     def get(self, request: Request) -> Response:
         queryset = selectors.inbound_event_list(status=_status_filter(request, InboundBlockchainEvent.Status.values))
         page = self.paginate_queryset(queryset)

@@ -157,7 +157,7 @@ def payment_cancel(*, payment_id: UUID, reason: str = "") -> AgreementPayment:
     """Cancel a scheduled payment and tell the blockchain service (unless the agreement is a DRAFT)."""
     now = timezone.now()
     with transaction.atomic():
-        payment = AgreementPayment.objects.select_for_update().select_related("agreement").get(id=payment_id)
+        payment = AgreementPayment.objects.select_for_update().get(id=payment_id)
         agreement = Agreement.objects.select_for_update().get(id=payment.agreement_id)
         payment.save(update_fields=payment.cancel(reason=reason, now=now))
         body = agreement_event_body(agreement, status=agreement.status, now=now)

@@ -12,15 +12,18 @@ import secrets
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from typing import Any
 
 import pytest
 import requests
 from celery.contrib.testing.worker import start_worker
 from django.test import Client
+from django.utils import timezone
 from pytest_django.live_server_helper import LiveServer
 
 from agreements.models import Agreement, AgreementBlockchainLog, InboundBlockchainEvent
+from agreements.tasks import sweep_webhook_deliveries_task
 from config.celery_app import app as celery_app
 from tests.agreements.conftest import Application
 from tests.agreements.factories import AgreementFactory
@@ -286,3 +289,26 @@ def test_processing_errors_are_retried_three_times_then_alerted(
     assert field_of(alert["embeds"][0], "Agreement") == str(agreement.id)
     assert field_of(alert["embeds"][0], "Inbound event") == str(event.id)
     assert not AgreementBlockchainLog.objects.exists()
+
+
+def test_the_sweeper_processes_events_whose_message_was_lost(
+    celery_worker: object, application: Application, settings: Any
+) -> None:
+    # given an event stored long ago whose task message never reached the broker
+    settings.WEBHOOK_SWEEP_AFTER_SECONDS = 60
+    agreement = AgreementFactory.create()
+    event = InboundBlockchainEvent.objects.create(
+        webhook_id="msg_lost",
+        body_sha256="0" * 64,
+        type="INIT_DATA",
+        agreement_id=agreement.id,
+        tx_hash="0x" + "44" * 32,
+        payload=json.loads(_event(agreement.id, type_="INIT_DATA", tx_hash="0x" + "44" * 32)),
+        next_attempt_at=timezone.now() - timedelta(minutes=5),
+    )
+    # when the periodic sweeper runs
+    swept = sweep_webhook_deliveries_task()
+    # then it is processed
+    assert swept == {"deliveries": 0, "inbound_events": 1}
+    wait_for(lambda: InboundBlockchainEvent.objects.get(id=event.id).status == "PROCESSED")
+    assert AgreementBlockchainLog.objects.get().event_type == "initialized"

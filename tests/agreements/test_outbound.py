@@ -229,3 +229,15 @@ def test_the_sweeper_sends_deliveries_the_broker_lost(receiver: Receiver, settin
     assert WebhookDelivery.objects.get(id=overdue.id).status == WebhookDelivery.Status.SUCCESS
     assert WebhookDelivery.objects.get(id=fresh.id).status == WebhookDelivery.Status.PENDING
     assert receiver.distinct_ids() == {str(overdue.id)}
+
+
+def test_only_2xx_is_success_redirects_are_not_followed(receiver: Receiver) -> None:
+    # given a receiver that first redirects elsewhere
+    receiver.script.append(Reply(status=302, headers=(("Location", "http://127.0.0.1:9/elsewhere"),)))
+    # when
+    delivery_id = _announce()
+    wait_for(lambda: _finished(delivery_id))
+    # then the redirect counted as a failed try, and the retry succeeded at the same URL
+    delivery = WebhookDelivery.objects.get(id=delivery_id)
+    assert list(delivery.attempts.values_list("response_status", flat=True)) == [302, 200]
+    assert len(receiver.for_delivery(delivery_id)) == 2

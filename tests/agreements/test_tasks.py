@@ -85,3 +85,29 @@ def test_admin_pages_are_staff_only_and_render(client: Client) -> None:
     response = client.post(pages[3], {"since_0": since[0], "since_1": since[1]})
     assert response.status_code == 302
     assert WebhookDelivery.objects.get(id=delivery.id).status == WebhookDelivery.Status.PENDING
+
+
+@pytest.mark.django_db
+def test_admin_actions_go_through_the_services(client: Client) -> None:
+    # given a staff user, a failed delivery, a pending one, and a draft agreement with a payment
+    client.force_login(User.objects.create_superuser("root", "root@example.com", "pw-123456789"))
+    agreement = AgreementFactory.create(status=Agreement.Status.IN_PROGRESS)
+    failed = WebhookDelivery.objects.create(
+        agreement=agreement, event_type="e", payload={}, status=WebhookDelivery.Status.FAILED
+    )
+    pending = WebhookDelivery.objects.create(agreement=agreement, event_type="e", payload={})
+    draft = AgreementFactory.create()
+    # when the operator resends both deliveries and moves both agreements to COMPLETED
+    client.post(
+        "/admin/agreements/webhookdelivery/",
+        {"action": "resend", "_selected_action": [str(failed.id), str(pending.id)]},
+    )
+    client.post(
+        "/admin/agreements/agreement/",
+        {"action": "move_to_completed", "_selected_action": [str(agreement.id), str(draft.id)]},
+    )
+    # then the failed delivery is pending again, and only the legal move happened (with its webhook)
+    assert WebhookDelivery.objects.get(id=failed.id).status == WebhookDelivery.Status.PENDING
+    assert Agreement.objects.get(id=agreement.id).status == Agreement.Status.COMPLETED
+    assert Agreement.objects.get(id=draft.id).status == Agreement.Status.DRAFT
+    assert WebhookDelivery.objects.filter(agreement=agreement, event_type="agreement.completed").count() == 1
