@@ -194,7 +194,7 @@ def _record_attempt(
         WebhookDeliveryAttempt.objects.create(
             delivery=delivery,
             attempted_at=attempted_at,
-            url=url,
+            url=redact(url),  # credentials in a URL never reach the database
             request_headers=headers,
             response_status=result.status,
             response_body=result.body,
