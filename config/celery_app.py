@@ -70,4 +70,9 @@ def declared_schedules() -> dict[str, PeriodicSchedule]:
             every_seconds=60,
             description="Re-enqueues pending webhook deliveries and unprocessed inbound events.",
         ),
+        "chain-sweep-transactions": PeriodicSchedule(
+            task="chain.tasks.sweep_transactions_task",
+            every_seconds=15,
+            description="Confirms broadcast chain transactions and re-enqueues submissions the broker lost.",
+        ),
     }

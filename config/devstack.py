@@ -52,8 +52,26 @@ def _admin_password(env: dict[str, str]) -> str:
     return password
 
 
+def _local_chain(env: dict[str, str]) -> list[LocalService]:
+    """anvil with the reference contracts, unless CHAIN_RPC_URL points at a chain already."""
+    if env.get("CHAIN_RPC_URL"):
+        return []
+    from chain.localchain import ANVIL_DEV_KEYS, chain_file, ensure_local_chain
+
+    service, contracts = ensure_local_chain(RUN_DIR)
+    env["CHAIN_RPC_URL"] = service.url
+    env["CHAIN_SIGNER"] = "local"
+    env["CHAIN_SIGNER_PRIVATE_KEY"] = ANVIL_DEV_KEYS[0]  # anvil's public dev key: local chain only
+    env["LOCAL_CHAIN_FILE"] = str(chain_file(RUN_DIR))
+    env["LOCAL_CHAIN_PAYMENT_TOKEN"] = contracts.payment_token
+    env["LOCAL_CHAIN_EQUITY_TOKEN"] = contracts.equity_token
+    env["LOCAL_CHAIN_BOND_TOKEN"] = contracts.bond_token
+    print(f"chain:    {service.url} (anvil; addresses in {chain_file(RUN_DIR)})")
+    return [service]
+
+
 def _setup_steps() -> list[SetupStep]:
-    steps: list[SetupStep] = []
+    steps: list[SetupStep] = [_local_chain]
     return steps
 
 

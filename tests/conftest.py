@@ -15,6 +15,8 @@ from rest_framework.test import APIClient
 from config.celery_app import app as celery_app
 from config.locks import redis_client
 
+pytest_plugins = ["tests.fixtures.chain"]
+
 
 @pytest.fixture(autouse=True)
 def _plain_static_files(settings: Settings) -> None:

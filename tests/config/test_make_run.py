@@ -83,6 +83,7 @@ def test_local_run_serves_and_stops_cleanly(tmp_path: Path) -> None:
         ready = _wait_for_ready(url, process, timeout=90)
         # then
         assert ready.json()["checks"]["redis"] == "ok"
+        assert ready.json()["checks"]["chain_rpc"] == "ok"
         assert requests.get(f"{url}/healthz", timeout=5).status_code == 200
         assert requests.get(f"{url}/api/v1/", timeout=5).status_code == 401
         login = requests.get(f"{url}/admin/login/", timeout=5)
@@ -99,6 +100,7 @@ def test_local_run_serves_and_stops_cleanly(tmp_path: Path) -> None:
         assert "-Q chain" in names
         assert "-Q default,events,webhooks" in names
         assert "redis-server" in names
+        assert "anvil" in names
     finally:
         # when Ctrl-C reaches the whole foreground group
         os.killpg(process.pid, signal.SIGINT)
@@ -110,3 +112,4 @@ def test_local_run_serves_and_stops_cleanly(tmp_path: Path) -> None:
     assert {pid: tree[pid] for pid in _alive(set(tree))} == {}
     assert "password:" in output
     assert "Authorization: Token " in output
+    assert (tmp_path / "run" / "chain.json").exists()

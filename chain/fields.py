@@ -1,0 +1,37 @@
+"""Model fields for chain values: uint256 amounts stored exactly, read back as `int`."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from django.db import models
+
+
+class Uint256Field(models.DecimalField):  # type: ignore[type-arg]
+    """A uint256 (wei, token base units) as `numeric(78, 0)`; Python sees `int`, never float."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["max_digits"] = 78
+        kwargs["decimal_places"] = 0
+        super().__init__(*args, **kwargs)
+
+    def deconstruct(self) -> Any:
+        name, path, args, kwargs = super().deconstruct()
+        kwargs.pop("max_digits", None)
+        kwargs.pop("decimal_places", None)
+        return name, path, args, kwargs
+
+    def from_db_value(self, value: Any, expression: Any, connection: Any) -> int | None:
+        return None if value is None else int(value)
+
+    def to_python(self, value: Any) -> Any:
+        if value is None or isinstance(value, int):
+            return value
+        converted = super().to_python(value)
+        return None if converted is None else int(converted)
+
+    def get_db_prep_save(self, value: Any, connection: Any) -> Any:
+        if isinstance(value, int):
+            value = Decimal(value)
+        return super().get_db_prep_save(value, connection)

@@ -1,0 +1,198 @@
+"""The lane's building blocks: configuration, the per-sender lane (client, signer, lock), the
+transaction handlers, and how receipts and used nonces are resolved into final states.
+
+Used by `chain.lane.services`; nothing outside the lane should need these.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from chain.client import ChainClient, Receipt
+from chain.errors import ChainError, NonceTooLow, TransientChainError
+from chain.lane.models import ChainTransaction, SignedVersion
+from chain.signers import Signer, get_signer
+from config.locks import redis_lock
+
+logger = logging.getLogger(__name__)
+
+Status = ChainTransaction.Status
+TransactionHandler = Callable[[ChainTransaction], None]
+
+GAS_HEADROOM_PERCENT = 20
+DEFAULT_FEE_BUMP_PERCENT = 15  # nodes want at least +10% on both fees to replace a pending transaction
+# The Redis lane lock keeps one sender's submissions in order; correctness does not depend on it
+# (nonce rows and transaction rows are locked in PostgreSQL), so it may expire: a worker that died
+# holding it delays that sender's lane by at most LANE_LOCK_TIMEOUT seconds.
+LANE_LOCK_TIMEOUT = 30
+LANE_LOCK_WAIT = 20  # seconds a submission waits for the lane before it retries later
+CONFIRM_DELAY_SECONDS = 2
+SWEEP_STALE_AFTER = datetime.timedelta(seconds=30)
+SWEEP_BATCH = 500
+
+_handlers: dict[str, TransactionHandler] = {}
+_chain_ids: dict[str, int] = {}
+
+
+class LaneBusy(TransientChainError):
+    """Another worker holds this sender's lane; try again shortly."""
+
+
+class ReplaceRefused(ChainError):
+    """Only a signed or broadcast transaction that is not yet mined can be replaced."""
+
+
+def register_transaction_handler(purpose: str, handler: TransactionHandler) -> None:
+    """Call `handler(transaction)` once when a transaction of `purpose` reaches CONFIRMED, REVERTED
+    or FAILED, inside the database transaction that records that state (register in ready())."""
+    _handlers[purpose] = handler
+
+
+# --- the lane: client, signer and lock of one sender ----------------------------------------------
+@dataclass(frozen=True)
+class Lane:
+    """Everything needed to submit for the configured signer on the configured chain."""
+
+    client: ChainClient
+    signer: Signer
+    chain_id: int
+    sender: str
+
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        with sender_lock(self.chain_id, self.sender):
+            yield
+
+
+@contextmanager
+def sender_lock(chain_id: int, sender: str) -> Iterator[None]:
+    """The Redis lock that orders everything one sender sends on one chain."""
+    name = f"chain-lane:{chain_id}:{sender}"
+    with redis_lock(name, timeout=LANE_LOCK_TIMEOUT, blocking_timeout=LANE_LOCK_WAIT) as acquired:
+        if not acquired:
+            raise LaneBusy(f"lane {sender} busy")
+        yield
+
+
+def current_lane() -> Lane:
+    """The configured client and signer; the chain id is asked once per process and RPC URL and
+    must match CHAIN_ID when that is set (signing for another chain would only be refused later)."""
+    client = ChainClient.from_settings()
+    signer = get_signer()
+    chain_id = _chain_ids.get(client.rpc_url)
+    if chain_id is None:
+        chain_id = _chain_ids[client.rpc_url] = client.chain_id()
+    if settings.CHAIN_ID is not None and settings.CHAIN_ID != chain_id:
+        raise ChainError(f"CHAIN_ID is {settings.CHAIN_ID} but the RPC serves chain {chain_id}")
+    return Lane(client=client, signer=signer, chain_id=chain_id, sender=signer.address)
+
+
+def transaction_dict(lane: Lane, row: ChainTransaction) -> dict[str, Any]:
+    return {
+        "type": 2,
+        "chainId": lane.chain_id,
+        "nonce": row.nonce,
+        "gas": row.gas_limit,
+        "maxFeePerGas": row.max_fee_per_gas,
+        "maxPriorityFeePerGas": row.max_priority_fee_per_gas,
+        "to": row.to,
+        "value": row.value,
+        "data": row.data_bytes,
+    }
+
+
+def enqueue_confirm(transaction_id: Any) -> None:
+    from chain.lane.tasks import confirm_transaction_task
+
+    transaction.on_commit(
+        lambda: confirm_transaction_task.apply_async(args=(str(transaction_id),), countdown=CONFIRM_DELAY_SECONDS),
+        robust=True,
+    )
+
+
+# --- receipts and used nonces ------------------------------------------------------------------
+def resolve_used_nonce(lane: Lane, row: ChainTransaction) -> None:
+    """The node says our nonce is used. Ours (a receipt for one of our versions), or someone else's?"""
+    if confirm_from_receipts(lane, row):
+        return
+    mined_nonce = lane.client.nonce(lane.sender, "latest")
+    if row.nonce is None or mined_nonce <= row.nonce:
+        raise NonceTooLow(f"nonce {row.nonce} is taken in the pool; will retry")
+    if confirm_from_receipts(lane, row):  # mined between the two looks
+        return
+    # Proven: the nonce was mined, and by none of our versions. Send the intent again, new nonce.
+    with transaction.atomic():
+        locked = ChainTransaction.objects.select_for_update().get(pk=row.pk)
+        if locked.status in (Status.SIGNED, Status.BROADCAST) and locked.nonce == row.nonce:
+            locked.transition(
+                Status.PENDING,
+                nonce=None,
+                tx_hash="",
+                error=f"nonce {row.nonce} was used by another transaction; resubmitting with a new nonce",
+            )
+    logger.warning("chain nonce consumed by another transaction id=%s nonce=%s", row.pk, row.nonce)
+
+
+def find_receipt(lane: Lane, row: ChainTransaction) -> Receipt | None:
+    for version in SignedVersion.objects.filter(transaction_id=row.pk).order_by("-created_at"):
+        receipt = lane.client.get_receipt(version.tx_hash)
+        if receipt is not None:
+            return receipt
+    return None
+
+
+def confirm_from_receipts(lane: Lane, row: ChainTransaction) -> bool:
+    receipt = find_receipt(lane, row)
+    if receipt is None:
+        return False
+    record_receipt(row.pk, receipt)
+    return True
+
+
+def record_receipt(transaction_id: Any, receipt: Receipt) -> None:
+    status = Status.CONFIRMED if receipt.succeeded else Status.REVERTED
+    finish(
+        transaction_id,
+        status,
+        tx_hash=receipt.tx_hash,
+        block_number=receipt.block_number,
+        gas_used=receipt.gas_used,
+        error="" if receipt.succeeded else "reverted on chain",
+    )
+
+
+def finish(transaction_id: Any, status: str, **fields: Any) -> None:
+    """Record a final state and run the purpose's handler in the same database transaction."""
+    with transaction.atomic():
+        locked = ChainTransaction.objects.select_for_update().get(pk=transaction_id)
+        if locked.is_final:
+            return
+        locked.transition(status, **fields)
+        handler = _handlers.get(locked.purpose)
+        if handler is not None:
+            handler(locked)
+    logger.info("chain transaction %s id=%s hash=%s", status.lower(), transaction_id, fields.get("tx_hash", ""))
+
+
+# --- small helpers -----------------------------------------------------------------------------
+def required(value: int | None) -> int:
+    if value is None:
+        raise ChainError("a signed transaction lacks its nonce, gas or fees")
+    return int(value)
+
+
+def bump(value: int, percent: int) -> int:
+    return max(value + 1, -(-value * (100 + percent) // 100))
+
+
+def record_error(row: ChainTransaction, message: str) -> None:
+    ChainTransaction.objects.filter(pk=row.pk).update(error=message[:2000], updated_at=timezone.now())

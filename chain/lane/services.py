@@ -1,0 +1,375 @@
+"""The submission lane's services: enqueue, submit (sign, store, broadcast), confirm, replace, sweep.
+
+Rules that keep money safe (see README "Chain"):
+- A signed transaction and its hash are stored BEFORE it is broadcast; recovery re-sends exactly
+  what was stored, it never signs the intent again under a new nonce unless the chain proves that
+  another transaction consumed the nonce (mined nonce past ours and no receipt for any version).
+- Nonces come from one row per (chain, sender), locked with select_for_update, and every submission
+  for a sender runs under a Redis lock, so the lane stays ordered with any number of workers.
+- No receipt is awaited before the next send: confirmation is a separate task plus the sweeper.
+- No network I/O inside `transaction.atomic()`.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+from dataclasses import dataclass
+
+from django.db import transaction
+from django.db.models import F, Max
+from django.utils import timezone
+from eth_utils.address import to_checksum_address
+
+from chain.errors import ChainError, NonceTooLow, TransactionReverted, Underpriced
+from chain.lane.base import (
+    DEFAULT_FEE_BUMP_PERCENT,
+    GAS_HEADROOM_PERCENT,
+    SWEEP_BATCH,
+    SWEEP_STALE_AFTER,
+    Lane,
+    LaneBusy,
+    ReplaceRefused,
+    Status,
+    bump,
+    confirm_from_receipts,
+    current_lane,
+    enqueue_confirm,
+    finish,
+    record_error,
+    register_transaction_handler,
+    required,
+    resolve_used_nonce,
+    transaction_dict,
+)
+from chain.lane.models import ChainTransaction, SenderNonce, SignedVersion
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "LaneBusy",
+    "ReplaceRefused",
+    "estimate_gas",
+    "register_transaction_handler",
+    "transaction_confirm",
+    "transaction_enqueue",
+    "transaction_prepare",
+    "transaction_replace",
+    "transaction_submit",
+    "transaction_sweep",
+]
+
+
+def estimate_gas(*, to: str, data: bytes, value: int = 0) -> int:
+    """Gas the configured signer would need for this call (raises TransactionReverted if it reverts)."""
+    lane = current_lane()
+    return lane.client.estimate_gas(sender=lane.sender, to=to, data=data, value=value)
+
+
+# --- enqueue --------------------------------------------------------------------------------------
+def transaction_enqueue(*, intent_key: str, purpose: str, to: str, data: bytes, value: int = 0) -> ChainTransaction:
+    """Record the intent to send a transaction and submit it after the caller's commit.
+
+    Call it inside the caller's `transaction.atomic()`. Idempotent by `intent_key`: the same key
+    returns the existing row (a different payload under the same key is refused).
+    """
+    from chain.lane.tasks import submit_transaction_task
+
+    if value < 0:
+        raise ValueError("value must be a non-negative integer")
+    fields = {"purpose": purpose, "to": to_checksum_address(to), "data": "0x" + data.hex(), "value": value}
+    row, created = ChainTransaction.objects.get_or_create(intent_key=intent_key, defaults=fields)
+    if not created:
+        if (row.purpose, row.to, row.data, row.value) != tuple(fields.values()):
+            raise ValueError(f"intent_key {intent_key!r} already used for a different transaction")
+        return row
+    transaction.on_commit(lambda: submit_transaction_task.delay(str(row.pk)), robust=True)
+    logger.info("chain transaction enqueued id=%s purpose=%s intent=%s", row.pk, purpose, intent_key)
+    return row
+
+
+# --- submit ---------------------------------------------------------------------------------------
+def transaction_submit(*, transaction_id: str) -> str:
+    """Sign (if not yet signed), store, then broadcast one transaction; returns its status.
+
+    Safe to call any number of times and after a crash at any point.
+    """
+    row = ChainTransaction.objects.get(pk=transaction_id)
+    if row.is_final or row.status == Status.BROADCAST:
+        return row.status
+    lane = current_lane()
+    with lane.locked():
+        for _ in range(3):  # a proven-consumed nonce sends the intent round once more
+            row.refresh_from_db()
+            if row.status == Status.PENDING:
+                transaction_prepare(transaction_id=transaction_id, lane=lane)
+                row.refresh_from_db()
+            if row.status != Status.SIGNED:
+                break
+            _broadcast_current(lane, row)
+            row.refresh_from_db()
+            if row.status != Status.PENDING:
+                break
+    return row.status
+
+
+def transaction_prepare(*, transaction_id: str, lane: Lane | None = None) -> ChainTransaction:
+    """Assign a nonce (once), sign, and store the signed version: PENDING -> SIGNED (or FAILED).
+
+    Nothing is broadcast here. Callers other than `transaction_submit` must hold the lane lock.
+    """
+    lane = lane or current_lane()
+    row = ChainTransaction.objects.get(pk=transaction_id)
+    if row.status != Status.PENDING:
+        return row
+    if row.sender and row.sender != lane.sender:
+        record_error(row, f"signer changed: transaction belongs to {row.sender}, signer is {lane.sender}")
+        raise ChainError("the configured signer is not this transaction's sender")
+    if row.nonce is None:
+        assigned = _assign_nonce(lane, row)
+        if assigned is None or assigned.status != Status.PENDING:
+            return ChainTransaction.objects.get(pk=transaction_id)
+        row = assigned
+    signed = lane.signer.sign_transaction(transaction_dict(lane, row))
+    with transaction.atomic():
+        locked = ChainTransaction.objects.select_for_update().get(pk=transaction_id)
+        if locked.status != Status.PENDING or locked.nonce != row.nonce:
+            return locked
+        SignedVersion.objects.create(
+            transaction=locked,
+            tx_hash=signed.tx_hash,
+            raw="0x" + signed.raw.hex(),
+            nonce=required(row.nonce),
+            max_fee_per_gas=required(row.max_fee_per_gas),
+            max_priority_fee_per_gas=required(row.max_priority_fee_per_gas),
+            gas_limit=required(row.gas_limit),
+        )
+        locked.transition(Status.SIGNED, tx_hash=signed.tx_hash, error="")
+    logger.info("chain transaction signed id=%s nonce=%s hash=%s", row.pk, row.nonce, signed.tx_hash)
+    return locked
+
+
+def _assign_nonce(lane: Lane, row: ChainTransaction) -> ChainTransaction | None:
+    """Estimate gas and fees, then take the sender's next nonce. None if the intent can never be sent."""
+    try:
+        gas = lane.client.estimate_gas(sender=lane.sender, to=row.to, data=row.data_bytes, value=row.value)
+    except TransactionReverted as exc:
+        finish(row.pk, Status.FAILED, error=str(exc))
+        return None
+    fees = lane.client.fees()
+    chain_pending = lane.client.nonce(lane.sender, "pending")
+    with transaction.atomic():
+        counter, _ = SenderNonce.objects.select_for_update().get_or_create(
+            chain_id=lane.chain_id, sender=lane.sender, defaults={"next_nonce": chain_pending}
+        )
+        locked = ChainTransaction.objects.select_for_update().get(pk=row.pk)
+        if locked.status != Status.PENDING or locked.nonce is not None:
+            return locked
+        # The chain's pending count (someone else may have used the key), but never a nonce that one
+        # of our unfinished transactions holds (signed or not yet, maybe not in the node's pool).
+        # The counter row is the lock and a record; it is not trusted above the chain (a reset
+        # chain or a stale row would otherwise leave a gap that blocks the lane).
+        held = ChainTransaction.objects.filter(
+            chain_id=lane.chain_id,
+            sender=lane.sender,
+            status__in=[Status.PENDING, Status.SIGNED, Status.BROADCAST],
+            nonce__isnull=False,
+        ).aggregate(highest=Max("nonce"))["highest"]
+        nonce = max(chain_pending, -1 if held is None else held + 1)
+        counter.next_nonce = nonce + 1
+        counter.save(update_fields=["next_nonce", "updated_at"])
+        locked.chain_id = lane.chain_id
+        locked.sender = lane.sender
+        locked.nonce = nonce
+        locked.gas_limit = gas * (100 + GAS_HEADROOM_PERCENT) // 100
+        locked.max_fee_per_gas = fees.max_fee_per_gas
+        locked.max_priority_fee_per_gas = fees.max_priority_fee_per_gas
+        locked.save(
+            update_fields=[
+                "chain_id", "sender", "nonce", "gas_limit", "max_fee_per_gas", "max_priority_fee_per_gas", "updated_at",
+            ]
+        )  # fmt: skip
+    return locked
+
+
+def _broadcast_current(lane: Lane, row: ChainTransaction) -> None:
+    """Send the stored current version. SIGNED -> BROADCAST, or resolve what the node told us."""
+    version = SignedVersion.objects.get(tx_hash=row.tx_hash)
+    ChainTransaction.objects.filter(pk=row.pk).update(attempts=F("attempts") + 1)
+    try:
+        lane.client.send_raw_transaction(version.raw_bytes)
+    except NonceTooLow:
+        resolve_used_nonce(lane, row)
+        return
+    except Underpriced as exc:
+        record_error(row, str(exc))
+        if "replacement" not in str(exc).lower():
+            # Fees below what the node takes now, and never accepted: a new version with the same
+            # nonce and current fees is safe (at most one version can be mined).
+            _sign_replacement(lane, row, DEFAULT_FEE_BUMP_PERCENT)
+        # else another sender's transaction holds our nonce in the pool: never push it out; once it
+        # is mined the node answers "nonce too low" and the intent gets a new nonce.
+        raise
+    except ChainError as exc:
+        record_error(row, str(exc))
+        raise
+    now = timezone.now()
+    with transaction.atomic():
+        SignedVersion.objects.filter(pk=version.pk, broadcast_at__isnull=True).update(broadcast_at=now)
+        locked = ChainTransaction.objects.select_for_update().get(pk=row.pk)
+        if locked.status == Status.SIGNED and locked.tx_hash == version.tx_hash:
+            locked.transition(Status.BROADCAST, error="")
+        enqueue_confirm(row.pk)
+    logger.info("chain transaction broadcast id=%s nonce=%s hash=%s", row.pk, row.nonce, version.tx_hash)
+
+
+# --- confirm ---------------------------------------------------------------------------------------
+def transaction_confirm(*, transaction_id: str) -> str:
+    """Look for a receipt of any signed version and record it; recover a dropped or displaced one.
+
+    Returns the status afterwards (SIGNED or BROADCAST means: still waiting).
+    """
+    row = ChainTransaction.objects.get(pk=transaction_id)
+    if row.status not in (Status.SIGNED, Status.BROADCAST):
+        return row.status
+    lane = current_lane()
+    if confirm_from_receipts(lane, row):
+        return ChainTransaction.objects.get(pk=transaction_id).status
+    if row.status != Status.BROADCAST or row.nonce is None:
+        return row.status  # SIGNED: the submit task (or the sweeper) broadcasts it
+    if lane.client.nonce(lane.sender, "latest") <= row.nonce and _any_version_known(lane, row):
+        return row.status  # waiting in the node's pool
+    with lane.locked():
+        row.refresh_from_db()
+        if row.status != Status.BROADCAST or row.nonce is None:
+            return row.status
+        if lane.client.nonce(lane.sender, "latest") > row.nonce:
+            resolve_used_nonce(lane, row)
+        elif not _any_version_known(lane, row):
+            # Dropped from the pool (restart, eviction): send the same signed bytes again.
+            version = SignedVersion.objects.get(tx_hash=row.tx_hash)
+            logger.warning("chain transaction dropped, rebroadcasting id=%s hash=%s", row.pk, row.tx_hash)
+            lane.client.send_raw_transaction(version.raw_bytes)
+        row.refresh_from_db()
+    if row.status == Status.PENDING:
+        from chain.lane.tasks import submit_transaction_task
+
+        submit_transaction_task.delay(str(row.pk))
+    return row.status
+
+
+def _any_version_known(lane: Lane, row: ChainTransaction) -> bool:
+    """Whether the node still has one of the versions (a replacement it refused leaves the old one)."""
+    hashes = (
+        SignedVersion.objects.filter(transaction_id=row.pk).order_by("-created_at").values_list("tx_hash", flat=True)
+    )
+    return any(lane.client.transaction_known(tx_hash) for tx_hash in hashes)
+
+
+# --- replace ---------------------------------------------------------------------------------------
+def _sign_replacement(lane: Lane, row: ChainTransaction, fee_bump_percent: int) -> SignedVersion:
+    """Sign and store a new version with the same nonce and higher fees; it becomes current."""
+    fees = lane.client.fees()
+    tip = max(bump(required(row.max_priority_fee_per_gas), fee_bump_percent), fees.max_priority_fee_per_gas)
+    max_fee = max(bump(required(row.max_fee_per_gas), fee_bump_percent), fees.max_fee_per_gas, tip)
+    replacement = ChainTransaction(
+        pk=row.pk,
+        to=row.to,
+        data=row.data,
+        value=row.value,
+        nonce=row.nonce,
+        gas_limit=row.gas_limit,
+        max_fee_per_gas=max_fee,
+        max_priority_fee_per_gas=tip,
+    )
+    signed = lane.signer.sign_transaction(transaction_dict(lane, replacement))
+    with transaction.atomic():
+        locked = ChainTransaction.objects.select_for_update().get(pk=row.pk)
+        if locked.status not in (Status.SIGNED, Status.BROADCAST) or locked.nonce != row.nonce:
+            raise ReplaceRefused(f"transaction {row.pk} is {locked.status}")
+        version = SignedVersion.objects.create(
+            transaction=locked,
+            tx_hash=signed.tx_hash,
+            raw="0x" + signed.raw.hex(),
+            nonce=required(row.nonce),
+            max_fee_per_gas=max_fee,
+            max_priority_fee_per_gas=tip,
+            gas_limit=required(row.gas_limit),
+        )
+        locked.transition(locked.status, tx_hash=signed.tx_hash, max_fee_per_gas=max_fee, max_priority_fee_per_gas=tip)
+    logger.info("chain transaction replacement signed id=%s nonce=%s hash=%s", row.pk, row.nonce, signed.tx_hash)
+    return version
+
+
+def transaction_replace(*, transaction_id: str, fee_bump_percent: int = DEFAULT_FEE_BUMP_PERCENT) -> ChainTransaction:
+    """Replace a stuck transaction: same nonce, fees raised by at least `fee_bump_percent`.
+
+    Whichever version is mined counts; the others can never be (they share the nonce).
+    """
+    if fee_bump_percent < 10:
+        raise ValueError("nodes refuse replacements with less than a 10% fee bump")
+    lane = current_lane()
+    with lane.locked():
+        row = ChainTransaction.objects.get(pk=transaction_id)
+        if row.status not in (Status.SIGNED, Status.BROADCAST):
+            raise ReplaceRefused(f"only a signed or broadcast transaction can be replaced (it is {row.status})")
+        if confirm_from_receipts(lane, row):
+            return ChainTransaction.objects.get(pk=transaction_id)
+        version = _sign_replacement(lane, row, fee_bump_percent)
+        row.refresh_from_db()
+        try:
+            lane.client.send_raw_transaction(version.raw_bytes)
+        except NonceTooLow:
+            resolve_used_nonce(lane, row)
+            return ChainTransaction.objects.get(pk=transaction_id)
+        with transaction.atomic():
+            SignedVersion.objects.filter(pk=version.pk).update(broadcast_at=timezone.now())
+            locked = ChainTransaction.objects.select_for_update().get(pk=transaction_id)
+            if locked.status == Status.SIGNED and locked.tx_hash == version.tx_hash:
+                locked.transition(Status.BROADCAST)
+            enqueue_confirm(transaction_id)
+    return ChainTransaction.objects.get(pk=transaction_id)
+
+
+# --- sweep ----------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SweepResult:
+    resubmitted: int
+    checked: int
+    finished: int
+
+
+def transaction_sweep(*, stale_after: datetime.timedelta = SWEEP_STALE_AFTER) -> SweepResult:
+    """Re-enqueue submissions the broker lost (PENDING/SIGNED untouched for `stale_after`) and
+    confirm every BROADCAST transaction (receipts, dropped or displaced ones)."""
+    from chain.lane.tasks import submit_transaction_task
+
+    cutoff = timezone.now() - stale_after
+    stale = list(
+        ChainTransaction.objects.filter(status__in=[Status.PENDING, Status.SIGNED], updated_at__lte=cutoff)
+        .order_by("created_at")
+        .values_list("pk", flat=True)[:SWEEP_BATCH]
+    )
+    for transaction_id in stale:
+        submit_transaction_task.delay(str(transaction_id))
+    broadcast = list(
+        ChainTransaction.objects.filter(status=Status.BROADCAST)
+        .order_by("nonce")
+        .values_list("pk", flat=True)[:SWEEP_BATCH]
+    )
+    finished = 0
+    for transaction_id in broadcast:
+        try:
+            status = transaction_confirm(transaction_id=str(transaction_id))
+        except ChainError as exc:
+            logger.warning("sweep could not confirm id=%s error=%s", transaction_id, exc)
+            continue
+        finished += status in Status.final()
+    from chain.selectors import stuck_transactions
+
+    for stuck in stuck_transactions()[:20]:
+        logger.warning(
+            "chain transaction stuck id=%s nonce=%s hash=%s broadcast_at=%s: replace it in the admin",
+            stuck.pk, stuck.nonce, stuck.tx_hash, stuck.broadcast_at.isoformat() if stuck.broadcast_at else "",
+        )  # fmt: skip
+    return SweepResult(resubmitted=len(stale), checked=len(broadcast), finished=finished)

@@ -1,0 +1,23 @@
+"""Public services of the chain app. The submission lane's live in `chain.lane.services`."""
+
+from __future__ import annotations
+
+from chain.lane.services import (
+    estimate_gas,
+    register_transaction_handler,
+    transaction_confirm,
+    transaction_enqueue,
+    transaction_replace,
+    transaction_submit,
+    transaction_sweep,
+)
+
+__all__ = [
+    "estimate_gas",
+    "register_transaction_handler",
+    "transaction_confirm",
+    "transaction_enqueue",
+    "transaction_replace",
+    "transaction_submit",
+    "transaction_sweep",
+]

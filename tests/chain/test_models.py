@@ -1,0 +1,68 @@
+"""The lane's state machine refuses illegal moves; uint256 values survive the database exactly."""
+
+from __future__ import annotations
+
+import pytest
+
+from chain.models import ChainTransaction, IllegalTransition
+
+Status = ChainTransaction.Status
+MAX_UINT256 = 2**256 - 1
+
+
+def _row(**fields: object) -> ChainTransaction:
+    return ChainTransaction.objects.create(
+        intent_key="k",
+        purpose="test",
+        to="0x" + "11" * 20,
+        data="0x",
+        **fields,
+    )
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("start", "target"),
+    [
+        (Status.PENDING, Status.BROADCAST),
+        (Status.PENDING, Status.CONFIRMED),
+        (Status.SIGNED, Status.FAILED),
+        (Status.CONFIRMED, Status.PENDING),
+        (Status.REVERTED, Status.CONFIRMED),
+        (Status.FAILED, Status.SIGNED),
+    ],
+)
+def test_illegal_transitions_are_refused_and_change_nothing(start: str, target: str) -> None:
+    # given
+    row = _row(status=start)
+    # when / then
+    with pytest.raises(IllegalTransition):
+        row.transition(target)
+    row.refresh_from_db()
+    assert row.status == start
+
+
+@pytest.mark.django_db
+def test_a_final_transition_stamps_the_time_and_saves_the_given_fields() -> None:
+    # given
+    row = _row(status=Status.BROADCAST)
+    # when
+    row.transition(Status.CONFIRMED, block_number=7, tx_hash="0x" + "ab" * 32)
+    # then
+    row.refresh_from_db()
+    assert (row.status, row.block_number, row.tx_hash) == (Status.CONFIRMED, 7, "0x" + "ab" * 32)
+    assert row.finished_at is not None
+    assert row.is_final
+
+
+@pytest.mark.django_db
+def test_uint256_values_round_trip_as_exact_integers() -> None:
+    # given
+    row = _row(value=MAX_UINT256, max_fee_per_gas=MAX_UINT256 - 1)
+    # when
+    loaded = ChainTransaction.objects.get(pk=row.pk)
+    # then
+    assert loaded.value == MAX_UINT256
+    assert loaded.max_fee_per_gas == MAX_UINT256 - 1
+    assert isinstance(loaded.value, int)
+    assert ChainTransaction.objects.filter(value=MAX_UINT256).count() == 1
