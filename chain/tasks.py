@@ -1,7 +1,15 @@
-"""Celery tasks of the chain app. The submission lane's live in `chain.lane.tasks`."""
+"""Celery tasks of the chain app. The submission lane's live in `chain.lane.tasks`, the listener's in
+`chain.listener.tasks`; all are named `chain.tasks.<name>` so that routes and schedules stay stable."""
 
 from __future__ import annotations
 
 from chain.lane.tasks import confirm_transaction_task, submit_transaction_task, sweep_transactions_task
+from chain.listener.tasks import poll_listener_task, poll_listeners_task
 
-__all__ = ["confirm_transaction_task", "submit_transaction_task", "sweep_transactions_task"]
+__all__ = [
+    "confirm_transaction_task",
+    "poll_listener_task",
+    "poll_listeners_task",
+    "submit_transaction_task",
+    "sweep_transactions_task",
+]

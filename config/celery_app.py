@@ -54,7 +54,14 @@ def declared_schedules() -> dict[str, PeriodicSchedule]:
 
     Read lazily (a function, not a constant) so that values can come from django settings.
     """
+    from django.conf import settings
+
     return {
+        "chain-poll-listeners": PeriodicSchedule(
+            task="chain.tasks.poll_listeners_task",
+            every_seconds=max(1, settings.BLOCKCHAIN_POLLING_INTERVAL // 1000),
+            description="Fans out one poll per enabled chain event listener (BLOCKCHAIN_POLLING_INTERVAL).",
+        ),
         "beat-heartbeat": PeriodicSchedule(
             task="config.tasks.record_heartbeat_task",
             every_seconds=30,
