@@ -37,6 +37,19 @@ def listener_settings(chain_settings: Settings, rpc_proxy: RpcProxy, mirror_node
     return chain_settings
 
 
+@pytest.fixture(autouse=True)
+def _isolated_processor_registry() -> Iterator[None]:
+    """Listener tests register their own processors: hide the apps' ones (payouts registers
+    HolderPaid and others in ready()) for the test, and put them back afterwards."""
+    saved = dict(registry._processors)
+    registry._processors.clear()
+    try:
+        yield
+    finally:
+        registry._processors.clear()
+        registry._processors.update(saved)
+
+
 @pytest.fixture
 def processors() -> Iterator[Callable[[str, registry.EventProcessor], None]]:
     """Register processors for one test; they are removed afterwards."""
