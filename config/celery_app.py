@@ -87,6 +87,16 @@ def declared_schedules() -> dict[str, PeriodicSchedule]:
             every_seconds=30,
             description="Records that beat and a worker are alive (shown by /readyz).",
         ),
+        "agreements-mark-overdue": PeriodicSchedule(
+            task="agreements.tasks.mark_overdue_agreements_task",
+            cron="*/15 * * * *",
+            description="Moves IN_PROGRESS agreements past their repayment end date to OVERDUE.",
+        ),
+        "agreements-sweep-webhooks": PeriodicSchedule(
+            task="agreements.tasks.sweep_webhook_deliveries_task",
+            every_seconds=60,
+            description="Re-enqueues pending webhook deliveries and unprocessed inbound events.",
+        ),
         "chain-sweep-transactions": PeriodicSchedule(
             task="chain.tasks.sweep_transactions_task",
             every_seconds=15,

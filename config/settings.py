@@ -150,6 +150,12 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "AgreementStatusEnum": "agreements.models.Agreement.Status",
+        "AgreementPaymentStatusEnum": "agreements.models.AgreementPayment.Status",
+        "WebhookDeliveryStatusEnum": "agreements.models.WebhookDelivery.Status",
+        "InboundBlockchainEventStatusEnum": "agreements.models.InboundBlockchainEvent.Status",
+    },
 }
 
 # --- Redis and Celery -----------------------------------------------------------------------------
@@ -215,6 +221,16 @@ BLOCKCHAIN_APPLICATION_SECRET_KEY: str = env.str("BLOCKCHAIN_APPLICATION_SECRET_
 BLOCKCHAIN_APPLICATION_PUBLIC_KEY: str = env.str("BLOCKCHAIN_APPLICATION_PUBLIC_KEY", default="")
 BLOCKCHAIN_WEBHOOK_URL: str = env.str("BLOCKCHAIN_WEBHOOK_URL", default="")
 DISCORD_WEBHOOK_URL: str = env.str("DISCORD_WEBHOOK_URL", default="")
+# Outbound webhooks: per-try timeout, retries after the first try, backoff base and cap (seconds).
+WEBHOOK_TIMEOUT_SECONDS: float = env.float("WEBHOOK_TIMEOUT_SECONDS", default=10.0)
+WEBHOOK_MAX_RETRIES: int = env.int("WEBHOOK_MAX_RETRIES", default=3)
+WEBHOOK_RETRY_BASE_SECONDS: float = env.float("WEBHOOK_RETRY_BASE_SECONDS", default=30.0)
+# Kept below the broker's visibility timeout (1 h) so a delayed retry is never redelivered early.
+WEBHOOK_RETRY_MAX_SECONDS: float = env.float("WEBHOOK_RETRY_MAX_SECONDS", default=1800.0)
+# The sweeper re-enqueues pending deliveries and unprocessed inbound events this late.
+WEBHOOK_SWEEP_AFTER_SECONDS: int = env.int("WEBHOOK_SWEEP_AFTER_SECONDS", default=120)
+# At most one Discord alert per cause in this window.
+ALERT_RATE_LIMIT_SECONDS: int = env.int("ALERT_RATE_LIMIT_SECONDS", default=600)
 
 # --- Logging --------------------------------------------------------------------------------------
 LOG_LEVEL: str = env.str("LOG_LEVEL", default="INFO")

@@ -1,0 +1,269 @@
+"""Admin for operators: agreements with on-chain state and delivery history, deliveries with attempts,
+resend one / resend all failed since a time, inbound events (reprocess), payment cancellation.
+
+Every write goes through a service, so the admin obeys the same status graph and outbox rules as
+the API.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
+
+from agreements.models import (
+    Agreement,
+    AgreementBlockchainLog,
+    AgreementPayment,
+    IllegalTransitionError,
+    InboundBlockchainEvent,
+    WebhookDelivery,
+    WebhookDeliveryAttempt,
+)
+from agreements.payloads import to_units
+from agreements.services import agreements as agreement_services
+from agreements.services import inbound as inbound_services
+from agreements.services import outbound as outbound_services
+
+
+class _ReadOnlyInline(admin.TabularInline):  # type: ignore[type-arg]
+    extra = 0
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class PaymentInline(_ReadOnlyInline):
+    model = AgreementPayment
+    fields = ("due_date", "amount", "status", "paid_at", "cancelled_at", "cancel_reason")
+    readonly_fields = fields
+
+
+class BlockchainLogInline(_ReadOnlyInline):
+    model = AgreementBlockchainLog
+    fields = ("event_type", "tx_hash", "tx_block_number", "tx_block_timestamp", "contract_address", "data")
+    readonly_fields = fields
+
+
+class DeliveryInline(_ReadOnlyInline):
+    model = WebhookDelivery
+    fields = (
+        "event_type",
+        "status",
+        "attempt_count",
+        "next_attempt_at",
+        "last_error",
+        "created_at",
+        "completed_at",
+    )
+    readonly_fields = fields
+    ordering = ["-created_at"]
+
+
+def _transition_action(target: str) -> Any:
+    def action(modeladmin: AgreementAdmin, request: HttpRequest, queryset: QuerySet[Agreement]) -> None:
+        moved, refused = 0, []
+        for agreement_id in queryset.values_list("id", flat=True):
+            try:
+                agreement_services.agreement_transition(agreement_id=agreement_id, target=target)
+                moved += 1
+            except IllegalTransitionError as exc:
+                refused.append(f"{agreement_id}: {exc}")
+        if moved:
+            modeladmin.message_user(request, f"{moved} agreement(s) moved to {target}.", messages.SUCCESS)
+        for line in refused:
+            modeladmin.message_user(request, line, messages.WARNING)
+
+    action.__name__ = f"move_to_{target.lower()}"
+    return admin.action(description=f"Move selected agreements to {target}")(action)
+
+
+@admin.register(Agreement)
+class AgreementAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    list_display = ["id", "status", "amount_in_units", "currency", "repayment_end_date", "tx_hash", "created_at"]
+    list_filter = ["status", "currency"]
+    search_fields = ["id", "creditor_id", "debtor_id", "tx_hash", "contract_address"]
+    readonly_fields = [
+        "id",
+        "status",
+        "status_changed_at",
+        "tx_hash",
+        "tx_block_number",
+        "tx_block_timestamp",
+        "contract_address",
+        "created_at",
+        "updated_at",
+    ]
+    fieldsets = [
+        (None, {"fields": ["id", "status", "status_changed_at", "creditor_id", "debtor_id"]}),
+        (
+            "Terms",
+            {
+                "fields": [
+                    "amount",
+                    "currency",
+                    "decimals",
+                    "interest_rate",
+                    "interest_payment_date",
+                    "repayment_start_date",
+                    "repayment_end_date",
+                    "document_url",
+                ]
+            },
+        ),
+        ("On chain", {"fields": ["tx_hash", "tx_block_number", "tx_block_timestamp", "contract_address"]}),
+        ("Timestamps", {"fields": ["created_at", "updated_at"]}),
+    ]
+    inlines = [PaymentInline, BlockchainLogInline, DeliveryInline]
+    actions = [_transition_action(status) for status in Agreement.Status.values if status != Agreement.Status.DRAFT]
+
+    @admin.display(description="amount")
+    def amount_in_units(self, obj: Agreement) -> str:
+        return to_units(obj.amount, obj.decimals)
+
+    def has_change_permission(self, request: HttpRequest, obj: Agreement | None = None) -> bool:
+        # Terms are frozen once the agreement left DRAFT; status moves only through the actions.
+        return super().has_change_permission(request, obj) and (obj is None or obj.is_editable)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Agreement | None = None) -> bool:
+        return super().has_delete_permission(request, obj) and (obj is None or obj.is_editable)
+
+
+@admin.register(AgreementPayment)
+class AgreementPaymentAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    list_display = ["id", "agreement", "due_date", "amount", "status"]
+    list_filter = ["status"]
+    readonly_fields = ["status", "paid_at", "cancelled_at", "cancel_reason"]
+    actions = ["cancel_payments"]
+
+    @admin.action(description="Cancel selected payments (notifies the blockchain service)")
+    def cancel_payments(self, request: HttpRequest, queryset: QuerySet[AgreementPayment]) -> None:
+        cancelled = 0
+        for payment_id in queryset.values_list("id", flat=True):
+            try:
+                agreement_services.payment_cancel(payment_id=payment_id, reason=f"cancelled by {request.user}")
+                cancelled += 1
+            except IllegalTransitionError as exc:
+                self.message_user(request, f"{payment_id}: {exc}", messages.WARNING)
+        self.message_user(request, f"{cancelled} payment(s) cancelled.", messages.SUCCESS)
+
+
+@admin.register(AgreementBlockchainLog)
+class AgreementBlockchainLogAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    list_display = ["tx_hash", "event_type", "agreement", "tx_block_number", "tx_block_timestamp"]
+    list_filter = ["event_type"]
+    search_fields = ["tx_hash", "agreement__id", "contract_address"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class AttemptInline(_ReadOnlyInline):
+    model = WebhookDeliveryAttempt
+    show_change_link = False
+    fields = ("attempted_at", "response_status", "duration_ms", "error", "response_body", "request_headers")
+    readonly_fields = fields
+
+
+class ResendFailedForm(forms.Form):
+    since = forms.SplitDateTimeField(help_text="Resend every delivery that ended FAILED at or after this time (UTC).")
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    list_display = ["id", "event_type", "agreement", "status", "attempt_count", "next_attempt_at", "created_at"]
+    list_filter = ["status", "event_type"]
+    search_fields = ["id", "agreement__id"]
+    readonly_fields = [
+        "id",
+        "agreement",
+        "event_type",
+        "payload",
+        "status",
+        "attempt_count",
+        "next_attempt_at",
+        "locked_until",
+        "last_error",
+        "created_at",
+        "completed_at",
+    ]
+    inlines = [AttemptInline]
+    actions = ["resend"]
+    change_list_template = "admin/agreements/webhookdelivery/change_list.html"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # delivery history is never deleted
+
+    @admin.action(description="Resend selected deliveries")
+    def resend(self, request: HttpRequest, queryset: QuerySet[WebhookDelivery]) -> None:
+        resent = 0
+        for delivery_id in queryset.values_list("id", flat=True):
+            try:
+                outbound_services.webhook_delivery_resend(delivery_id=delivery_id)
+                resent += 1
+            except IllegalTransitionError as exc:
+                self.message_user(request, f"{delivery_id}: {exc}", messages.WARNING)
+        self.message_user(request, f"{resent} delivery(ies) queued again.", messages.SUCCESS)
+
+    def get_urls(self) -> list[URLPattern]:
+        custom = [
+            path(
+                "resend-failed/",
+                self.admin_site.admin_view(self.resend_failed_view),
+                name="agreements_webhookdelivery_resend_failed",
+            )
+        ]
+        return custom + super().get_urls()
+
+    def resend_failed_view(self, request: HttpRequest) -> HttpResponse:
+        if not self.has_view_or_change_permission(request):
+            return HttpResponseRedirect(reverse("admin:index"))
+        form = ResendFailedForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            ids = outbound_services.webhook_deliveries_resend_failed(since=form.cleaned_data["since"])
+            self.message_user(request, f"{len(ids)} failed delivery(ies) queued again.", messages.SUCCESS)
+            return HttpResponseRedirect(reverse("admin:agreements_webhookdelivery_changelist"))
+        context = {
+            **self.admin_site.each_context(request),
+            "form": form,
+            "opts": self.model._meta,
+            "title": "Resend failed deliveries",
+        }
+        return TemplateResponse(request, "admin/agreements/webhookdelivery/resend_failed.html", context)
+
+
+@admin.register(InboundBlockchainEvent)
+class InboundBlockchainEventAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    list_display = ["id", "type", "agreement_id", "tx_hash", "status", "attempt_count", "received_at"]
+    list_filter = ["status", "type"]
+    search_fields = ["id", "tx_hash", "webhook_id", "agreement_id"]
+    actions = ["reprocess"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.action(description="Reprocess selected FAILED events")
+    def reprocess(self, request: HttpRequest, queryset: QuerySet[InboundBlockchainEvent]) -> None:
+        failed = queryset.filter(status=InboundBlockchainEvent.Status.FAILED).values_list("id", flat=True)
+        for event_id in failed:
+            inbound_services.blockchain_event_reprocess(event_id=event_id)
+        self.message_user(request, f"{len(failed)} event(s) queued again.", messages.SUCCESS)

@@ -1,0 +1,77 @@
+"""Celery tasks of the agreements app: thin wrappers that own only retry, lock and time-limit policy.
+
+`deliver_*` and `process_*` run on the `webhooks` queue (see config/celery_app.py); the periodic
+ones (`mark_overdue_agreements_task`, `sweep_webhook_deliveries_task`) on `default`.
+"""
+
+from __future__ import annotations
+
+import logging
+from uuid import UUID
+
+from celery import shared_task
+from django.conf import settings
+
+from agreements.services.agreements import agreements_mark_overdue
+from agreements.services.inbound import (
+    alert_event_failed,
+    blockchain_event_process,
+    blockchain_event_record_failure,
+    blockchain_events_sweep,
+    enqueue_event,
+)
+from agreements.services.outbound import (
+    alert_delivery_failed,
+    enqueue_delivery,
+    webhook_deliveries_sweep,
+    webhook_delivery_send,
+)
+from config.locks import single_instance
+from config.logging import redact
+
+logger = logging.getLogger(__name__)
+
+_DELIVERY_TIME_LIMIT = int(settings.WEBHOOK_TIMEOUT_SECONDS) + 60
+
+
+# Idempotent: a delivery is claimed before each try, and receivers dedupe by webhook-id.
+@shared_task(acks_late=True, soft_time_limit=_DELIVERY_TIME_LIMIT, time_limit=_DELIVERY_TIME_LIMIT + 30)
+def deliver_webhook_task(delivery_id: str) -> str:
+    """One try of an outbound webhook; schedules the next try or raises the final alert."""
+    outcome = webhook_delivery_send(delivery_id=UUID(delivery_id))
+    if outcome.retry_in is not None:
+        enqueue_delivery(outcome.delivery_id, countdown=outcome.retry_in)
+    if outcome.final_failure:
+        alert_delivery_failed(delivery_id=outcome.delivery_id)
+    return outcome.status
+
+
+# Idempotent: the event row is locked and its status checked; log rows are unique by tx_hash.
+@shared_task(acks_late=True)
+def process_blockchain_event_task(event_id: str) -> str:
+    """Apply one stored inbound event; on error retry with backoff, then alert once."""
+    try:
+        return blockchain_event_process(event_id=UUID(event_id))
+    except Exception as exc:
+        logger.warning("inbound event processing failed event_id=%s error=%s", event_id, type(exc).__name__)
+        failure = blockchain_event_record_failure(event_id=UUID(event_id), error=redact(f"{type(exc).__name__}: {exc}"))
+        if failure.retry_in is not None:
+            enqueue_event(UUID(event_id), countdown=failure.retry_in)
+            return "retrying"
+        if failure.final:
+            alert_event_failed(event_id=UUID(event_id))
+        return "failed"
+
+
+@shared_task
+@single_instance("agreements.mark_overdue")
+def mark_overdue_agreements_task() -> int:
+    """Move IN_PROGRESS agreements past their repayment end date to OVERDUE (each emits its webhook)."""
+    return len(agreements_mark_overdue())
+
+
+@shared_task
+@single_instance("agreements.sweep_webhooks")
+def sweep_webhook_deliveries_task() -> dict[str, int]:
+    """Re-enqueue pending deliveries and unprocessed inbound events that the broker lost."""
+    return {"deliveries": webhook_deliveries_sweep(), "inbound_events": blockchain_events_sweep()}
