@@ -71,34 +71,27 @@ def _copy_holder_payments(distribution_id: UUID, rows: Iterable[PaymentRow], now
 
 
 def upsert_holder_balances(*, asset_id: UUID, rows: list[tuple[str, int]], block: int, seen_at: datetime) -> None:
-    """Insert or update one page of holder balances (a full re-sync), newer blocks only."""
+    """Insert or update one page of holder balances (a full re-sync); a balance read at an older
+    block never overwrites a newer one. One statement on PostgreSQL and SQLite alike."""
     if not rows:
         return
-    if connection.vendor == "postgresql":
-        table = AssetHolder._meta.db_table
-        values = ", ".join(["(%s, %s, %s::numeric, %s, %s, %s)"] * len(rows))
-        params: list[Any] = []
-        for address, balance in rows:
-            params.extend([asset_id, address, Decimal(balance), block, seen_at, seen_at])
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"INSERT INTO {table} (asset_id, address, balance, balance_block, last_seen_sync_at, updated_at) "  # noqa: S608
-                f"VALUES {values} ON CONFLICT (asset_id, address) DO UPDATE SET "
-                "balance = CASE WHEN EXCLUDED.balance_block >= {t}.balance_block THEN EXCLUDED.balance "
-                "ELSE {t}.balance END, "
-                "balance_block = GREATEST({t}.balance_block, EXCLUDED.balance_block), "
-                "last_seen_sync_at = EXCLUDED.last_seen_sync_at, updated_at = EXCLUDED.updated_at".replace(
-                    "{t}", table
-                ),
-                params,
-            )
-        return
-    AssetHolder.objects.bulk_create(
-        [
-            AssetHolder(asset_id=asset_id, address=a, balance=b, balance_block=block, last_seen_sync_at=seen_at)
-            for a, b in rows
-        ],
-        update_conflicts=True,
-        unique_fields=["asset", "address"],
-        update_fields=["balance", "balance_block", "last_seen_sync_at", "updated_at"],
+    postgres = connection.vendor == "postgresql"
+    table = AssetHolder._meta.db_table
+    greatest = "GREATEST" if postgres else "MAX"
+    cast = "::numeric" if postgres else ""
+    values = ", ".join([f"(%s, %s, %s{cast}, %s, %s, %s)"] * len(rows))
+    asset_param = asset_id if postgres else asset_id.hex  # SQLite keeps UUIDs as 32 hex characters
+    seen_param = connection.ops.adapt_datetimefield_value(seen_at)  # as the ORM stores it, for comparisons
+    params: list[Any] = []
+    for address, balance in rows:
+        params.extend([asset_param, address, Decimal(balance), block, seen_param, seen_param])
+    sql = (
+        f"INSERT INTO {table} (asset_id, address, balance, balance_block, last_seen_sync_at, updated_at) "  # noqa: S608
+        f"VALUES {values} ON CONFLICT (asset_id, address) DO UPDATE SET "
+        f"balance = CASE WHEN excluded.balance_block >= {table}.balance_block THEN excluded.balance "
+        f"ELSE {table}.balance END, "
+        f"balance_block = {greatest}({table}.balance_block, excluded.balance_block), "
+        "last_seen_sync_at = excluded.last_seen_sync_at, updated_at = excluded.updated_at"
     )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
