@@ -16,7 +16,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from config.localservices import LocalService, start_redis
+from config.localservices import LocalService, ServiceError, start_redis
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 RUN_DIR = Path(os.environ.get("LOCAL_RUN_DIR", BASE_DIR / ".run"))
@@ -117,6 +117,9 @@ def main() -> int:
         return honcho.wait()
     except KeyboardInterrupt:
         return 0
+    except ServiceError as exc:
+        print(f"could not start a local service: {exc}", file=sys.stderr)
+        return 1
     except subprocess.CalledProcessError as exc:
         print(f"set-up step failed: {' '.join(exc.cmd[1:3])}\n{exc.stderr}", file=sys.stderr)
         return 1

@@ -10,6 +10,7 @@ import contextlib
 import glob
 import logging
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -50,10 +51,23 @@ class LocalService:
             shutil.rmtree(self.data_dir, ignore_errors=True)
 
 
+# Listening ports come from below the kernel's ephemeral range (32768-60999 on Linux): a port the
+# kernel handed out with bind(0) can be taken as the local end of an outgoing connection before the
+# service that was meant to listen on it has started.
+_PORT_RANGE = (20000, 32000)
+
+
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A loopback port nothing listens on, outside the ephemeral range."""
+    for _ in range(200):
+        port = secrets.randbelow(_PORT_RANGE[1] - _PORT_RANGE[0]) + _PORT_RANGE[0]
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise ServiceError("no free loopback port found")
 
 
 def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float, name: str) -> None:

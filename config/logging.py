@@ -12,7 +12,12 @@ import re
 from datetime import UTC, datetime
 
 _SECRET_WORDS = r"(?:private[_-]?key|secret|password|passwd|token|authorization|signature|api[_-]?key)"  # noqa: S105 - a pattern, not a password
-_KEY_VALUE = re.compile(rf"(?i)(\b\w*{_SECRET_WORDS}\w*\b\s*[=:]\s*)(\"[^\"]*\"|'[^']*'|[^\s,;&]+)")
+# A public 0x address (40 hex digits) is not a secret, even under a key like `token=` (a token's
+# contract address); anything else under a secret-sounding key is redacted.
+_KEY_VALUE = re.compile(
+    rf"(?i)(\b\w*{_SECRET_WORDS}\w*\b\s*[=:]\s*)(?!0x[0-9a-f]{{40}}(?![0-9a-z]))"
+    rf"((?:bearer|token|basic)\s+[^\s,;&]+|\"[^\"]*\"|'[^']*'|[^\s,;&]+)"
+)
 _URL_CREDENTIALS = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^/\s:@]*:)([^@\s/]+)(@)")
 _PEM = re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?-----END [A-Z ]*PRIVATE KEY-----", re.DOTALL)
 

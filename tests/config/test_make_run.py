@@ -46,7 +46,9 @@ def _alive(pids: set[int]) -> set[int]:
 def _wait_for_ready(url: str, process: subprocess.Popen[str], timeout: float) -> requests.Response:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        assert process.poll() is None, "make run exited early"
+        if process.poll() is not None:
+            output = process.stdout.read() if process.stdout else ""
+            raise AssertionError(f"make run exited early with {process.returncode}:\n{output[-4000:]}")
         try:
             response = requests.get(f"{url}/readyz", timeout=2)
             if response.status_code == 200:

@@ -47,6 +47,8 @@ def test_create_operator_keeps_the_password_when_asked() -> None:
     [
         ("calling redis://:s3cr3t-pass@host:6379/0", "s3cr3t-pass"),
         ("headers Authorization=Bearer-abc123", "Bearer-abc123"),
+        ("Authorization: Token 8546e885e1294701d99", "8546e885e1294701d99"),
+        ("authorization='Bearer eyJhbGciOi'", "eyJhbGciOi"),
         ("private_key: 0xabcdef0123", "0xabcdef0123"),
         ("-----BEGIN PRIVATE KEY-----\nMIIEv\n-----END PRIVATE KEY-----", "MIIEv"),
         ("webhook-signature='v1,Zm9vYmFy'", "v1,Zm9vYmFy"),
@@ -63,9 +65,17 @@ def test_secrets_are_redacted_from_log_lines(message: str, secret: str) -> None:
     assert "[REDACTED]" in line
 
 
-def test_redaction_keeps_ordinary_ids() -> None:
-    text = "batch=7 tx_hash=0x" + "ab" * 32
+def test_redaction_keeps_ordinary_ids_and_addresses() -> None:
+    text = "batch=7 tx_hash=0x" + "ab" * 32 + " token=0x3Aa5ebB10DC797CAC828524e59A333d0A371443c"
     assert redact(text) == text
+
+
+def test_a_secret_that_merely_starts_like_an_address_is_still_redacted() -> None:
+    key = "0x" + "ab" * 32
+    assert key not in redact(f"private_key={key}")
+    assert "0x3Aa5ebB10DC797CAC828524e59A333d0A371443cff" not in redact(
+        "token=0x3Aa5ebB10DC797CAC828524e59A333d0A371443cff"
+    )
 
 
 def test_secret_key_is_required_when_debug_is_off() -> None:
