@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+from django.core import exceptions
 from django.db import models
 
 
@@ -29,7 +30,12 @@ class Uint256Field(models.DecimalField):  # type: ignore[type-arg]
         if value is None or isinstance(value, int):
             return value
         converted = super().to_python(value)
-        return None if converted is None else int(converted)
+        if converted is None:
+            return None
+        if converted != converted.to_integral_value():
+            # base units are whole: a fraction here is a units mistake, never something to round
+            raise exceptions.ValidationError(f"{value!r} is not a whole number of base units.", code="invalid")
+        return int(converted)
 
     def get_db_prep_save(self, value: Any, connection: Any) -> Any:
         if isinstance(value, int):

@@ -15,43 +15,16 @@ Scale notes (an asset may have 1,000,000 holders):
 from __future__ import annotations
 
 import uuid
-from decimal import Decimal
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from django.db import models
 from django.db.models import Q
 
+from chain.fields import Uint256Field
+
 
 class IllegalTransition(Exception):
     """A status change the state machine does not allow."""
-
-
-class AmountField(models.DecimalField):  # type: ignore[type-arg]
-    """A uint256 amount in base units: numeric(78, 0) in the database, `int` in Python."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs["max_digits"] = 78
-        kwargs["decimal_places"] = 0
-        super().__init__(*args, **kwargs)
-
-    def deconstruct(self) -> Any:
-        name, path, args, kwargs = super().deconstruct()
-        kwargs.pop("max_digits", None)
-        kwargs.pop("decimal_places", None)
-        return name, path, args, kwargs
-
-    def from_db_value(self, value: Any, expression: Any, connection: Any) -> int | None:
-        return None if value is None else int(value)
-
-    def to_python(self, value: Any) -> Any:
-        if value is None or isinstance(value, int):
-            return value
-        return int(Decimal(value))
-
-    def get_db_prep_save(self, value: Any, connection: Any) -> Any:
-        if isinstance(value, int):
-            value = Decimal(value)
-        return super().get_db_prep_save(value, connection)
 
 
 class _Machine(models.TextChoices):
@@ -133,7 +106,7 @@ class AssetHolder(models.Model):
     id = models.BigAutoField(primary_key=True)
     asset = models.ForeignKey(Asset, on_delete=models.CASCADE, related_name="holders")
     address = models.CharField(max_length=42)
-    balance = AmountField(default=0)
+    balance = Uint256Field(default=0)
     # Block the balance was read at: an older event never overwrites a newer balance.
     balance_block = models.BigIntegerField(default=0)
     last_seen_sync_at = models.DateTimeField(null=True, blank=True)
@@ -188,14 +161,14 @@ class Distribution(models.Model):
     distribution_type = models.CharField(max_length=20, choices=Type.choices, default=Type.PAYOUT)
     subtype = models.CharField(max_length=12, choices=Subtype.choices, blank=True, default="")
     corporate_action = models.CharField(max_length=10, choices=CorporateAction.choices, blank=True, default="")
-    corporate_action_id = AmountField(null=True, blank=True)
-    snapshot_id = AmountField(null=True, blank=True)
+    corporate_action_id = Uint256Field(null=True, blank=True)
+    snapshot_id = Uint256Field(null=True, blank=True)
     amount_type = models.CharField(max_length=12, choices=AmountType.choices)
-    amount = AmountField(null=True, blank=True)  # FIXED: total in payment-token base units
+    amount = Uint256Field(null=True, blank=True)  # FIXED: total in payment-token base units
     percentage_bps = models.PositiveIntegerField(null=True, blank=True)  # PERCENTAGE: 1..10000
-    amount_per_token = AmountField(null=True, blank=True)  # PER_TOKEN
+    amount_per_token = Uint256Field(null=True, blank=True)  # PER_TOKEN
     # What is actually split: FIXED amount, or the PERCENTAGE of the balance read once at planning.
-    computed_total = AmountField(null=True, blank=True)
+    computed_total = Uint256Field(null=True, blank=True)
     concept = models.CharField(max_length=500, blank=True, default="")
     scheduled_at = models.DateTimeField(null=True, blank=True)
     recurrence = models.CharField(max_length=8, choices=Recurrence.choices, blank=True, default="")
@@ -211,7 +184,7 @@ class Distribution(models.Model):
     batches_count = models.PositiveIntegerField(null=True, blank=True)
     paid_count = models.PositiveIntegerField(default=0)
     failed_count = models.PositiveIntegerField(default=0)
-    paid_amount = AmountField(default=0)
+    paid_amount = Uint256Field(default=0)
     error = models.TextField(blank=True, default="")
     started_at = models.DateTimeField(null=True, blank=True)
     planned_at = models.DateTimeField(null=True, blank=True)
@@ -333,8 +306,8 @@ class HolderPayment(models.Model):
     distribution = models.ForeignKey(Distribution, on_delete=models.CASCADE, related_name="payments")
     batch_number = models.PositiveIntegerField()
     holder_address = models.CharField(max_length=42)
-    balance = AmountField()  # at the snapshot
-    amount = AmountField()
+    balance = Uint256Field()  # at the snapshot
+    amount = Uint256Field()
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     retry_count = models.PositiveSmallIntegerField(default=0)
     last_error = models.CharField(max_length=500, blank=True, default="")

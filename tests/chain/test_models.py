@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-import pytest
+from decimal import Decimal
 
+import pytest
+from django.core.exceptions import ValidationError
+
+from chain.fields import Uint256Field
 from chain.models import ChainTransaction, IllegalTransition
 
 Status = ChainTransaction.Status
@@ -66,3 +70,14 @@ def test_uint256_values_round_trip_as_exact_integers() -> None:
     assert loaded.max_fee_per_gas == MAX_UINT256 - 1
     assert isinstance(loaded.value, int)
     assert ChainTransaction.objects.filter(value=MAX_UINT256).count() == 1
+
+
+@pytest.mark.parametrize(("raw", "expected"), [("12", 12), ("1e3", 1000), (Decimal("7"), 7), (5, 5)])
+def test_uint256_field_reads_whole_numbers_as_int(raw: object, expected: int) -> None:
+    assert Uint256Field().to_python(raw) == expected
+
+
+@pytest.mark.parametrize("raw", ["1.5", Decimal("0.000001"), "abc"])
+def test_uint256_field_refuses_fractions_and_garbage_instead_of_rounding(raw: object) -> None:
+    with pytest.raises(ValidationError):
+        Uint256Field().to_python(raw)
