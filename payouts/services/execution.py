@@ -135,23 +135,38 @@ def _fit_batch_size(distribution: Distribution, snapshot: HolderSnapshot) -> int
     probe = gateway.chain_batch_id(
         chain_distribution_id=distribution.chain_distribution_id, batch_id=0, attempt=0
     )  # never submitted: attempts start at 1
-    data = gateway.encode_batch(
-        bond_cash_out=distribution.distribution_type == Distribution.Type.BOND_CASH_OUT,
-        distribution_hex=distribution.chain_distribution_id,
-        batch_hex=probe,
-        holders_count=snapshot.count,
-        holders=[address for address, _ in sample],
-        amounts=[1] * len(sample),
-    )
+
+    def estimate(holders: list[str]) -> int:
+        data = gateway.encode_batch(
+            bond_cash_out=distribution.distribution_type == Distribution.Type.BOND_CASH_OUT,
+            distribution_hex=distribution.chain_distribution_id,
+            batch_hex=probe,
+            holders_count=snapshot.count,
+            holders=holders,
+            amounts=[1] * len(holders),
+        )
+        return estimate_gas(to=gateway.checksum(asset.payout_contract_address), data=data)
+
+    # A batch too big for a block cannot even be estimated ("gas required exceeds allowance"):
+    # halve the probe until it can, then scale to the budget (gas grows linearly with holders).
+    holders = [address for address, _ in sample]
     try:
         budget = gateway.client().block_gas_limit() * GAS_BUDGET_NUMERATOR // GAS_BUDGET_DENOMINATOR
-        estimate = estimate_gas(to=gateway.checksum(asset.payout_contract_address), data=data)
     except ChainError as exc:
-        logger.warning("batch gas estimate failed, keeping the configured size error=%s size=%s", exc, size)
+        logger.warning("block gas limit unknown, keeping the configured size error=%s size=%s", exc, size)
         return size
-    if estimate > budget:
-        size = max(1, len(sample) * budget // estimate)
-        logger.info("batch size lowered to fit the block gas limit size=%s estimate=%s", size, estimate)
+    while True:
+        try:
+            gas = estimate(holders)
+            break
+        except ChainError as exc:
+            if len(holders) == 1:
+                logger.warning("batch gas estimate failed, keeping the configured size error=%s size=%s", exc, size)
+                return size
+            holders = holders[: len(holders) // 2]
+    if gas > budget or len(holders) < len(sample):
+        size = max(1, min(size, len(holders) * budget // gas))
+        logger.info("batch size lowered to fit the block gas limit size=%s probe=%s gas=%s", size, len(holders), gas)
     return size
 
 
