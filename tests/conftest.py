@@ -15,7 +15,7 @@ from rest_framework.test import APIClient
 from config.celery_app import app as celery_app
 from config.locks import redis_client
 
-pytest_plugins = ["tests.fixtures.chain", "tests.fixtures.mirror_node"]
+pytest_plugins = ["tests.fixtures.chain", "tests.fixtures.hostile", "tests.fixtures.mirror_node"]
 
 
 @pytest.fixture(autouse=True)

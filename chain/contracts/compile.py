@@ -45,19 +45,20 @@ class CompileError(RuntimeError):
     """solc reported errors, or could not be run."""
 
 
-def source_files() -> list[Path]:
-    return sorted(CONTRACTS_DIR.glob("*.sol"))
+def source_files(directory: Path = CONTRACTS_DIR) -> list[Path]:
+    return sorted(directory.glob("*.sol"))
 
 
-def compile_contracts() -> dict[str, dict[str, Any]]:
-    """Compile every `*.sol` here; returns {contract name: {"abi", "bytecode"}}."""
+def compile_contracts(directory: Path = CONTRACTS_DIR) -> dict[str, dict[str, Any]]:
+    """Compile every `*.sol` in `directory` (the reference contracts by default; tests compile their
+    own hostile contracts the same way); returns {contract name: {"abi", "bytecode"}}."""
     node = shutil.which("node")
     solc_module = BASE_DIR / "node_modules" / "solc"
     if node is None or not solc_module.exists():
         raise CompileError("node and node_modules/solc are needed: run `make install`")
     standard_input = {
         "language": "Solidity",
-        "sources": {path.name: {"content": path.read_text()} for path in source_files()},
+        "sources": {path.name: {"content": path.read_text()} for path in source_files(directory)},
         "settings": SETTINGS,
     }
     result = subprocess.run(  # noqa: S603 - fixed program, our own arguments
@@ -75,7 +76,7 @@ def compile_contracts() -> dict[str, dict[str, Any]]:
     if errors:
         raise CompileError("\n".join(error.get("formattedMessage", error.get("message", "")) for error in errors))
     artifacts: dict[str, dict[str, Any]] = {}
-    for path in source_files():
+    for path in source_files(directory):
         for name, contract in output["contracts"][path.name].items():
             bytecode = contract["evm"]["bytecode"]["object"]
             if not bytecode:  # interfaces

@@ -58,18 +58,24 @@ class _Results:
 
 
 def payout_results_apply(*, events: Iterable[DecodedEvent], tx_hash: str = "") -> None:
-    """Apply decoded payout-contract events (any order, any repetition)."""
-    by_distribution: dict[str, _Results] = defaultdict(_Results)
-    completed_batches: set[str] = set()
-    executed: set[str] = set()
+    """Apply decoded payout-contract events (any order, any repetition).
+
+    Only the distribution's own payout contract speaks for it: every lookup is keyed by the
+    emitting contract as well as by the on-chain id, so a log from any other contract (a payment
+    token, another asset's payout contract) that names this distribution or batch moves nothing.
+    """
+    by_distribution: dict[tuple[str, str], _Results] = defaultdict(_Results)  # (emitter, distribution id)
+    completed_batches: set[tuple[str, str]] = set()  # (emitter, batch id)
+    executed: set[tuple[str, str]] = set()  # (emitter, distribution id)
     for event in events:
         args = event.args
+        emitter = gateway.normalize(event.contract_address)
         if event.event_name == "HolderPaid":
-            results = by_distribution[_hex32(args["distributionId"])]
+            results = by_distribution[emitter, _hex32(args["distributionId"])]
             results.paid[gateway.normalize(args["holder"])] = int(args["amount"])
             results.batch_hexes.add(_hex32(args["batchId"]))
         elif event.event_name == "HolderPaymentFailed":
-            results = by_distribution[_hex32(args["distributionId"])]
+            results = by_distribution[emitter, _hex32(args["distributionId"])]
             address = gateway.normalize(args["holder"])
             if int(args["reason"]) == ALREADY_PAID:
                 results.paid.setdefault(address, 0)  # paid by an earlier batch: money already moved
@@ -77,15 +83,22 @@ def payout_results_apply(*, events: Iterable[DecodedEvent], tx_hash: str = "") -
                 results.failed[address] = int(args["reason"])
             results.batch_hexes.add(_hex32(args["batchId"]))
         elif event.event_name == "PayoutCompleted":
-            completed_batches.add(_hex32(args["batchId"]))
+            completed_batches.add((emitter, _hex32(args["batchId"])))
         elif event.event_name == "DistributionExecuted":
-            executed.add(_hex32(args["distributionId"]))
+            executed.add((emitter, _hex32(args["distributionId"])))
     with transaction.atomic():
         touched: set[uuid.UUID] = set()
-        for distribution_hex, results in by_distribution.items():
-            distribution = Distribution.objects.filter(chain_distribution_id=distribution_hex).first()
+        batches = Q(pk__in=[])
+        for (emitter, distribution_hex), results in by_distribution.items():
+            distribution = Distribution.objects.filter(
+                chain_distribution_id=distribution_hex, asset__payout_contract_address=emitter
+            ).first()
             if distribution is None:
-                logger.warning("payout event for an unknown distribution chain_id=%s", distribution_hex)
+                logger.warning(
+                    "payout event ignored: not from the payout contract of a known distribution chain_id=%s emitter=%s",
+                    distribution_hex,
+                    emitter,
+                )
                 continue
             _mark_paid(distribution.id, results.paid, tx_hash)
             current = set(
@@ -95,15 +108,19 @@ def payout_results_apply(*, events: Iterable[DecodedEvent], tx_hash: str = "") -
             )
             _mark_failed(distribution.id, results.failed, batch_numbers=current)
             touched.add(distribution.id)
-        for batch_id in BatchPayout.objects.filter(
-            chain_batch_id__in={h for r in by_distribution.values() for h in r.batch_hexes} | completed_batches
-        ).values_list("id", flat=True):
+            batches |= Q(distribution=distribution, chain_batch_id__in=results.batch_hexes)
+        for emitter, batch_hex in completed_batches:
+            batches |= Q(chain_batch_id=batch_hex, distribution__asset__payout_contract_address=emitter)
+        completed_ids = list(BatchPayout.objects.filter(batches).values_list("id", "distribution_id"))
+        for batch_id, _ in completed_ids:
             batch_roll_up(batch_id=batch_id, settle_open=False)
-        touched.update(
-            Distribution.objects.filter(
-                Q(chain_distribution_id__in=executed) | Q(batches__chain_batch_id__in=completed_batches)
-            ).values_list("id", flat=True)
-        )
+        touched.update(distribution_id for _, distribution_id in completed_ids)
+        for emitter, distribution_hex in executed:
+            touched.update(
+                Distribution.objects.filter(
+                    chain_distribution_id=distribution_hex, asset__payout_contract_address=emitter
+                ).values_list("id", flat=True)
+            )
         for distribution_id in touched:
             distribution_roll_up(distribution_id=distribution_id)
 

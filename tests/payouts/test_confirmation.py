@@ -51,7 +51,7 @@ def _event(name: str, index: int, distribution: Distribution, **args: object) ->
             "batchId": bytes.fromhex("ab" * 32),
             **args,
         },
-        contract_address="0x" + "11" * 20,
+        contract_address=gateway.checksum(distribution.asset.payout_contract_address),
         tx_hash="0x" + "22" * 32,
         log_index=index,
         block_number=7,
