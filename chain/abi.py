@@ -94,28 +94,64 @@ def _check_ids(*ids: bytes) -> None:
 
 
 def _payout_args(
-    distribution_id: bytes, batch_id: bytes, holders_count: int, holders: list[str], amounts: list[int]
+    distribution_id: bytes,
+    batch_id: bytes,
+    distribution_total: int,
+    holders_count: int,
+    holders: list[str],
+    amounts: list[int],
 ) -> list[Any]:
     _check_ids(distribution_id, batch_id)
     if len(holders) != len(amounts):
         raise ValueError("holders and amounts differ in length")
     if any(amount < 0 for amount in amounts):
         raise ValueError("amounts are non-negative integers")
-    return [distribution_id, batch_id, holders_count, [to_checksum_address(h) for h in holders], amounts]
+    if distribution_total <= 0:
+        raise ValueError("a distribution's total is a positive integer")
+    return [
+        distribution_id,
+        batch_id,
+        distribution_total,
+        holders_count,
+        [to_checksum_address(h) for h in holders],
+        amounts,
+    ]
 
 
 def encode_execute_batch(
-    distribution_id: bytes, batch_id: bytes, holders_count: int, holders: list[str], amounts: list[int]
+    distribution_id: bytes,
+    batch_id: bytes,
+    holders_count: int,
+    holders: list[str],
+    amounts: list[int],
+    *,
+    distribution_total: int,
 ) -> bytes:
-    args = _payout_args(distribution_id, batch_id, holders_count, holders, amounts)
+    """`executeBatch`: the first batch of a distribution registers `distribution_total` on chain; the
+    contract never pays more than that under the distribution's id."""
+    args = _payout_args(distribution_id, batch_id, distribution_total, holders_count, holders, amounts)
     return encode_call("PayoutContract", "executeBatch", args)
 
 
 def encode_execute_bond_cash_out(
-    distribution_id: bytes, batch_id: bytes, holders_count: int, holders: list[str], amounts: list[int]
+    distribution_id: bytes,
+    batch_id: bytes,
+    holders_count: int,
+    holders: list[str],
+    amounts: list[int],
+    *,
+    distribution_total: int,
+    token_amounts: list[int],
 ) -> bytes:
-    args = _payout_args(distribution_id, batch_id, holders_count, holders, amounts)
-    return encode_call("PayoutContract", "executeBondCashOut", args)
+    """`executeBondCashOut`: pays `amounts[i]` for exactly `token_amounts[i]` bonds burned."""
+    if len(token_amounts) != len(holders):
+        raise ValueError("holders and token amounts differ in length")
+    args = _payout_args(distribution_id, batch_id, distribution_total, holders_count, holders, amounts)
+    return encode_call("PayoutContract", "executeBondCashOut", [*args, token_amounts])
+
+
+def encode_withdraw(to: str, amount: int) -> bytes:
+    return encode_call("PayoutContract", "withdraw", [to_checksum_address(to), amount])
 
 
 def encode_pause() -> bytes:

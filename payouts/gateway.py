@@ -73,20 +73,27 @@ def encode_batch(
     bond_cash_out: bool,
     distribution_hex: str,
     batch_hex: str,
+    distribution_total: int,
     holders_count: int,
     holders: Sequence[str],
     amounts: Sequence[int],
+    token_amounts: Sequence[int] = (),
 ) -> bytes:
+    """A batch call; `token_amounts` (bond cash-outs only) are the bonds burned for each payment."""
     from chain.abi import encode_execute_batch, encode_execute_bond_cash_out
 
-    encode = encode_execute_bond_cash_out if bond_cash_out else encode_execute_batch
-    return encode(
-        to_bytes32(distribution_hex),
-        to_bytes32(batch_hex),
-        holders_count,
-        [checksum(a) for a in holders],
-        list(amounts),
-    )
+    args = (to_bytes32(distribution_hex), to_bytes32(batch_hex), holders_count, [checksum(a) for a in holders])
+    if bond_cash_out:
+        return encode_execute_bond_cash_out(
+            *args, list(amounts), distribution_total=distribution_total, token_amounts=list(token_amounts)
+        )
+    return encode_execute_batch(*args, list(amounts), distribution_total=distribution_total)
+
+
+def encode_withdraw(to: str, amount: int) -> bytes:
+    from chain.abi import encode_withdraw as withdraw
+
+    return withdraw(checksum(to), amount)
 
 
 def encode_pause(paused: bool) -> bytes:

@@ -5,15 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from celery.contrib.testing.worker import start_worker
 from celery.worker import WorkController
 from django.contrib.auth.models import User
 from pytest_django.fixtures import Settings
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from config.celery_app import app as celery_app
 from config.locks import redis_client
+from tests.fixtures.workers import running_worker
 
 pytest_plugins = ["tests.fixtures.chain", "tests.fixtures.hostile", "tests.fixtures.mirror_node"]
 
@@ -59,12 +58,5 @@ def celery_worker(transactional_db: None, clean_redis: None) -> Iterator[WorkCon
     Tasks run in other threads with their own database connections, so tests that use it see only
     committed data: hence `transactional_db`.
     """
-    with start_worker(
-        celery_app,
-        pool="threads",
-        concurrency=4,
-        perform_ping_check=False,
-        shutdown_timeout=30,
-        loglevel="WARNING",
-    ) as worker:
+    with running_worker() as worker:
         yield worker

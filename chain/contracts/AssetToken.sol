@@ -165,20 +165,22 @@ contract AssetToken {
         emit PayoutContractSet(payoutContract_);
     }
 
-    /// Burns the holder's whole balance at maturity; only the payout contract may call it.
-    function redeem(address holder) external returns (uint256 burned) {
+    /// Burns exactly `amount` of the holder's tokens at maturity; only the payout contract may call
+    /// it, and it pays for exactly these tokens in the same transaction.
+    function redeem(address holder, uint256 amount) external {
         require(msg.sender == payoutContract && payoutContract != address(0), "only payout contract");
         require(assetType != EQUITY, "equity cannot be redeemed");
         require(block.timestamp >= maturityDate, "bond not matured");
-        burned = balanceOf[holder];
-        if (burned > 0) {
+        uint256 balance = balanceOf[holder];
+        require(balance >= amount, "insufficient balance");
+        if (amount > 0) {
             _beforeBalanceChange(holder);
-            balanceOf[holder] = 0;
-            totalSupply -= burned;
+            balanceOf[holder] = balance - amount;
+            totalSupply -= amount;
             _afterBalanceChange(holder);
-            emit Transfer(holder, address(0), burned);
+            emit Transfer(holder, address(0), amount);
         }
-        emit Redeemed(holder, burned);
+        emit Redeemed(holder, amount);
     }
 
     // --- ERC-20 -------------------------------------------------------------------------------

@@ -37,10 +37,22 @@ logger = logging.getLogger(__name__)
 
 PaymentStatus = HolderPayment.Status
 OPEN = (PaymentStatus.PENDING, PaymentStatus.RETRYING)
-FAILURE_REASONS = {1: "insufficient payout contract balance", 2: "already paid", 3: "token transfer failed"}
+FAILURE_REASONS = {
+    1: "insufficient payout contract balance",
+    2: "already paid",
+    3: "token transfer failed",
+    4: "the payment would exceed the distribution's registered total",
+    5: "the holder holds fewer tokens than the cash-out redeems",
+}
 ALREADY_PAID = 2
 RETRY_DELAY = timedelta(hours=1)
-PAYOUT_EVENTS = ("HolderPaid", "HolderPaymentFailed", "PayoutCompleted", "DistributionExecuted")
+PAYOUT_EVENTS = (
+    "HolderPaid",
+    "HolderPaymentFailed",
+    "PayoutCompleted",
+    "DistributionRegistered",
+    "DistributionExecuted",
+)
 
 
 def _hex32(value: Any) -> str:
@@ -67,6 +79,7 @@ def payout_results_apply(*, events: Iterable[DecodedEvent], tx_hash: str = "") -
     by_distribution: dict[tuple[str, str], _Results] = defaultdict(_Results)  # (emitter, distribution id)
     completed_batches: set[tuple[str, str]] = set()  # (emitter, batch id)
     executed: set[tuple[str, str]] = set()  # (emitter, distribution id)
+    registered: dict[tuple[str, str], int] = {}  # (emitter, distribution id) -> total
     for event in events:
         args = event.args
         emitter = gateway.normalize(event.contract_address)
@@ -86,6 +99,9 @@ def payout_results_apply(*, events: Iterable[DecodedEvent], tx_hash: str = "") -
             completed_batches.add((emitter, _hex32(args["batchId"])))
         elif event.event_name == "DistributionExecuted":
             executed.add((emitter, _hex32(args["distributionId"])))
+        elif event.event_name == "DistributionRegistered":
+            registered[emitter, _hex32(args["distributionId"])] = int(args["totalAmount"])
+    _check_registered_totals(registered)
     with transaction.atomic():
         touched: set[uuid.UUID] = set()
         batches = Q(pk__in=[])
@@ -123,6 +139,24 @@ def payout_results_apply(*, events: Iterable[DecodedEvent], tx_hash: str = "") -
             )
         for distribution_id in touched:
             distribution_roll_up(distribution_id=distribution_id)
+
+
+def _check_registered_totals(registered: dict[tuple[str, str], int]) -> None:
+    """The total our first batch registered on chain is the one we planned; anything else means
+    someone else holding the payout role used our distribution's id first: say so loudly."""
+    for (emitter, distribution_hex), total in registered.items():
+        planned = (
+            Distribution.objects.filter(chain_distribution_id=distribution_hex, asset__payout_contract_address=emitter)
+            .values_list("computed_total", flat=True)
+            .first()
+        )
+        if planned is not None and int(planned) != total:
+            logger.error(
+                "distribution registered on chain with another total chain_id=%s registered=%s planned=%s",
+                distribution_hex,
+                total,
+                planned,
+            )
 
 
 def _mark_paid(distribution_id: uuid.UUID, paid: dict[str, int], tx_hash: str) -> None:

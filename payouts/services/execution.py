@@ -52,7 +52,7 @@ def distribution_plan(*, distribution_id: uuid.UUID) -> None:
         with HolderSnapshot() as snapshot:
             _take_snapshot(distribution, snapshot)
             total = _total_to_split(distribution, snapshot)
-            size = _fit_batch_size(distribution, snapshot)
+            size = _fit_batch_size(distribution, snapshot, total=total)
             with transaction.atomic():
                 # The asset comes with the row: nothing may lazy-load while the COPY streams.
                 locked = (
@@ -120,7 +120,7 @@ def _total_to_split(distribution: Distribution, snapshot: HolderSnapshot) -> int
     return total
 
 
-def _fit_batch_size(distribution: Distribution, snapshot: HolderSnapshot) -> int:
+def _fit_batch_size(distribution: Distribution, snapshot: HolderSnapshot, *, total: int | None) -> int:
     """PAYOUT_BATCH_SIZE, lowered so that one batch's estimated gas fits the block gas budget."""
     from chain.errors import ChainError
     from chain.services import estimate_gas
@@ -141,9 +141,12 @@ def _fit_batch_size(distribution: Distribution, snapshot: HolderSnapshot) -> int
             bond_cash_out=distribution.distribution_type == Distribution.Type.BOND_CASH_OUT,
             distribution_hex=distribution.chain_distribution_id,
             batch_hex=probe,
+            # PER_TOKEN totals are only known after the split; any total above the probe's will do
+            distribution_total=total or len(holders),
             holders_count=snapshot.count,
             holders=holders,
             amounts=[1] * len(holders),
+            token_amounts=[1] * len(holders),  # every holder in the snapshot holds at least one base unit
         )
         return estimate_gas(to=gateway.checksum(asset.payout_contract_address), data=data)
 
@@ -267,7 +270,7 @@ def distribution_submit_batches(*, distribution_id: uuid.UUID, limit: int = SUBM
             rows = list(
                 HolderPayment.objects.filter(distribution=distribution, batch_number=batch.number, status__in=OPEN)
                 .order_by("holder_address")
-                .values_list("holder_address", "amount")
+                .values_list("holder_address", "amount", "balance")
             )
             if not rows:  # everyone in it got paid meanwhile (a late confirmation)
                 batch_roll_up(batch_id=batch.id, settle_open=False)
@@ -280,9 +283,12 @@ def distribution_submit_batches(*, distribution_id: uuid.UUID, limit: int = SUBM
                 bond_cash_out=distribution.distribution_type == Distribution.Type.BOND_CASH_OUT,
                 distribution_hex=distribution.chain_distribution_id,
                 batch_hex=batch_hex,
+                distribution_total=int(distribution.computed_total or 0),  # set by planning
                 holders_count=distribution.holders_count or 0,
-                holders=[address for address, _ in rows],
-                amounts=[int(amount) for _, amount in rows],
+                holders=[address for address, _, _ in rows],
+                amounts=[int(amount) for _, amount, _ in rows],
+                # a cash-out burns exactly the balance it was planned from, and pays for exactly that
+                token_amounts=[int(balance) for _, _, balance in rows],
             )
             chain_tx = transaction_enqueue(
                 intent_key=gateway.batch_intent_key(batch.id, attempt),

@@ -31,7 +31,9 @@ def batch_intent(
     holders = holders if holders is not None else list(contracts.holders[:2])
     amounts = amounts if amounts is not None else [(i + 1) * E6 for i in range(len(holders))]
     distribution_id, batch_id = os.urandom(32), os.urandom(32)
-    data = abi.encode_execute_batch(distribution_id, batch_id, len(holders), holders, amounts)
+    data = abi.encode_execute_batch(
+        distribution_id, batch_id, len(holders), holders, amounts, distribution_total=sum(amounts)
+    )
     return BatchIntent(distribution_id, batch_id, holders, amounts, data)
 
 

@@ -85,7 +85,10 @@ def test_a_batch_pays_its_holders_and_balances_move(
     before = chain_client.erc20_balance(contracts.payment_token, contracts.equity_payout)
     # when
     events = _pay(
-        chain_client, deployer, contracts.equity_payout, abi.encode_execute_batch(DIST, b"\1" * 32, 2, holders, amounts)
+        chain_client,
+        deployer,
+        contracts.equity_payout,
+        abi.encode_execute_batch(DIST, b"\1" * 32, 2, holders, amounts, distribution_total=30 * E6),
     )
     # then
     assert [chain_client.erc20_balance(contracts.payment_token, h) for h in holders] == amounts
@@ -93,7 +96,8 @@ def test_a_batch_pays_its_holders_and_balances_move(
     assert all(chain_client.is_paid(contracts.equity_payout, DIST, h) for h in holders)
     assert chain_client.batch_executed(contracts.equity_payout, b"\1" * 32)
     names = [name for name, _ in events if name != "Transfer"]
-    assert names == ["HolderPaid", "HolderPaid", "PayoutCompleted", "DistributionExecuted"]
+    assert names == ["DistributionRegistered", "HolderPaid", "HolderPaid", "PayoutCompleted", "DistributionExecuted"]
+    assert ("DistributionRegistered", {"distributionId": DIST, "totalAmount": 30 * E6, "holdersCount": 2}) in events
     assert ("PayoutCompleted", {"batchId": b"\1" * 32, "successfulPayments": 2, "failedPayments": 0}) in events
     assert ("DistributionExecuted", {"distributionId": DIST, "totalAmount": 30 * E6, "holdersCount": 2}) in events
 
@@ -102,9 +106,9 @@ def test_the_same_batch_id_is_refused_on_chain(
     chain_client: ChainClient, contracts: DeployedContracts, deployer: LocalKeySigner
 ) -> None:
     # given
-    data = abi.encode_execute_batch(DIST, b"\2" * 32, 5, [contracts.holders[0]], [E6])
+    data = abi.encode_execute_batch(DIST, b"\2" * 32, 5, [contracts.holders[0]], [E6], distribution_total=2 * E6)
     send_and_wait(chain_client, deployer, to=contracts.equity_payout, data=data)
-    again = abi.encode_execute_batch(DIST, b"\2" * 32, 5, [contracts.holders[1]], [E6])
+    again = abi.encode_execute_batch(DIST, b"\2" * 32, 5, [contracts.holders[1]], [E6], distribution_total=2 * E6)
     # when / then
     with pytest.raises(TransactionReverted, match="batch already executed"):
         chain_client.estimate_gas(sender=deployer.address, to=contracts.equity_payout, data=again)
@@ -118,12 +122,14 @@ def test_an_already_paid_holder_is_reported_failed_and_not_paid_twice(
     holder = contracts.holders[0]
     send_and_wait(
         chain_client, deployer, to=contracts.equity_payout,
-        data=abi.encode_execute_batch(DIST, b"\3" * 32, 2, [holder], [5 * E6]),
+        data=abi.encode_execute_batch(DIST, b"\3" * 32, 2, [holder], [5 * E6], distribution_total=11 * E6),
     )  # fmt: skip
     # when
     events = _pay(
         chain_client, deployer, contracts.equity_payout,
-        abi.encode_execute_batch(DIST, b"\4" * 32, 2, [holder, contracts.holders[1]], [5 * E6, 6 * E6]),
+        abi.encode_execute_batch(
+            DIST, b"\4" * 32, 2, [holder, contracts.holders[1]], [5 * E6, 6 * E6], distribution_total=11 * E6
+        ),
     )  # fmt: skip
     # then
     assert chain_client.erc20_balance(contracts.payment_token, holder) == 5 * E6
@@ -143,7 +149,10 @@ def test_insufficient_balance_is_reported_per_holder(
     amounts = [funded - E6, 2 * E6, E6]  # the second one no longer fits, the third does
     # when
     events = _pay(
-        chain_client, deployer, contracts.equity_payout, abi.encode_execute_batch(DIST, b"\5" * 32, 3, holders, amounts)
+        chain_client,
+        deployer,
+        contracts.equity_payout,
+        abi.encode_execute_batch(DIST, b"\5" * 32, 3, holders, amounts, distribution_total=sum(amounts)),
     )
     # then
     outcomes = [(name, args["holder"]) for name, args in events if name in ("HolderPaid", "HolderPaymentFailed")]
@@ -159,7 +168,7 @@ def test_pause_blocks_execution_until_unpaused(
 ) -> None:
     # given
     send_and_wait(chain_client, deployer, to=contracts.equity_payout, data=abi.encode_pause())
-    data = abi.encode_execute_batch(DIST, b"\6" * 32, 1, [contracts.holders[0]], [E6])
+    data = abi.encode_execute_batch(DIST, b"\6" * 32, 1, [contracts.holders[0]], [E6], distribution_total=E6)
     # when / then
     assert chain_client.payout_contract_info(contracts.equity_payout).paused
     with pytest.raises(TransactionReverted, match="paused"):
@@ -174,7 +183,7 @@ def test_only_the_payout_role_may_execute(
 ) -> None:
     # given
     stranger = LocalKeySigner(ANVIL_DEV_KEYS[1])
-    data = abi.encode_execute_batch(DIST, b"\7" * 32, 1, [contracts.holders[0]], [E6])
+    data = abi.encode_execute_batch(DIST, b"\7" * 32, 1, [contracts.holders[0]], [E6], distribution_total=E6)
     # when / then
     with pytest.raises(TransactionReverted, match="caller lacks PAYOUT_ROLE"):
         chain_client.estimate_gas(sender=stranger.address, to=contracts.equity_payout, data=data)
@@ -192,7 +201,10 @@ def test_bond_cash_out_pays_and_redeems_at_maturity_only(
 ) -> None:
     # given
     holders = list(contracts.holders[:2])
-    data = abi.encode_execute_bond_cash_out(DIST, b"\x08" * 32, 2, holders, [100 * E6, 200 * E6])
+    bonds = chain_client.balances_of(contracts.bond_token, holders)
+    data = abi.encode_execute_bond_cash_out(
+        DIST, b"\x08" * 32, 2, holders, [100 * E6, 200 * E6], distribution_total=300 * E6, token_amounts=bonds
+    )
     with pytest.raises(TransactionReverted, match="bond not matured"):
         chain_client.estimate_gas(sender=deployer.address, to=contracts.bond_payout, data=data)
     # when
@@ -210,7 +222,9 @@ def test_an_equity_payout_contract_cannot_cash_out(
     chain_client: ChainClient, contracts: DeployedContracts, deployer: LocalKeySigner
 ) -> None:
     # given
-    data = abi.encode_execute_bond_cash_out(DIST, b"\x09" * 32, 1, [contracts.holders[0]], [E6])
+    data = abi.encode_execute_bond_cash_out(
+        DIST, b"\x09" * 32, 1, [contracts.holders[0]], [E6], distribution_total=E6, token_amounts=[1]
+    )
     # when / then
     with pytest.raises(TransactionReverted, match="bond not matured"):
         chain_client.estimate_gas(sender=deployer.address, to=contracts.equity_payout, data=data)

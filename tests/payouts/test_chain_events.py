@@ -61,7 +61,7 @@ def test_listener_events_after_completion_change_nothing(
     # then every event was processed, once, and changed nothing
     events = ChainEvent.objects.filter(contract_address=demo.payout)
     names = sorted({name or "" for name in events.values_list("event_name", flat=True)})
-    assert names == ["DistributionExecuted", "HolderPaid", "PayoutCompleted"]
+    assert names == ["DistributionExecuted", "DistributionRegistered", "HolderPaid", "PayoutCompleted"]
     assert events.filter(event_name="HolderPaid").count() == 45
     assert set(events.values_list("status", flat=True)) == {"PROCESSED"}
     done.refresh_from_db()

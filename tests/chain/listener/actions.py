@@ -19,7 +19,9 @@ def pay_batch(
     client: ChainClient, deployer: LocalKeySigner, payout: str, *, distribution: str, batch: str, holders: list[str]
 ) -> Receipt:
     """One executeBatch paying each holder 1 base unit: a HolderPaid per holder, PayoutCompleted, maybe more."""
-    data = abi.encode_execute_batch(_id(distribution), _id(batch), len(holders), holders, [1] * len(holders))
+    data = abi.encode_execute_batch(
+        _id(distribution), _id(batch), len(holders), holders, [1] * len(holders), distribution_total=len(holders)
+    )
     return send_and_wait(client, deployer, to=payout, data=data)
 
 
