@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import uuid
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -21,7 +22,14 @@ from payouts.models import Asset, AssetHolder, Distribution
 
 logger = logging.getLogger(__name__)
 
-HOLDERS_PAGE = 500
+
+def holders_page_seam(asset_id: uuid.UUID, offset: int) -> None:
+    """Runs after a sync has read and stored the page of holders at `offset`, before the next page;
+    does nothing.
+
+    It names the instant between two page reads so that reliability tests can make the chain move
+    there (a holder selling out reorders the token's holder list) and check no holder was lost.
+    """
 
 
 def _address(field: str, value: str) -> str:
@@ -146,13 +154,15 @@ def _sync(asset: Asset, started: object) -> None:
             abi_name=abi,
             start_block=block,
         )
+    page_size = max(1, settings.PAYOUT_SYNC_PAGE_SIZE)
     count = client.holder_count(token)
-    for offset in range(0, count, HOLDERS_PAGE):
-        holders = client.holders_page(token, offset, HOLDERS_PAGE)
+    for offset in range(0, count, page_size):
+        holders = client.holders_page(token, offset, page_size)
         balances = client.balances_of(token, holders)
         page = sorted(zip((gateway.normalize(h) for h in holders), balances, strict=True))
         with transaction.atomic():
             upsert_holder_balances(asset_id=asset.pk, rows=page, block=block, seen_at=started)  # type: ignore[arg-type]
+        holders_page_seam(asset.pk, offset)
     now = timezone.now()
     with transaction.atomic():
         AssetHolder.objects.filter(asset=asset, balance__gt=0, balance_block__lte=block).exclude(
