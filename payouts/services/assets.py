@@ -1,9 +1,11 @@
 """Assets: import from a token address, sync holders from the chain, pause, sync on/off.
 
 Chain reads and the payout-contract deployment happen outside database transactions. A sync
-walks the token's holder list in pages and upserts each page in its own short transaction;
-holders not seen by a complete sync drop to a zero balance (rows are kept). Every balance carries
-the block it was read at, so a late HolderBalanceUpdated event never overwrites a newer value.
+walks the token's holder list in pages and upserts each page in its own short transaction. Every
+page and balance is read at ONE pinned block: the token reorders its list when a holder sells out
+(swap-and-pop), so pages read at moving blocks could skip a holder. Holders absent from the list
+at that block drop to a zero balance (rows are kept). Every balance carries the block it was read
+at, so a late HolderBalanceUpdated event never overwrites a newer value.
 """
 
 from __future__ import annotations
@@ -154,11 +156,13 @@ def _sync(asset: Asset, started: object) -> None:
             abi_name=abi,
             start_block=block,
         )
+    # Every holder read sees the state at `block`, so the pages tile one fixed list and a holder
+    # not seen is one who held nothing at `block` (later changes come from the token's listener).
     page_size = max(1, settings.PAYOUT_SYNC_PAGE_SIZE)
-    count = client.holder_count(token)
+    count = client.holder_count(token, block=block)
     for offset in range(0, count, page_size):
-        holders = client.holders_page(token, offset, page_size)
-        balances = client.balances_of(token, holders)
+        holders = client.holders_page(token, offset, page_size, block=block)
+        balances = client.balances_of(token, holders, block=block)
         page = sorted(zip((gateway.normalize(h) for h in holders), balances, strict=True))
         with transaction.atomic():
             upsert_holder_balances(asset_id=asset.pk, rows=page, block=block, seen_at=started)  # type: ignore[arg-type]
