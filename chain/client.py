@@ -1,7 +1,8 @@
 """JSON-RPC client (web3.py): reads, fees, nonces, raw-transaction broadcast, receipts, log decoding.
 
 Every public method raises `chain.errors` types only. Amounts are `int` base units, addresses are
-checksummed `str`, hashes are `0x`-prefixed lowercase hex `str`.
+checksummed `str`, hashes are `0x`-prefixed lowercase hex `str`. Contract reads take a keyword-only
+`block` (a block number, or a tag such as "latest") so that several reads can see one state.
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ from chain.events import DecodedEvent
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+# The block a read sees: an int is a block number, a str a tag ("latest", "safe", "finalized", ...).
+BlockId = int | str
 
 
 @dataclass(frozen=True)
@@ -102,9 +106,11 @@ class ChainClient:
         except Exception as exc:
             raise map_exception(exc) from exc
 
-    def _call(self, contract: str, address: str, function: str, args: Sequence[Any] = ()) -> tuple[Any, ...]:
+    def _call(
+        self, contract: str, address: str, function: str, args: Sequence[Any] = (), *, block: BlockId = "latest"
+    ) -> tuple[Any, ...]:
         data = abi.encode_call(contract, function, args)
-        result = self.call(to=address, data=data)
+        result = self.call(to=address, data=data, block=block)
         if not result:
             raise map_exception(ValueError(f"{function} returned nothing: is {address} a {contract}?"))
         try:
@@ -152,19 +158,23 @@ class ChainClient:
             maturity_date=maturity_date,
         )
 
-    def holder_count(self, token: str) -> int:
-        return int(self._call("AssetToken", token, "holderCount")[0])
+    def holder_count(self, token: str, *, block: BlockId = "latest") -> int:
+        return int(self._call("AssetToken", token, "holderCount", block=block)[0])
 
-    def holders_page(self, token: str, offset: int, limit: int) -> list[str]:
-        (page,) = self._call("AssetToken", token, "holdersPage", [offset, limit])
+    def holders_page(self, token: str, offset: int, limit: int, *, block: BlockId = "latest") -> list[str]:
+        """Holders `offset` to `offset + limit`. The token reorders its list when a holder sells out,
+        so pages read at different blocks can skip a holder: read them all at one `block`."""
+        (page,) = self._call("AssetToken", token, "holdersPage", [offset, limit], block=block)
         return [to_checksum_address(holder) for holder in page]
 
-    def balances_of(self, token: str, holders: Sequence[str], snapshot_id: int | None = None) -> list[int]:
+    def balances_of(
+        self, token: str, holders: Sequence[str], snapshot_id: int | None = None, *, block: BlockId = "latest"
+    ) -> list[int]:
         addresses = [to_checksum_address(holder) for holder in holders]
         if snapshot_id is None:
-            (balances,) = self._call("AssetToken", token, "balancesOf", [addresses])
+            (balances,) = self._call("AssetToken", token, "balancesOf", [addresses], block=block)
         else:
-            (balances,) = self._call("AssetToken", token, "balancesOfAt", [addresses, snapshot_id])
+            (balances,) = self._call("AssetToken", token, "balancesOfAt", [addresses, snapshot_id], block=block)
         return [int(balance) for balance in balances]
 
     def erc20_balance(self, token: str, account: str) -> int:
@@ -210,11 +220,12 @@ class ChainClient:
             tx["to"] = to_checksum_address(to)
         return int(self._rpc(lambda: self.web3.eth.estimate_gas(tx)))  # type: ignore[arg-type]
 
-    def call(self, *, to: str, data: bytes, sender: str | None = None) -> bytes:
+    def call(self, *, to: str, data: bytes, sender: str | None = None, block: BlockId = "latest") -> bytes:
+        """`eth_call` against the state at `block` (a number or a tag)."""
         tx: dict[str, Any] = {"to": to_checksum_address(to), "data": to_hex(data)}
         if sender:
             tx["from"] = to_checksum_address(sender)
-        return bytes(self._rpc(lambda: self.web3.eth.call(tx)))  # type: ignore[arg-type]
+        return bytes(self._rpc(lambda: self.web3.eth.call(tx, block_identifier=block)))  # type: ignore[arg-type]
 
     def send_raw_transaction(self, raw: bytes) -> str:
         """Broadcast a signed transaction; returns its hash. A node that already knows it is fine."""

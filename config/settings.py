@@ -213,6 +213,7 @@ DFNS_HEDERA_ACCOUNT_ID: str = env.str("DFNS_HEDERA_ACCOUNT_ID", default="")
 # --- Payouts (payouts app) ------------------------------------------------------------------------
 PAYOUT_BATCH_SIZE: int = env.int("PAYOUT_BATCH_SIZE", default=100)
 PAYOUT_MAX_RETRIES: int = env.int("PAYOUT_MAX_RETRIES", default=3)
+PAYOUT_SYNC_PAGE_SIZE: int = env.int("PAYOUT_SYNC_PAGE_SIZE", default=500)
 SCHEDULED_PAYOUTS_CRON: str = env.str("SCHEDULED_PAYOUTS_CRON", default="0 */5 * * * *")
 
 # --- Agreements (agreements app) ------------------------------------------------------------------

@@ -1,9 +1,11 @@
 """Assets: import from a token address, sync holders from the chain, pause, sync on/off.
 
 Chain reads and the payout-contract deployment happen outside database transactions. A sync
-walks the token's holder list in pages and upserts each page in its own short transaction;
-holders not seen by a complete sync drop to a zero balance (rows are kept). Every balance carries
-the block it was read at, so a late HolderBalanceUpdated event never overwrites a newer value.
+walks the token's holder list in pages and upserts each page in its own short transaction. Every
+page and balance is read at ONE pinned block: the token reorders its list when a holder sells out
+(swap-and-pop), so pages read at moving blocks could skip a holder. Holders absent from the list
+at that block drop to a zero balance (rows are kept). Every balance carries the block it was read
+at, so a late HolderBalanceUpdated event never overwrites a newer value.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import logging
 import uuid
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -21,7 +24,14 @@ from payouts.models import Asset, AssetHolder, Distribution
 
 logger = logging.getLogger(__name__)
 
-HOLDERS_PAGE = 500
+
+def holders_page_seam(asset_id: uuid.UUID, offset: int) -> None:
+    """Runs after a sync has read and stored the page of holders at `offset`, before the next page;
+    does nothing.
+
+    It names the instant between two page reads so that reliability tests can make the chain move
+    there (a holder selling out reorders the token's holder list) and check no holder was lost.
+    """
 
 
 def _address(field: str, value: str) -> str:
@@ -146,13 +156,17 @@ def _sync(asset: Asset, started: object) -> None:
             abi_name=abi,
             start_block=block,
         )
-    count = client.holder_count(token)
-    for offset in range(0, count, HOLDERS_PAGE):
-        holders = client.holders_page(token, offset, HOLDERS_PAGE)
-        balances = client.balances_of(token, holders)
+    # Every holder read sees the state at `block`, so the pages tile one fixed list and a holder
+    # not seen is one who held nothing at `block` (later changes come from the token's listener).
+    page_size = max(1, settings.PAYOUT_SYNC_PAGE_SIZE)
+    count = client.holder_count(token, block=block)
+    for offset in range(0, count, page_size):
+        holders = client.holders_page(token, offset, page_size, block=block)
+        balances = client.balances_of(token, holders, block=block)
         page = sorted(zip((gateway.normalize(h) for h in holders), balances, strict=True))
         with transaction.atomic():
             upsert_holder_balances(asset_id=asset.pk, rows=page, block=block, seen_at=started)  # type: ignore[arg-type]
+        holders_page_seam(asset.pk, offset)
     now = timezone.now()
     with transaction.atomic():
         AssetHolder.objects.filter(asset=asset, balance__gt=0, balance_block__lte=block).exclude(
