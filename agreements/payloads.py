@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from decimal import Decimal
+from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, Context, Decimal
 from typing import Any
 
 from agreements.models import Agreement
@@ -19,18 +19,40 @@ CREATE_IOU = "moneyGuard.createIOU"
 UPDATE_IOU_DATA = "moneyGuard.updateIOUData"
 
 
+# Decimal arithmetic that never rounds (the default context keeps 28 digits, amounts have up to 78).
+_EXACT = Context(prec=MAX_PREC, Emax=MAX_EMAX, Emin=MIN_EMIN)
+
+AMOUNT_DIGITS = 78
+"""Digits of an amount in base units: `Agreement.amount` and `AgreementPayment.amount` are numeric(78, 0)."""
+
+MAX_AMOUNT = 10**AMOUNT_DIGITS - 1
+
+
+class AmountTooLarge(ValueError):
+    """More base units than the amount columns hold."""
+
+
 def to_units(base_units: int | Decimal, decimals: int) -> str:
     """Base units to a plain decimal string in currency units (1234, 2 -> "12.34")."""
-    value = Decimal(int(base_units)).scaleb(-decimals)
+    value = Decimal(int(base_units)).scaleb(-decimals, context=_EXACT)
     return f"{value:.{decimals}f}"
 
 
 def from_units(text: str | Decimal, decimals: int) -> int:
-    """A decimal string in currency units to base units; refuses more precision than `decimals`."""
-    value = Decimal(str(text)).scaleb(decimals)
-    if value != value.to_integral_value():
+    """A decimal string in currency units to base units, exactly.
+
+    Raises ValueError for more precision than `decimals` (however many digits down) and
+    AmountTooLarge past `MAX_AMOUNT` base units, both before any big integer is built.
+    """
+    value = Decimal(str(text))
+    if not value.is_finite():
+        raise ValueError("not a finite number")
+    if value and value.adjusted() + decimals >= AMOUNT_DIGITS:
+        raise AmountTooLarge(f"at most {to_units(MAX_AMOUNT, decimals)} in currency units")
+    scaled = value.scaleb(decimals, context=_EXACT)
+    if scaled != scaled.to_integral_value(context=_EXACT):
         raise ValueError(f"at most {decimals} decimal places")
-    return int(value)
+    return int(scaled)
 
 
 def agreement_event_body(agreement: Agreement, *, status: str, now: datetime) -> dict[str, Any] | None:

@@ -16,7 +16,7 @@ from agreements.models import (
     WebhookDelivery,
     WebhookDeliveryAttempt,
 )
-from agreements.payloads import from_units, to_units
+from agreements.payloads import AmountTooLarge, from_units, to_units
 
 MAX_DECIMALS = 36
 
@@ -50,6 +50,8 @@ class UnitsAmountField(serializers.Field[Decimal, str, str, Any]):
 def _base_units(amount: Decimal, decimals: int, field: str) -> int:
     try:
         return from_units(amount, decimals)
+    except AmountTooLarge as exc:
+        raise serializers.ValidationError({field: [f"Too large: {exc}."]}) from None
     except ValueError:
         raise serializers.ValidationError({field: [f"At most {decimals} decimal places for this currency."]}) from None
 

@@ -1,12 +1,13 @@
 """Request validation and response shapes. Amounts are decimal strings in token units both ways.
 
 Requests are strict: unknown fields, unknown enum values, malformed or over-precise amounts,
-zero or negative amounts, percentages outside 0.01..100 and times in the past are all 400s.
+zero or negative amounts, amounts above a uint256 in base units, percentages outside 0.01..100
+and times in the past are all 400s.
 """
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, Context, Decimal, InvalidOperation
 from typing import Any
 
 from django.utils import timezone
@@ -15,6 +16,10 @@ from rest_framework import serializers
 from payouts import gateway
 from payouts.models import Asset, AssetHolder, BatchPayout, Distribution, HolderPayment
 from payouts.units import AmountError, format_units, parse_units
+
+# Decimal arithmetic that never rounds: the default context keeps 28 digits, and a 29th digit a
+# client sent must be refused as over-precise, not rounded away.
+_EXACT = Context(prec=MAX_PREC, Emax=MAX_EMAX, Emin=MIN_EMIN)
 
 
 class StrictSerializer(serializers.Serializer[Any]):
@@ -99,7 +104,7 @@ class DistributionCreateSerializer(StrictSerializer):
             except serializers.ValidationError as exc:
                 errors.update(exc.detail)  # type: ignore[arg-type]
             else:
-                bps = percentage * 100
+                bps = percentage.scaleb(2, context=_EXACT)
                 if bps != bps.to_integral_value():
                     errors["percentage"] = ["at most 2 decimal places (0.01 %)"]
                 elif not 1 <= bps <= 10_000:

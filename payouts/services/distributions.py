@@ -17,6 +17,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from chain.fields import UINT256_MAX
 from payouts import gateway
 from payouts.errors import Conflict, InvalidInput, NotFound
 from payouts.models import Asset, Distribution
@@ -121,10 +122,12 @@ def _check_shape(
             raise InvalidInput(field, "required for this amount type")
         if kind != amount_type and value is not None:
             raise InvalidInput(field, f"not allowed with amount type {amount_type}")
-    if amount is not None and amount <= 0:
-        raise InvalidInput("amount", "must be greater than zero")
-    if amount_per_token is not None and amount_per_token <= 0:
-        raise InvalidInput("amount_per_token", "must be greater than zero")
+    for field, value in (("amount", amount), ("amount_per_token", amount_per_token)):
+        if value is not None and value <= 0:
+            raise InvalidInput(field, "must be greater than zero")
+        if value is not None and value > UINT256_MAX:
+            # the column would take it, the contract would not: refuse before anything is stored
+            raise InvalidInput(field, f"too large: at most {UINT256_MAX} base units (uint256)")
     if percentage_bps is not None and not 1 <= percentage_bps <= 10_000:
         raise InvalidInput("percentage", "must be between 0.01 and 100")
     needs_time = subtype in (Distribution.Subtype.ONE_OFF, Distribution.Subtype.RECURRING)

@@ -85,6 +85,87 @@ def test_create_refuses_bad_input_naming_the_field(
     assert not Agreement.objects.exists()
 
 
+LARGEST = "9" * 76 + ".99"  # 10**78 - 1 cents: the most a numeric(78, 0) column holds
+
+
+@pytest.mark.parametrize(
+    "amount",
+    [
+        pytest.param("1" + "0" * 76, id="10**78-cents"),
+        pytest.param("9" * 5000, id="5000-digits"),
+        pytest.param("1E+999999999", id="huge-exponent"),
+    ],
+)
+def test_an_amount_too_large_for_the_column_is_a_400_naming_the_field(api_client: APIClient, amount: str) -> None:
+    # given a draft and an agreement in progress (which takes payments)
+    draft = AgreementFactory.create()
+    running = AgreementFactory.create(status=Agreement.Status.IN_PROGRESS)
+    # when the amount is sent on create, on edit and on a payment
+    responses = [
+        api_client.post("/api/v1/agreements/", VALID | {"amount": amount}, format="json"),
+        api_client.patch(f"/api/v1/agreements/{draft.id}/", {"amount": amount}, format="json"),
+        api_client.post(
+            f"/api/v1/agreements/{running.id}/payments/", {"due_date": "2026-02-01", "amount": amount}, format="json"
+        ),
+    ]
+    # then each is a 400 naming the field and telling the most it can be; nothing changed
+    for response in responses:
+        assert response.status_code == 400, response.json()
+        assert list(response.json()["fields"]) == ["amount"], response.json()
+        assert f"Too large: at most {LARGEST}" in response.json()["fields"]["amount"][0]
+    assert Agreement.objects.count() == 2
+    draft.refresh_from_db()
+    assert draft.amount == 1_000_000
+    assert not AgreementPayment.objects.exists()
+
+
+def test_raising_decimals_past_the_column_is_a_400_naming_the_amount(api_client: APIClient) -> None:
+    # given a draft whose amount fits at 2 decimals but not at 36
+    draft = AgreementFactory.create(amount=10**70)
+    # when
+    response = api_client.patch(f"/api/v1/agreements/{draft.id}/", {"decimals": 36}, format="json")
+    # then
+    assert response.status_code == 400, response.json()
+    assert list(response.json()["fields"]) == ["amount"]
+    draft.refresh_from_db()
+    assert draft.decimals == 2
+
+
+def test_the_largest_amount_the_column_holds_is_accepted(api_client: APIClient) -> None:
+    response = api_client.post("/api/v1/agreements/", VALID | {"amount": LARGEST}, format="json")
+    assert response.status_code == 201, response.json()
+    assert response.json()["amount"] == LARGEST
+    assert Agreement.objects.get().amount == 10**78 - 1
+
+
+@pytest.mark.parametrize(
+    ("amount", "stored"),
+    [
+        ("12345678901234567890123456789.01", 1234567890123456789012345678901),
+        ("10000000000000000000000000000000.10", 1000000000000000000000000000000010),
+    ],
+)
+def test_amounts_with_many_significant_digits_are_stored_and_shown_exactly(
+    api_client: APIClient, amount: str, stored: int
+) -> None:
+    # when (more significant digits than Decimal's default 28)
+    response = api_client.post("/api/v1/agreements/", VALID | {"amount": amount}, format="json")
+    # then nothing is rounded, in either direction
+    assert response.status_code == 201, response.json()
+    assert response.json()["amount"] == amount
+    assert Agreement.objects.get().amount == stored
+
+
+@pytest.mark.parametrize("amount", ["12345678901234567890123456789.011", "1E-999999999"])
+def test_a_fraction_below_the_currency_precision_is_refused_however_far_down(
+    api_client: APIClient, amount: str
+) -> None:
+    response = api_client.post("/api/v1/agreements/", VALID | {"amount": amount}, format="json")
+    assert response.status_code == 400, response.json()
+    assert "At most 2 decimal places" in response.json()["fields"]["amount"][0]
+    assert not Agreement.objects.exists()
+
+
 def test_missing_fields_are_all_named(api_client: APIClient) -> None:
     response = api_client.post("/api/v1/agreements/", {}, format="json")
     assert response.status_code == 400

@@ -1,4 +1,4 @@
-"""The lane's state machine refuses illegal moves; uint256 values survive the database exactly."""
+"""The lane's state machine refuses illegal moves; uint256 values survive the database exactly and are bounded."""
 
 from __future__ import annotations
 
@@ -81,3 +81,20 @@ def test_uint256_field_reads_whole_numbers_as_int(raw: object, expected: int) ->
 def test_uint256_field_refuses_fractions_and_garbage_instead_of_rounding(raw: object) -> None:
     with pytest.raises(ValidationError):
         Uint256Field().to_python(raw)
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        pytest.param(MAX_UINT256 + 1, "too large", id="2**256"),
+        pytest.param(10**78 - 1, "too large", id="most-the-column-holds"),
+        pytest.param(-1, "negative", id="negative"),
+    ],
+)
+def test_uint256_field_validation_refuses_what_a_uint256_cannot_hold(value: int, message: str) -> None:
+    # given a value the numeric(78, 0) column would store but no contract call can carry
+    field = Uint256Field()
+    # when / then
+    with pytest.raises(ValidationError, match=message):
+        field.clean(value, None)
+    assert field.clean(MAX_UINT256, None) == MAX_UINT256

@@ -71,6 +71,9 @@ def test_a_percentage_is_stored_in_basis_points(api_client: APIClient) -> None:
         ({"amount": None, "amount_type": "PERCENTAGE", "percentage": "0.001"}, "percentage"),
         ({"amount": None, "amount_type": "PERCENTAGE", "percentage": "-1"}, "percentage"),
         ({"amount": None, "amount_type": "PERCENTAGE", "percentage": "lots"}, "percentage"),
+        # more significant digits than Decimal's default context keeps: must not round to 50 %
+        ({"amount": None, "amount_type": "PERCENTAGE", "percentage": "50.0000000000000000000000000001"}, "percentage"),
+        ({"amount": None, "amount_type": "PERCENTAGE", "percentage": "9" * 5000}, "percentage"),
         ({"amount_type": "PERCENTAGE"}, "percentage"),
         ({"scheduled_at": "2001-01-01T00:00:00Z"}, "scheduled_at"),
         ({"scheduled_at": "tomorrow"}, "scheduled_at"),
