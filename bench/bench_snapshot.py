@@ -73,7 +73,7 @@ def _prepare(holders: int) -> tuple[object, list[tuple[int, str, int, int]]]:
 def _ours(distribution: object) -> float:
     from django.db import transaction
 
-    from payouts.models import Distribution
+    from payouts.models import AssetHolder, Distribution
     from payouts.services import execution
     from payouts.snapshot import HolderSnapshot
 
@@ -81,11 +81,15 @@ def _ours(distribution: object) -> float:
     started = time.perf_counter()
     try:
         with HolderSnapshot() as snapshot, transaction.atomic():
-            execution._take_snapshot(distribution, snapshot)
+            # the holders as planning spools them (there read from the chain, here from the table)
+            holders = AssetHolder.objects.filter(asset_id=distribution.asset_id, balance__gt=0).order_by("address")
+            snapshot.append_many(
+                (a, int(b)) for a, b in holders.values_list("address", "balance").iterator(chunk_size=5_000)
+            )
             locked = (
                 Distribution.objects.select_related("asset").select_for_update(of=("self",)).get(pk=distribution.pk)
             )
-            execution._write_plan(locked, snapshot, total=int(distribution.amount or 0), size=BATCH_SIZE)
+            execution._write_plan(locked, snapshot, total=int(distribution.amount or 0), size=BATCH_SIZE, block=None)
             elapsed = time.perf_counter() - started
             raise _Rollback
     except _Rollback:

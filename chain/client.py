@@ -21,7 +21,7 @@ from web3 import HTTPProvider, Web3
 from web3 import exceptions as web3_exceptions
 
 from chain import abi
-from chain.errors import ChainError, RpcTimeout, UndecodableLog, map_exception
+from chain.errors import ChainError, PermanentChainError, RpcTimeout, UndecodableLog, map_exception
 from chain.events import DecodedEvent
 
 logger = logging.getLogger(__name__)
@@ -89,7 +89,7 @@ class ChainClient:
 
     def __init__(self, rpc_url: str, timeout: float = 10.0) -> None:
         if not rpc_url:
-            raise ValueError("no chain RPC URL configured (CHAIN_RPC_URL)")
+            raise PermanentChainError("no chain RPC URL configured (CHAIN_RPC_URL)")
         self.rpc_url = rpc_url
         provider = HTTPProvider(rpc_url, request_kwargs={"timeout": timeout}, exception_retry_configuration=None)
         self.web3 = Web3(provider)
@@ -190,6 +190,10 @@ class ChainClient:
             payment_token=to_checksum_address(payment_token),
             paused=bool(paused),
         )
+
+    def payout_contract_admin(self, address: str) -> str:
+        """The account allowed to pause, grant roles and withdraw funds."""
+        return to_checksum_address(self._call("PayoutContract", address, "admin")[0])
 
     def is_paid(self, payout_contract: str, distribution_id: bytes, holder: str) -> bool:
         args = [distribution_id, to_checksum_address(holder)]

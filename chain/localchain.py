@@ -21,7 +21,7 @@ from eth_account import Account
 from chain.client import ChainClient
 from chain.deploy import call_contract, deploy_contract, deploy_payout_contract
 from chain.signers import LocalKeySigner
-from config.localservices import LocalService, ServiceError, free_port, wait_for_port
+from config.localservices import LocalService, ServiceError, on_a_free_port, wait_for_port
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -65,7 +65,17 @@ def start_anvil(
     state_file: Path | None = None,
 ) -> LocalService:
     """Start anvil on 127.0.0.1; automine unless `block_time` (seconds per block) or `no_mining`."""
-    port = port or free_port()
+    return on_a_free_port(
+        lambda chosen: _start_anvil(
+            chosen, block_time=block_time, no_mining=no_mining, chain_id=chain_id, state_file=state_file
+        ),
+        port,
+    )
+
+
+def _start_anvil(
+    port: int, *, block_time: float | None, no_mining: bool, chain_id: int, state_file: Path | None
+) -> LocalService:
     command = [
         str(anvil_binary()),
         "--host", "127.0.0.1",

@@ -28,6 +28,14 @@ class ConflictError(exceptions.APIException):
     default_code = "conflict"
 
 
+class ServiceUnavailableError(exceptions.APIException):
+    """A service the request needs (the chain RPC, say) did not answer; nothing was changed."""
+
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = "A service this request needs is unavailable; nothing was changed. Try again shortly."
+    default_code = "unavailable"
+
+
 def _first_message(detail: Any) -> str:
     if isinstance(detail, list) and detail:
         return _first_message(detail[0])

@@ -6,7 +6,6 @@ used in production, where PostgreSQL and Redis are managed services.
 
 from __future__ import annotations
 
-import contextlib
 import glob
 import logging
 import os
@@ -17,6 +16,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -57,6 +57,13 @@ class LocalService:
 _PORT_RANGE = (20000, 32000)
 
 
+BIND_GRACE_SECONDS = 0.3  # a server that cannot bind its port exits well within this
+
+
+class PortTaken(ServiceError):
+    """The port was free when picked, then another program took it before our server bound it."""
+
+
 def free_port() -> int:
     """A loopback port nothing listens on, outside the ephemeral range."""
     for _ in range(200):
@@ -71,14 +78,47 @@ def free_port() -> int:
 
 
 def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float, name: str) -> None:
+    """Wait until `process` listens on `port`.
+
+    A connection alone does not prove it: another program (a second test session, say) may have
+    taken the port after `free_port` looked, and then our server fails to bind and exits. So the
+    process must still be running a moment after the port answers; if not, `PortTaken`.
+    """
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise ServiceError(f"{name} exited with code {process.returncode} while starting")
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return
+            break
+        if _answers(port):
+            time.sleep(BIND_GRACE_SECONDS)
+            if process.poll() is None:
+                return
+            break
         time.sleep(0.05)
-    raise ServiceError(f"{name} did not listen on port {port} within {timeout:.0f}s")
+    else:
+        raise ServiceError(f"{name} did not listen on port {port} within {timeout:.0f}s")
+    if _answers(port):
+        raise PortTaken(f"{name} exited and port {port} answers: another program listens there")
+    raise ServiceError(f"{name} exited with code {process.returncode} while starting")
+
+
+def _answers(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def on_a_free_port(start: Callable[[int], LocalService], port: int | None) -> LocalService:
+    """`start(port)`, on `port` if given, else on a free port (another one if it was taken meanwhile)."""
+    if port is not None:
+        return start(port)
+    for _ in range(4):
+        try:
+            return start(free_port())
+        except PortTaken:
+            continue
+    return start(free_port())
 
 
 # --- Redis ----------------------------------------------------------------------------------------
@@ -99,7 +139,10 @@ def redis_server_binary() -> str:
 
 
 def start_redis(port: int | None = None, data_dir: Path | None = None, *, persist: bool = False) -> LocalService:
-    port = port or free_port()
+    return on_a_free_port(lambda chosen: _start_redis(chosen, data_dir, persist=persist), port)
+
+
+def _start_redis(port: int, data_dir: Path | None, *, persist: bool) -> LocalService:
     remove = data_dir is None
     data_dir = data_dir or Path(tempfile.mkdtemp(prefix="redis-"))
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -146,7 +189,10 @@ def _as_postgres(command: list[str]) -> list[str]:
 
 def start_postgres(port: int | None = None) -> LocalService:
     """A throwaway cluster: own data dir under /tmp, loopback port, role `app` with CREATEDB."""
-    port = port or free_port()
+    return on_a_free_port(_start_postgres, port)
+
+
+def _start_postgres(port: int) -> LocalService:
     bin_dir = postgres_bin_dir()
     root = Path(tempfile.mkdtemp(prefix="pg-", dir="/tmp"))
     data_dir, socket_dir = root / "data", root / "sock"

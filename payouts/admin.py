@@ -20,7 +20,7 @@ from django.utils.html import format_html
 
 from payouts import services
 from payouts.errors import PayoutsError
-from payouts.models import Asset, AssetHolder, BatchPayout, Distribution, HolderPayment
+from payouts.models import Asset, AssetHolder, BatchPayout, Distribution, FundsWithdrawal, HolderPayment
 from payouts.units import AmountError, format_units, parse_units
 
 
@@ -328,3 +328,66 @@ class AssetHolderAdmin(_ReadOnly):
     raw_id_fields = ("asset",)
     ordering = ("-id",)
     search_fields = ("=address",)
+
+
+class WithdrawalForm(forms.Form):
+    asset = forms.ModelChoiceField(queryset=Asset.objects.exclude(payout_contract_address="").order_by("name"))
+    to_address = forms.CharField(max_length=42, help_text="Where the payment tokens go (0x...).")
+    amount = forms.CharField(
+        help_text="Payment-token units, e.g. 250.5; at most what no running distribution reserved."
+    )
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        asset = data.get("asset")
+        if data.get("amount") and asset is not None:
+            try:
+                data["amount"] = parse_units(data["amount"], asset.payment_token_decimals)
+            except AmountError as exc:
+                self.add_error("amount", str(exc))
+        return data
+
+
+@admin.register(FundsWithdrawal)
+class FundsWithdrawalAdmin(_ReadOnly):
+    """Leftover funds taken back from payout contracts; "Add" sends a new withdrawal."""
+
+    list_display = ("created_at", "asset", "to_address", "amount_display", "status", "tx_hash", "requested_by")
+    list_filter = ("status",)
+    list_select_related = ("asset", "requested_by")
+    raw_id_fields = ("asset",)
+    ordering = ("-created_at",)
+    readonly_fields = tuple(f.name for f in FundsWithdrawal._meta.fields)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return bool(request.user.is_staff and request.user.has_perm("payouts.add_fundswithdrawal"))
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return bool(request.user.is_staff and request.user.has_perm("payouts.view_fundswithdrawal"))
+
+    @admin.display(description="amount")
+    def amount_display(self, obj: FundsWithdrawal) -> str:
+        return format_units(obj.amount, obj.asset.payment_token_decimals) or "-"
+
+    def add_view(
+        self, request: HttpRequest, form_url: str = "", extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        """ "Add funds withdrawal" sends one through the service (unreserved funds only)."""
+        if not self.has_add_permission(request):
+            return HttpResponse(status=403)
+        form = WithdrawalForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            data = form.cleaned_data
+            try:
+                withdrawal = services.funds_withdraw(
+                    asset_id=data["asset"].pk,
+                    to_address=data["to_address"],
+                    amount=data["amount"],
+                    requested_by_id=request.user.pk,
+                )
+            except PayoutsError as exc:
+                form.add_error(None, str(exc))
+            else:
+                messages.success(request, f"Withdrawal {withdrawal.pk} sent to the chain lane.")
+                return HttpResponseRedirect(reverse("admin:payouts_fundswithdrawal_changelist"))
+        return _form_page(request, self, form, title="Withdraw leftover funds from a payout contract")

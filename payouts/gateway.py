@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
 PAYOUT_BATCH_PURPOSE = "payout_batch"
 PAYOUT_PAUSE_PURPOSE = "payout_pause"
+PAYOUT_WITHDRAW_PURPOSE = "payout_withdraw"
 
 
 def chain_distribution_id(distribution_id: uuid.UUID) -> str:

@@ -15,8 +15,10 @@ Scale notes (an asset may have 1,000,000 holders):
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import ClassVar
 
+from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
@@ -163,6 +165,9 @@ class Distribution(models.Model):
     corporate_action = models.CharField(max_length=10, choices=CorporateAction.choices, blank=True, default="")
     corporate_action_id = Uint256Field(null=True, blank=True)
     snapshot_id = Uint256Field(null=True, blank=True)
+    # The block whose state the split was computed from (holders and balances read at it, or the
+    # block of the corporate action's token snapshot): one consistent view of the chain.
+    snapshot_block = models.BigIntegerField(null=True, blank=True)
     amount_type = models.CharField(max_length=12, choices=AmountType.choices)
     amount = Uint256Field(null=True, blank=True)  # FIXED: total in payment-token base units
     percentage_bps = models.PositiveIntegerField(null=True, blank=True)  # PERCENTAGE: 1..10000
@@ -334,4 +339,57 @@ HolderPayment.Status._moves = {  # type: ignore[attr-defined]
     "RETRYING": {"SUCCESS", "FAILED"},
     "FAILED": {"RETRYING", "SUCCESS"},  # SUCCESS: a late confirmation of an earlier attempt
     "SUCCESS": set(),
+}
+
+
+class FundsWithdrawal(models.Model):
+    """Payment tokens the payout contract's admin takes back (leftovers), sent through the chain lane.
+
+    While PENDING it reserves its amount, so no distribution can start counting on it.
+    """
+
+    class Status(_Machine):
+        PENDING = "PENDING"
+        CONFIRMED = "CONFIRMED"
+        FAILED = "FAILED"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    asset = models.ForeignKey(Asset, on_delete=models.PROTECT, related_name="withdrawals")
+    to_address = models.CharField(max_length=42)
+    amount = Uint256Field()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    chain_transaction_id = models.UUIDField(null=True, blank=True)
+    tx_hash = models.CharField(max_length=66, blank=True, default="")
+    error = models.TextField(blank=True, default="")
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering: ClassVar[list[str]] = ["-created_at"]
+        indexes: ClassVar[list[models.Index]] = [models.Index(fields=["asset", "status"])]
+        constraints: ClassVar[list[models.BaseConstraint]] = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="withdrawal_amount_gt_0"),
+        ]
+
+    def __str__(self) -> str:
+        return f"withdrawal of {self.amount} to {self.to_address} ({self.status})"
+
+    def mark_confirmed(self, *, tx_hash: str, now: datetime) -> None:
+        self.Status.check_move(self.status, self.Status.CONFIRMED)
+        self.status, self.tx_hash, self.error, self.finished_at = self.Status.CONFIRMED, tx_hash, "", now
+        self.save(update_fields=["status", "tx_hash", "error", "finished_at"])
+
+    def mark_failed(self, *, error: str, now: datetime) -> None:
+        self.Status.check_move(self.status, self.Status.FAILED)
+        self.status, self.error, self.finished_at = self.Status.FAILED, error[:2000], now
+        self.save(update_fields=["status", "error", "finished_at"])
+
+
+FundsWithdrawal.Status._moves = {  # type: ignore[attr-defined]
+    "PENDING": {"CONFIRMED", "FAILED"},
+    "CONFIRMED": set(),
+    "FAILED": set(),
 }

@@ -13,12 +13,12 @@ from typing import TYPE_CHECKING
 
 from django.db import transaction
 from django.db.models import F
+from django.utils import timezone
 
 from payouts import gateway
-from payouts.errors import Conflict
 from payouts.models import Asset, AssetHolder, Distribution
 from payouts.services.confirmation import PAYOUT_EVENTS, payout_results_apply
-from payouts.services.distributions import distribution_start
+from payouts.tasks import start_distribution_task
 
 if TYPE_CHECKING:
     from chain.events import DecodedEvent
@@ -78,6 +78,7 @@ def on_corporate_action(event: DecodedEvent) -> None:
         amount_type=Distribution.AmountType.PER_TOKEN,
         amount_per_token=int(event.args["amountPerToken"]),
         scheduled_at=datetime.fromtimestamp(int(event.args["executionDate"]), tz=UTC),
+        snapshot_block=event.block_number,
         concept=f"{kind.label} #{action_id}",
         chain_distribution_id=gateway.chain_distribution_id(distribution_id),
     )
@@ -85,28 +86,35 @@ def on_corporate_action(event: DecodedEvent) -> None:
 
 
 def on_transfer(event: DecodedEvent) -> None:
-    """Payment tokens arriving at a payout contract start that asset's AUTOMATED distributions."""
+    """Payment tokens arriving at a payout contract make that asset's AUTOMATED distributions due.
+
+    Starting one reads the contract's balance (network I/O, which a processor must not do), so the
+    processor only records that they are due, durably, with this transaction; a task starts them
+    after commit, and the scheduled run is the backstop if that message is lost.
+    """
     token = gateway.normalize(event.contract_address)
     receiver = gateway.normalize(event.args["to"])
     if int(event.args["value"]) <= 0:
         return
-    ids = Distribution.objects.filter(
+    due = Distribution.objects.filter(
         asset__payment_token_address=token,
         asset__payout_contract_address=receiver,
         subtype=Distribution.Subtype.AUTOMATED,
         status=Distribution.Status.SCHEDULED,
-    ).values_list("id", flat=True)
-    for distribution_id in list(ids):
-        try:
-            distribution_start(distribution_id=distribution_id)
-        except Conflict as exc:
-            logger.info("automated distribution not started distribution_id=%s reason=%s", distribution_id, exc)
+    )
+    ids = [str(pk) for pk in due.values_list("id", flat=True)]
+    if not ids:
+        return
+    now = timezone.now()
+    due.filter(scheduled_at__isnull=True).update(scheduled_at=now, updated_at=now)
+    transaction.on_commit(lambda: [start_distribution_task.delay(pk) for pk in ids], robust=True)
 
 
 def register() -> None:
     from chain.listener import register_event_processor
     from chain.services import register_transaction_handler
     from payouts.services.confirmation import payout_transaction_finished
+    from payouts.services.withdrawals import withdrawal_transaction_finished
 
     for name in PAYOUT_EVENTS:
         register_event_processor(name, on_payout_event)
@@ -115,3 +123,4 @@ def register() -> None:
     register_event_processor("CouponSet", on_corporate_action)
     register_event_processor("Transfer", on_transfer)
     register_transaction_handler(gateway.PAYOUT_BATCH_PURPOSE, payout_transaction_finished)
+    register_transaction_handler(gateway.PAYOUT_WITHDRAW_PURPOSE, withdrawal_transaction_finished)

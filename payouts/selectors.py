@@ -6,7 +6,7 @@ import uuid
 
 from django.db.models import QuerySet
 
-from payouts.models import Asset, AssetHolder, BatchPayout, Distribution, HolderPayment
+from payouts.models import Asset, AssetHolder, BatchPayout, Distribution, FundsWithdrawal, HolderPayment
 
 
 def parse_id(value: str) -> uuid.UUID | None:
@@ -63,3 +63,7 @@ def payment_list(
     if batch_number is not None:
         payments = payments.filter(batch_number=batch_number)
     return payments.order_by("batch_number", "holder_address")
+
+
+def withdrawal_list(*, asset: Asset) -> QuerySet[FundsWithdrawal]:
+    return FundsWithdrawal.objects.filter(asset=asset).select_related("asset").order_by("-created_at")

@@ -10,6 +10,7 @@ import uuid
 
 from celery import shared_task
 
+from chain.errors import ChainError
 from config.locks import redis_lock, single_instance
 from payouts import services
 
@@ -20,6 +21,13 @@ def plan_distribution_task(distribution_id: str) -> None:
     with redis_lock(f"payouts:plan:{distribution_id}", timeout=900) as acquired:
         if acquired:
             services.distribution_plan(distribution_id=uuid.UUID(distribution_id))
+
+
+@shared_task(acks_late=True, autoretry_for=(ChainError,), retry_backoff=5, retry_backoff_max=300, max_retries=5)
+def start_distribution_task(distribution_id: str) -> str:
+    """Start a due distribution now (AUTOMATED ones when payment tokens arrive); a refusal is recorded
+    on the distribution, and the scheduled run tries again."""
+    return services.distribution_start_due(distribution_id=uuid.UUID(distribution_id))
 
 
 @shared_task(acks_late=True, autoretry_for=(Exception,), retry_backoff=5, retry_backoff_max=300, max_retries=5)

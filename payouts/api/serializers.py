@@ -14,7 +14,7 @@ from django.utils import timezone
 from rest_framework import serializers
 
 from payouts import gateway
-from payouts.models import Asset, AssetHolder, BatchPayout, Distribution, HolderPayment
+from payouts.models import Asset, AssetHolder, BatchPayout, Distribution, FundsWithdrawal, HolderPayment
 from payouts.units import AmountError, format_units, parse_units
 
 # Decimal arithmetic that never rounds: the default context keeps 28 digits, and a 29th digit a
@@ -215,6 +215,7 @@ class DistributionSerializer(serializers.ModelSerializer[Distribution]):
             "batch_size",
             "progress",
             "chain_distribution_id",
+            "snapshot_block",
             "error",
             "started_at",
             "finished_at",
@@ -300,3 +301,45 @@ class PaymentSerializer(serializers.ModelSerializer[HolderPayment]):
 
     def get_amount(self, p: HolderPayment) -> str | None:
         return _units(p.amount, self.context["distribution"].asset.payment_token_decimals)
+
+
+class WithdrawalCreateSerializer(StrictSerializer):
+    to_address = AddressField()
+    amount = serializers.JSONField(help_text='payment-token units as a decimal string, e.g. "250.5"')
+
+    def validate_amount(self, value: Any) -> int:
+        asset: Asset = self.context["asset"]
+        try:
+            amount = parse_units(value, asset.payment_token_decimals)
+        except AmountError as exc:
+            raise serializers.ValidationError(str(exc)) from None
+        if amount <= 0:
+            raise serializers.ValidationError("must be greater than zero")
+        return amount
+
+
+class WithdrawalSerializer(serializers.ModelSerializer[FundsWithdrawal]):
+    asset_id = serializers.UUIDField(read_only=True)
+    to_address = serializers.SerializerMethodField()
+    amount = serializers.SerializerMethodField()
+
+    class Meta:
+        model = FundsWithdrawal
+        fields = (
+            "id",
+            "asset_id",
+            "to_address",
+            "amount",
+            "status",
+            "chain_transaction_id",
+            "tx_hash",
+            "error",
+            "created_at",
+            "finished_at",
+        )
+
+    def get_to_address(self, w: FundsWithdrawal) -> str:
+        return gateway.checksum(w.to_address)
+
+    def get_amount(self, w: FundsWithdrawal) -> str | None:
+        return _units(w.amount, w.asset.payment_token_decimals)

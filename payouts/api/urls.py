@@ -17,6 +17,7 @@ urlpatterns = [
     path("assets/<str:asset_id>/disable-sync", views.AssetDisableSyncApi.as_view(), name="asset-disable-sync"),
     path("assets/<str:asset_id>/holders", views.AssetHoldersApi.as_view(), name="asset-holders"),
     path("assets/<str:asset_id>/distributions", views.AssetDistributionsApi.as_view(), name="asset-distributions"),
+    path("assets/<str:asset_id>/withdrawals", views.AssetWithdrawalsApi.as_view(), name="asset-withdrawals"),
     path("distributions", views.DistributionListApi.as_view(), name="distribution-list"),
     path("distributions/<str:distribution_id>", views.DistributionDetailApi.as_view(), name="distribution-detail"),
     path(

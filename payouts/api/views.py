@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -11,7 +12,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.api import ConflictError
+from config.api import ConflictError, ServiceUnavailableError
 from config.pagination import PagePagination
 from payouts import selectors, services
 from payouts.api.serializers import (
@@ -22,16 +23,25 @@ from payouts.api.serializers import (
     DistributionSerializer,
     HolderSerializer,
     PaymentSerializer,
+    WithdrawalCreateSerializer,
+    WithdrawalSerializer,
 )
 from payouts.errors import Conflict, InvalidInput, NotFound
 from payouts.models import Asset, BatchPayout, Distribution, HolderPayment
 
 T = TypeVar("T")
+logger = logging.getLogger(__name__)
 
 
 def _call(action: Callable[[], T]) -> T:
+    from chain.errors import ChainError
+
     try:
         return action()
+    except ChainError as exc:
+        # the RPC URL may carry credentials: the client gets no detail, the log gets the error type
+        logger.warning("chain unavailable during an API call error_type=%s", type(exc).__name__)
+        raise ServiceUnavailableError("the chain RPC did not answer; nothing was changed: try again shortly") from exc
     except NotFound as exc:
         raise exceptions.NotFound(str(exc)) from exc
     except Conflict as exc:
@@ -164,6 +174,24 @@ class AssetDistributionsApi(APIView):
         body.is_valid(raise_exception=True)
         distribution = _call(lambda: services.distribution_create(asset_id=asset.pk, **body.validated_data))
         return Response(DistributionSerializer(distribution).data, status=status.HTTP_201_CREATED)
+
+
+class AssetWithdrawalsApi(APIView):
+    @extend_schema(responses={200: WithdrawalSerializer(many=True)})
+    def get(self, request: Request, asset_id: str) -> Response:
+        asset = _asset(asset_id)
+        return _page(request, self, selectors.withdrawal_list(asset=asset), WithdrawalSerializer)
+
+    @extend_schema(request=WithdrawalCreateSerializer, responses={202: WithdrawalSerializer})
+    def post(self, request: Request, asset_id: str) -> Response:
+        """Send unreserved payment tokens from the payout contract back to `to_address` (its admin only)."""
+        asset = _asset(asset_id)
+        body = WithdrawalCreateSerializer(data=request.data, context={"asset": asset})
+        body.is_valid(raise_exception=True)
+        withdrawal = _call(
+            lambda: services.funds_withdraw(asset_id=asset.pk, requested_by_id=request.user.pk, **body.validated_data)
+        )
+        return Response(WithdrawalSerializer(withdrawal).data, status=status.HTTP_202_ACCEPTED)
 
 
 class DistributionListApi(APIView):

@@ -5,6 +5,8 @@
 - execution: plan (snapshot, amounts, bulk writes) and batch submission to the chain lane
 - confirmation: apply on-chain results, roll statuses up, the lane's transaction handler
 - operations: retry, scheduled runs, the sweeper
+- funding: what a payout contract holds and what running distributions reserved of it
+- withdrawals: the admin takes unreserved funds back
 """
 
 from __future__ import annotations
@@ -26,14 +28,18 @@ from payouts.services.confirmation import (
 )
 from payouts.services.distributions import distribution_cancel, distribution_create, distribution_start
 from payouts.services.execution import distribution_plan, distribution_submit_batches
+from payouts.services.funding import Underfunded
 from payouts.services.operations import (
     distribution_retry,
+    distribution_start_due,
     distributions_sweep,
     retry_failed_holder_payments,
     run_scheduled_distributions,
 )
+from payouts.services.withdrawals import funds_withdraw
 
 __all__ = [
+    "Underfunded",
     "asset_import",
     "asset_request_sync",
     "asset_set_paused",
@@ -48,8 +54,10 @@ __all__ = [
     "distribution_retry",
     "distribution_roll_up",
     "distribution_start",
+    "distribution_start_due",
     "distribution_submit_batches",
     "distributions_sweep",
+    "funds_withdraw",
     "payout_results_apply",
     "payout_transaction_finished",
     "retry_failed_holder_payments",

@@ -2,7 +2,9 @@
 
 `distribution_start` is the only way into IN_PROGRESS from SCHEDULED: a conditional
 `UPDATE ... WHERE status='SCHEDULED'` whose row count says who won, so two triggers at the same
-moment (operator + beat, two operators) produce one execution. The winner also creates the next
+moment (operator + beat, two operators) produce one execution. Before it, with the asset row locked
+(every start of one payout contract is serialised), the funds check refuses a distribution the
+contract cannot pay in full (`payouts.services.funding`). The winner also creates the next
 occurrence of a recurring or automated series, in the same transaction, and enqueues planning after
 commit.
 """
@@ -22,6 +24,7 @@ from payouts import gateway
 from payouts.errors import Conflict, InvalidInput, NotFound
 from payouts.models import Asset, Distribution
 from payouts.recurrence import occurrence_time
+from payouts.services.funding import FundsRead, funds_read, funds_require, planned_need
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +57,10 @@ def distribution_create(
         recurrence=recurrence,
         now=now,
     )
+    read = None
+    if subtype == Distribution.Subtype.IMMEDIATE:
+        unlocked = Asset.objects.filter(pk=asset_id).first()
+        read = _funds_for_start(unlocked) if unlocked is not None else None
     with transaction.atomic():
         asset = Asset.objects.select_for_update().filter(pk=asset_id).first()
         if asset is None:
@@ -85,7 +92,7 @@ def distribution_create(
         )
         logger.info("distribution created distribution_id=%s subtype=%s", distribution.id, subtype)
         if subtype == Distribution.Subtype.IMMEDIATE:
-            return _start_locked(distribution.id, now=now)
+            return _start_locked(distribution.id, now=now, read=read)
     return distribution
 
 
@@ -158,27 +165,47 @@ def distribution_cancel(*, distribution_id: uuid.UUID) -> Distribution:
 
 
 def distribution_start(*, distribution_id: uuid.UUID) -> Distribution:
-    """SCHEDULED -> IN_PROGRESS exactly once; enqueues planning after commit.
+    """SCHEDULED -> IN_PROGRESS exactly once, if the payout contract can pay it; enqueues planning.
 
-    Raises Conflict for any other status (a concurrent start won) or a paused asset.
+    Raises Conflict for any other status (a concurrent start won) or a paused asset, and
+    `Underfunded` (a Conflict) when the contract holds less than it needs beyond what running
+    distributions reserved.
     """
-    with transaction.atomic():
-        return _start_locked(distribution_id, now=timezone.now())
-
-
-def _start_locked(distribution_id: uuid.UUID, *, now: datetime) -> Distribution:
-    from payouts.tasks import plan_distribution_task
-
     current = Distribution.objects.select_related("asset").filter(pk=distribution_id).first()
     if current is None:
         raise NotFound("distribution not found")
-    if current.asset.is_paused:
+    read = _funds_for_start(current.asset) if current.status == Status.SCHEDULED else None
+    with transaction.atomic():
+        return _start_locked(distribution_id, now=timezone.now(), read=read)
+
+
+def _funds_for_start(asset: Asset) -> FundsRead | None:
+    """The funds view a start needs (a chain read, so outside the transaction); None when the start
+    will be refused anyway."""
+    if asset.is_paused or not asset.payout_contract_address:
+        return None
+    return funds_read(asset)
+
+
+def _start_locked(distribution_id: uuid.UUID, *, now: datetime, read: FundsRead | None) -> Distribution:
+    from payouts.tasks import plan_distribution_task
+
+    current = Distribution.objects.filter(pk=distribution_id).first()
+    if current is None:
+        raise NotFound("distribution not found")
+    asset = Asset.objects.select_for_update().get(pk=current.asset_id)  # one start at a time per payout contract
+    if asset.is_paused:
         raise Conflict("the asset is paused: unpause it first")
+    if current.status != Status.SCHEDULED:
+        raise Conflict(f"the distribution is not SCHEDULED (it is {current.status}): it runs only once")
+    if read is None:
+        raise Conflict("the asset changed while the distribution was starting: try again")
+    funds_require(asset, read, need=max(planned_need(current), 1), exclude=current.pk, what="this distribution")
     claimed = Distribution.objects.filter(pk=distribution_id, status=Status.SCHEDULED).update(
         status=Status.IN_PROGRESS, started_at=now, error="", updated_at=now
     )
     if claimed != 1:
-        raise Conflict(f"the distribution is not SCHEDULED (it is {current.status}): it runs only once")
+        raise Conflict("the distribution is not SCHEDULED any more: it runs only once")
     distribution = Distribution.objects.select_related("asset").get(pk=distribution_id)
     _create_next_occurrence(distribution)
     transaction.on_commit(lambda: plan_distribution_task.delay(str(distribution_id)), robust=True)

@@ -21,6 +21,7 @@ from django.utils import timezone
 from payouts import allocation, gateway
 from payouts.bulk import PaymentRow, write_holder_payments
 from payouts.models import Asset, AssetHolder, BatchPayout, Distribution, HolderPayment
+from payouts.services.funding import funds_locked, funds_read, underfunded_message
 from payouts.snapshot import HolderSnapshot
 
 logger = logging.getLogger(__name__)
@@ -50,8 +51,8 @@ def distribution_plan(*, distribution_id: uuid.UUID) -> None:
         return
     try:
         with HolderSnapshot() as snapshot:
-            _take_snapshot(distribution, snapshot)
-            total = _total_to_split(distribution, snapshot)
+            block = _take_snapshot(distribution, snapshot)
+            total = _fund_total(distribution, snapshot)
             size = _fit_batch_size(distribution, snapshot, total=total)
             with transaction.atomic():
                 # The asset comes with the row: nothing may lazy-load while the COPY streams.
@@ -60,24 +61,37 @@ def distribution_plan(*, distribution_id: uuid.UUID) -> None:
                 )
                 if locked.status != Status.IN_PROGRESS or locked.holders_count is not None:
                     return
-                _write_plan(locked, snapshot, total=total, size=size)
+                _write_plan(locked, snapshot, total=total, size=size, block=block)
     except PlanningError as exc:
         _fail_planning(distribution_id, str(exc))
 
 
-def _take_snapshot(distribution: Distribution, snapshot: HolderSnapshot) -> None:
+def _take_snapshot(distribution: Distribution, snapshot: HolderSnapshot) -> int | None:
+    """One consistent on-chain view of the holders; returns the block it was read at.
+
+    Corporate actions read every known address at the token's snapshot (the holder table has every
+    address that held at it: the listener stored the event that created the action after every
+    balance change before it). Everything else reads the token's holder list and balances at ONE
+    block at or after the start: never the holder table, which trails the chain.
+    """
     asset = distribution.asset
     if distribution.snapshot_id is not None:
         _snapshot_from_chain(asset, int(distribution.snapshot_id), snapshot)
-        return
-    rows = (
-        AssetHolder.objects.filter(asset=asset, balance__gt=0)
-        .order_by("address")
-        .values_list("address", "balance")
-        .iterator(chunk_size=5_000)
-    )
-    while chunk := list(itertools.islice(rows, 5_000)):
-        snapshot.append_many((address, int(balance)) for address, balance in chunk)
+        return distribution.snapshot_block
+    client = gateway.client()
+    token = gateway.checksum(asset.token_address)
+    block = client.block_number()
+    count = client.holder_count(token, block=block)
+    page = max(1, settings.PAYOUT_SYNC_PAGE_SIZE)
+
+    def rows() -> Iterator[tuple[str, int]]:
+        for offset in range(0, count, page):
+            holders = client.holders_page(token, offset, page, block=block)
+            balances = client.balances_of(token, holders, block=block)
+            yield from zip((gateway.normalize(holder) for holder in holders), balances, strict=True)
+
+    snapshot.extend_unsorted(rows())
+    return block
 
 
 def _snapshot_from_chain(asset: Asset, snapshot_id: int, snapshot: HolderSnapshot) -> None:
@@ -99,28 +113,34 @@ def _snapshot_from_chain(asset: Asset, snapshot_id: int, snapshot: HolderSnapsho
         last = page[-1]
 
 
-def _total_to_split(distribution: Distribution, snapshot: HolderSnapshot) -> int | None:
-    """FIXED: the amount. PERCENTAGE: read the contract balance ONCE and keep it on the row."""
-    if distribution.amount_type == Distribution.AmountType.PER_TOKEN:
-        return None
-    if distribution.computed_total is None:
-        assert distribution.percentage_bps is not None  # noqa: S101 - checked at creation
-        asset = distribution.asset
-        balance = gateway.client().erc20_balance(
-            gateway.checksum(asset.payment_token_address), gateway.checksum(asset.payout_contract_address)
-        )
-        total = allocation.percentage_total(balance=balance, basis_points=distribution.percentage_bps)
-        Distribution.objects.filter(pk=distribution.pk, computed_total__isnull=True).update(computed_total=total)
-        distribution.refresh_from_db(fields=["computed_total"])
-    total = int(distribution.computed_total or 0)
-    if total <= 0:
-        raise PlanningError("the amount to distribute is zero (is the payout contract funded?)")
+def _fund_total(distribution: Distribution, snapshot: HolderSnapshot) -> int:
+    """The exact total to pay, checked against what the payout contract holds minus what others
+    reserved, and kept on the row (which from then on reserves it). FIXED: the amount. PERCENTAGE:
+    the share of what is available, read ONCE. PER_TOKEN: the sum over the snapshot."""
     if snapshot.balance_sum == 0:
         raise PlanningError("no holder has a positive balance at the snapshot")
+    asset = distribution.asset
+    total = distribution.computed_total
+    if total is None and distribution.amount_type == Distribution.AmountType.PER_TOKEN:
+        total = sum(amount for _, _, amount in _amounts(distribution, snapshot, 0))
+    read = funds_read(asset)
+    with transaction.atomic():
+        locked = Asset.objects.select_for_update().get(pk=asset.pk)
+        funds = funds_locked(locked, read, exclude=distribution.pk)
+        if total is None:
+            assert distribution.percentage_bps is not None  # noqa: S101 - checked at creation
+            total = allocation.percentage_total(balance=funds.available, basis_points=distribution.percentage_bps)
+        total = int(total)
+        if total <= 0:
+            raise PlanningError("the amount to distribute is zero (is the payout contract funded?)")
+        if total > funds.available:
+            raise PlanningError(underfunded_message(locked, funds, need=total, what="this distribution"))
+        Distribution.objects.filter(pk=distribution.pk, holders_count__isnull=True).update(computed_total=total)
+    distribution.computed_total = total
     return total
 
 
-def _fit_batch_size(distribution: Distribution, snapshot: HolderSnapshot, *, total: int | None) -> int:
+def _fit_batch_size(distribution: Distribution, snapshot: HolderSnapshot, *, total: int) -> int:
     """PAYOUT_BATCH_SIZE, lowered so that one batch's estimated gas fits the block gas budget."""
     from chain.errors import ChainError
     from chain.services import estimate_gas
@@ -141,8 +161,7 @@ def _fit_batch_size(distribution: Distribution, snapshot: HolderSnapshot, *, tot
             bond_cash_out=distribution.distribution_type == Distribution.Type.BOND_CASH_OUT,
             distribution_hex=distribution.chain_distribution_id,
             batch_hex=probe,
-            # PER_TOKEN totals are only known after the split; any total above the probe's will do
-            distribution_total=total or len(holders),
+            distribution_total=max(total, len(holders)),
             holders_count=snapshot.count,
             holders=holders,
             amounts=[1] * len(holders),
@@ -173,8 +192,8 @@ def _fit_batch_size(distribution: Distribution, snapshot: HolderSnapshot, *, tot
     return size
 
 
-def _amounts(distribution: Distribution, snapshot: HolderSnapshot, total: int | None) -> Iterator[tuple[str, int, int]]:
-    if total is None:
+def _amounts(distribution: Distribution, snapshot: HolderSnapshot, total: int) -> Iterator[tuple[str, int, int]]:
+    if distribution.amount_type == Distribution.AmountType.PER_TOKEN:
         assert distribution.amount_per_token is not None  # noqa: S101 - PER_TOKEN always has it
         return allocation.per_token_amounts(
             snapshot.rows(), amount_per_token=int(distribution.amount_per_token), decimals=distribution.asset.decimals
@@ -182,7 +201,9 @@ def _amounts(distribution: Distribution, snapshot: HolderSnapshot, total: int | 
     return allocation.split_pro_rata(total=total, rows=snapshot.rows, balance_sum=snapshot.balance_sum)
 
 
-def _write_plan(distribution: Distribution, snapshot: HolderSnapshot, *, total: int | None, size: int) -> None:
+def _write_plan(
+    distribution: Distribution, snapshot: HolderSnapshot, *, total: int, size: int, block: int | None
+) -> None:
     from payouts.tasks import submit_batches_task
 
     now = timezone.now()
@@ -214,9 +235,13 @@ def _write_plan(distribution: Distribution, snapshot: HolderSnapshot, *, total: 
     distribution.batches_count = len(batch_counts)
     distribution.batch_size = size
     distribution.planned_at = now
-    if total is None:
-        distribution.computed_total = paid_total[0]
-    fields = ["holders_count", "batches_count", "batch_size", "planned_at", "computed_total", "updated_at"]
+    distribution.snapshot_block = block
+    if paid_total[0] != total:  # the split sums exactly (largest remainder), PER_TOKEN was summed from it
+        raise PlanningError(f"planned payments sum to {paid_total[0]}, not the total {total}")
+    distribution.computed_total = total
+    fields = [
+        "holders_count", "batches_count", "batch_size", "planned_at", "snapshot_block", "computed_total", "updated_at",
+    ]  # fmt: skip
     if written == 0:
         distribution.transition(Status.FAILED)
         distribution.error = "no holder is owed a positive amount"

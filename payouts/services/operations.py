@@ -12,12 +12,13 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Exists, F, OuterRef
+from django.db.models import Exists, F, OuterRef, Sum
 from django.utils import timezone
 
 from payouts.errors import Conflict, NotFound
 from payouts.models import Asset, BatchPayout, Distribution, HolderPayment
 from payouts.services.distributions import distribution_start
+from payouts.services.funding import Underfunded, funds_read, funds_require
 
 logger = logging.getLogger(__name__)
 
@@ -32,16 +33,26 @@ def distribution_retry(*, distribution_id: uuid.UUID) -> Distribution:
     from payouts.tasks import plan_distribution_task, submit_batches_task
 
     now = timezone.now()
+    unlocked = Distribution.objects.select_related("asset").filter(pk=distribution_id).first()
+    if unlocked is None:
+        raise NotFound("distribution not found")
+    read = funds_read(unlocked.asset) if unlocked.status == Status.FAILED and not unlocked.asset.is_paused else None
     with transaction.atomic():
-        distribution = (
-            Distribution.objects.select_for_update().select_related("asset").filter(pk=distribution_id).first()
-        )
-        if distribution is None:
-            raise NotFound("distribution not found")
+        asset = Asset.objects.select_for_update().get(pk=unlocked.asset_id)  # one start at a time per contract
+        distribution = Distribution.objects.select_for_update().select_related("asset").get(pk=distribution_id)
         if distribution.status != Status.FAILED:
             raise Conflict(f"only FAILED distributions can be retried (this one is {distribution.status})")
-        if distribution.asset.is_paused:
+        if asset.is_paused:
             raise Conflict("the asset is paused: unpause it first")
+        if read is None:
+            raise Conflict("the asset changed while the retry was starting: try again")
+        retrying = HolderPayment.objects.filter(
+            distribution=distribution,
+            status=HolderPayment.Status.FAILED,
+            retry_count__lt=settings.PAYOUT_MAX_RETRIES,
+        )
+        need = int(retrying.aggregate(total=Sum("amount"))["total"] or 0)
+        funds_require(asset, read, need=need, exclude=distribution.pk, what="retrying its failed holders")
         distribution.transition(Status.IN_PROGRESS)
         distribution.error = ""
         distribution.finished_at = None
@@ -50,11 +61,7 @@ def distribution_retry(*, distribution_id: uuid.UUID) -> Distribution:
             distribution.save(update_fields=["status", "error", "finished_at", "execution_duration", "updated_at"])
             transaction.on_commit(lambda: plan_distribution_task.delay(str(distribution_id)), robust=True)
             return distribution
-        retried = HolderPayment.objects.filter(
-            distribution=distribution,
-            status=HolderPayment.Status.FAILED,
-            retry_count__lt=settings.PAYOUT_MAX_RETRIES,
-        ).update(
+        retried = retrying.update(
             status=HolderPayment.Status.RETRYING, retry_count=F("retry_count") + 1, next_retry_at=None, updated_at=now
         )
         if retried == 0:
@@ -92,6 +99,21 @@ def retry_failed_holder_payments(*, now: datetime | None = None) -> dict[str, in
         .values_list("id", flat=True)[:SCHEDULED_RUN_LIMIT]
     )
     return _each(ids, distribution_retry, "retry")
+
+
+def distribution_start_due(*, distribution_id: uuid.UUID) -> str:
+    """Start a distribution that fell due (the scheduler, an AUTOMATED trigger); says what happened.
+
+    A payout contract that cannot pay it in full leaves it SCHEDULED: the next run tries again."""
+    try:
+        distribution_start(distribution_id=distribution_id)
+    except Underfunded as exc:
+        logger.warning("distribution waits for funds distribution_id=%s reason=%s", distribution_id, exc)
+        return "waiting for funds"
+    except Conflict as exc:
+        logger.info("distribution not started distribution_id=%s reason=%s", distribution_id, exc)
+        return "not started"
+    return "started"
 
 
 def run_scheduled_distributions(*, now: datetime | None = None) -> dict[str, int]:

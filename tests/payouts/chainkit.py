@@ -11,8 +11,8 @@ from eth_account import Account
 
 from chain.abi import encode_call
 from chain.client import ChainClient
-from chain.deploy import deploy_contract, deploy_payout_contract, send_and_wait
-from chain.signers import LocalKeySigner, Signer
+from chain.deploy import deploy_contract, deploy_payout_contract
+from chain.signers import Signer
 from payouts.demo import send_all
 
 
@@ -25,20 +25,9 @@ class DemoAsset:
     balances: tuple[int, ...]
 
 
-def holder_key(i: int, salt: str = "t") -> bytes:
-    """The private key of test holder `i` (a fixed local seed: never real money)."""
-    return f"payouts-{salt}-{i}".encode().rjust(32, b"\0")
-
-
 def holder_address(i: int, salt: str = "t") -> str:
-    return str(Account.from_key(holder_key(i, salt)).address)
-
-
-def transfer_as_holder(client: ChainClient, *, token: str, key: bytes, to: str, amount: int) -> None:
-    """The holder with `key` moves `amount` asset tokens to `to` (given gas money on anvil first)."""
-    holder = LocalKeySigner("0x" + key.hex())
-    client.web3.provider.make_request("anvil_setBalance", [holder.address, hex(10**18)])  # type: ignore[arg-type]
-    send_and_wait(client, holder, to=token, data=encode_call("AssetToken", "transfer", [to, amount]))
+    key = f"payouts-{salt}-{i}".encode().rjust(32, b"\0")
+    return str(Account.from_key(key).address)
 
 
 def send_many(client: ChainClient, signer: Signer, calls: list[tuple[str, bytes]]) -> None:

@@ -8,9 +8,10 @@ from typing import Any
 
 import pytest
 from django.utils import timezone
+from pytest_django.fixtures import Settings
 from rest_framework.test import APIClient
 
-from payouts.models import Distribution
+from payouts.models import Asset, Distribution
 from tests.payouts.factories import make_asset, make_distribution, make_holder
 
 pytestmark = pytest.mark.django_db
@@ -167,9 +168,9 @@ def test_retry_only_a_failed_distribution(api_client: APIClient, status: str) ->
     assert distribution.status == status
 
 
-def test_execute_twice_is_one_execution_then_409(api_client: APIClient) -> None:
-    # given a scheduled distribution
-    distribution = make_distribution()
+def test_execute_twice_is_one_execution_then_409(api_client: APIClient, funded_asset: Asset) -> None:
+    # given a scheduled distribution of a funded asset
+    distribution = make_distribution(asset=funded_asset)
     # when executed twice
     first = api_client.post(f"/api/v1/distributions/{distribution.pk}/execute")
     second = api_client.post(f"/api/v1/distributions/{distribution.pk}/execute")
@@ -177,6 +178,20 @@ def test_execute_twice_is_one_execution_then_409(api_client: APIClient) -> None:
     assert first.status_code == 202
     assert first.json()["status"] == "IN_PROGRESS"
     assert second.status_code == 409
+
+
+def test_execute_answers_503_when_the_chain_cannot_be_read(api_client: APIClient, settings: Settings) -> None:
+    # given no reachable chain
+    settings.CHAIN_RPC_URL = "http://127.0.0.1:9"
+    distribution = make_distribution()
+    # when
+    response = api_client.post(f"/api/v1/distributions/{distribution.pk}/execute")
+    # then it is a 503 that changed nothing, and says nothing of the RPC URL
+    assert response.status_code == 503
+    assert response.json()["code"] == "unavailable"
+    assert "127.0.0.1" not in response.json()["detail"]
+    distribution.refresh_from_db()
+    assert distribution.status == Distribution.Status.SCHEDULED
 
 
 def test_lists_are_paginated_and_filtered(api_client: APIClient) -> None:

@@ -18,14 +18,19 @@ from django.utils import timezone
 from pytest_django.fixtures import Settings
 from rest_framework.test import APIClient
 
+from chain.abi import encode_call, encode_withdraw
 from chain.client import ChainClient
+from chain.deploy import send_and_wait
 from chain.localchain import DeployedContracts
 from chain.signers import LocalKeySigner
 from payouts import gateway, services
 from payouts.errors import Conflict
 from payouts.models import Asset, BatchPayout, Distribution, HolderPayment
+from payouts.services import Underfunded
 from payouts.tasks import run_scheduled_distributions_task
-from tests.payouts.chainkit import DemoAsset, deploy_asset, fund, wait_for
+from tests.fixtures.chain import AnvilNode
+from tests.fixtures.workers import running_worker
+from tests.payouts.chainkit import DemoAsset, deploy_asset, fund, holder_address, wait_for
 from tests.payouts.test_allocation import _naive_largest_remainder
 
 pytestmark = [pytest.mark.chain, pytest.mark.django_db(transaction=True)]
@@ -200,36 +205,43 @@ def test_two_concurrent_executes_produce_one_execution(
     assert HolderPayment.objects.filter(distribution=done).count() == 60
 
 
-def test_an_underfunded_distribution_fails_then_a_retry_pays_only_the_unpaid(
-    celery_worker: WorkController,
+def test_funds_taken_out_of_band_fail_some_holders_then_a_retry_pays_only_the_unpaid(
+    clean_redis: None,
     small_batches: Settings,
     chain_client: ChainClient,
     deployer: LocalKeySigner,
     contracts: DeployedContracts,
 ) -> None:
-    # given 130 equal holders owed 1,000 each, but the contract holds only enough for 70 of them
+    # given 130 equal holders owed 1,000 each and a contract funded for all of them when it started
     demo = deploy_asset(
-        chain_client, deployer, payment_token=contracts.payment_token, balances=[5] * 130, funding=70_000, salt="under"
+        chain_client, deployer, payment_token=contracts.payment_token, balances=[5] * 130, funding=130_000, salt="under"
     )
-    asset = _import(demo)
+    asset = services.asset_import(token_address=demo.token, payout_contract_address=demo.payout)
+    services.asset_sync(asset_id=asset.pk)
     distribution = services.distribution_create(
         asset_id=asset.pk, subtype="IMMEDIATE", amount_type="FIXED", amount=130_000
     )
-    # when it runs
-    failed = _finished(distribution.pk)
-    # then it FAILED with 70 paid and 60 failed (insufficient balance), progress exact
-    assert failed.status == Distribution.Status.FAILED
-    assert (failed.paid_count, failed.failed_count, failed.pending_count) == (70, 60, 0)
-    assert set(
-        HolderPayment.objects.filter(distribution=failed, status="FAILED").values_list("last_error", flat=True)
-    ) == {"insufficient payout contract balance"}
-    # (the lane may mine the batches in any order: whichever runs first is paid in full)
-    statuses = sorted(BatchPayout.objects.filter(distribution=failed).values_list("status", flat=True))
-    assert statuses == ["COMPLETED", "FAILED", "PARTIALLY_COMPLETED"]
-    # when the contract is funded and the operator retries
-    fund(chain_client, deployer, payment_token=demo.payment_token, payout=demo.payout, amount=100_000)
-    services.distribution_retry(distribution_id=distribution.pk)
-    done = _finished(distribution.pk)
+    services.distribution_plan(distribution_id=distribution.pk)
+    # when the contract's admin takes 60,000 out behind the system's back before the batches run
+    send_and_wait(chain_client, deployer, to=demo.payout, data=encode_withdraw(deployer.address, 60_000))
+    with running_worker():
+        failed = _finished(distribution.pk)
+        # then it FAILED with 70 paid and 60 failed (insufficient balance), progress exact
+        assert failed.status == Distribution.Status.FAILED
+        assert (failed.paid_count, failed.failed_count, failed.pending_count) == (70, 60, 0)
+        assert set(
+            HolderPayment.objects.filter(distribution=failed, status="FAILED").values_list("last_error", flat=True)
+        ) == {"insufficient payout contract balance"}
+        # (the lane may mine the batches in any order: whichever runs first is paid in full)
+        statuses = sorted(BatchPayout.objects.filter(distribution=failed).values_list("status", flat=True))
+        assert statuses == ["COMPLETED", "FAILED", "PARTIALLY_COMPLETED"]
+        # and a retry is refused until the contract holds what the failed holders need
+        with pytest.raises(Underfunded, match="retrying its failed holders needs 0.06"):
+            services.distribution_retry(distribution_id=distribution.pk)
+        # when the contract is funded and the operator retries
+        fund(chain_client, deployer, payment_token=demo.payment_token, payout=demo.payout, amount=100_000)
+        services.distribution_retry(distribution_id=distribution.pk)
+        done = _finished(distribution.pk)
     # then every holder has exactly 1,000 (nobody paid twice) and the contract keeps the rest
     assert done.status == Distribution.Status.COMPLETED, done.error
     assert set(_paid_on_chain(chain_client, demo).values()) == {1_000}
@@ -268,3 +280,32 @@ def test_a_scheduled_distribution_missed_during_downtime_runs_on_the_next_beat(
     # then it ran
     assert done.status == Distribution.Status.COMPLETED, done.error
     assert [chain_client.erc20_balance(demo.payment_token, h) for h in demo.holders] == [100, 200, 300]
+
+
+def test_a_transfer_mined_just_before_execute_is_reflected_in_the_split(
+    anvil: AnvilNode,
+    celery_worker: WorkController,
+    api_client: APIClient,
+    small_batches: Settings,
+    chain_client: ChainClient,
+    deployer: LocalKeySigner,
+    contracts: DeployedContracts,
+) -> None:
+    # given a synced asset held 10 / 30
+    demo = deploy_asset(
+        chain_client, deployer, payment_token=contracts.payment_token, balances=[10, 30], funding=10**9, salt="fresh"
+    )
+    asset = _import(demo)
+    # when the first holder sells everything to a new address just before execute, and no listener has
+    # seen it yet (the holder table still says 10 / 30)
+    buyer = holder_address(0, "fresh-buyer")
+    sale = anvil.send_as(demo.holders[0], to=demo.token, data=encode_call("AssetToken", "transfer", [buyer, 10]))
+    distribution = services.distribution_create(asset_id=asset.pk, subtype="IMMEDIATE", amount_type="FIXED", amount=400)
+    done = _finished(distribution.pk)
+    # then the split follows the chain at the moment it started: the buyer is paid, the seller not
+    assert done.status == Distribution.Status.COMPLETED, done.error
+    assert [chain_client.erc20_balance(contracts.payment_token, a) for a in (*demo.holders, buyer)] == [0, 300, 100]
+    # and the block the view was read at is on the distribution, in the API
+    assert done.snapshot_block is not None
+    assert done.snapshot_block >= sale.block_number
+    assert api_client.get(f"/api/v1/distributions/{done.pk}").json()["snapshot_block"] == done.snapshot_block

@@ -18,9 +18,10 @@ from chain.localchain import DeployedContracts
 from chain.signers import LocalKeySigner
 from payouts import gateway, services
 from payouts.models import Distribution, HolderPayment
+from tests.fixtures.chain import AnvilNode
 from tests.fixtures.hostile import HostileContracts
 from tests.fixtures.workers import running_worker
-from tests.payouts.chainkit import deploy_asset, holder_address, holder_key, transfer_as_holder
+from tests.payouts.chainkit import deploy_asset, holder_address
 from tests.payouts.test_chain_execution import _finished, _import
 
 pytestmark = [pytest.mark.chain, pytest.mark.django_db(transaction=True)]
@@ -29,6 +30,7 @@ PRINCIPAL = 100_000_000  # 100.000000 LUSD per bond
 
 
 def test_cash_out_pays_exactly_what_it_burns(
+    anvil: AnvilNode,
     clean_redis: None,
     chain_settings: Settings,
     chain_client: ChainClient,
@@ -60,8 +62,8 @@ def test_cash_out_pays_exactly_what_it_burns(
     # address, the second sends 20 to the third
     h0, h1, h2 = demo.holders
     fresh = holder_address(99, "burn")
-    transfer_as_holder(chain_client, token=demo.token, key=holder_key(0, "burn"), to=fresh, amount=15)
-    transfer_as_holder(chain_client, token=demo.token, key=holder_key(1, "burn"), to=h2, amount=20)
+    anvil.send_as(h0, to=demo.token, data=abi.encode_call("AssetToken", "transfer", [fresh, 15]))
+    anvil.send_as(h1, to=demo.token, data=abi.encode_call("AssetToken", "transfer", [h2, 20]))
     everyone = [h0, h1, h2, fresh]
     before = chain_client.balances_of(demo.token, everyone)
     with running_worker():

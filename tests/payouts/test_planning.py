@@ -5,9 +5,14 @@ from __future__ import annotations
 import pytest
 from django.db import transaction
 
+from chain.client import ChainClient
+from chain.localchain import DeployedContracts
+from chain.signers import LocalKeySigner
+from payouts import services
 from payouts.models import AssetHolder, BatchPayout, Distribution, HolderPayment
 from payouts.services import execution
 from payouts.snapshot import HolderSnapshot
+from tests.payouts.chainkit import deploy_asset
 from tests.payouts.factories import address, make_asset, make_distribution
 
 pytestmark = pytest.mark.django_db
@@ -16,10 +21,12 @@ SIZE = 7
 
 
 def _plan(distribution: Distribution, total: int) -> Distribution:
+    """The write half of planning, over a snapshot of the holder table (the chain half is tested on anvil)."""
     with HolderSnapshot() as snapshot, transaction.atomic():
-        execution._take_snapshot(distribution, snapshot)
+        holders = AssetHolder.objects.filter(asset=distribution.asset).order_by("address")
+        snapshot.append_many((a, int(b)) for a, b in holders.values_list("address", "balance"))
         locked = Distribution.objects.select_related("asset").select_for_update(of=("self",)).get(pk=distribution.pk)
-        execution._write_plan(locked, snapshot, total=total, size=SIZE)
+        execution._write_plan(locked, snapshot, total=total, size=SIZE, block=None)
     return Distribution.objects.get(pk=distribution.pk)
 
 
@@ -56,12 +63,18 @@ def test_every_holder_is_in_exactly_one_batch_and_the_parts_sum_to_the_total(cou
     assert planned.batches_count == len(batches) == -(-count // SIZE)
 
 
-def test_a_distribution_with_no_holders_fails_with_a_reason() -> None:
-    # given an asset whose holders all hold nothing
-    asset = make_asset()
-    AssetHolder.objects.create(asset=asset, address=address(0xF001), balance=0)
+@pytest.mark.chain
+@pytest.mark.django_db(transaction=True)
+def test_a_distribution_with_no_holders_fails_with_a_reason(
+    chain_client: ChainClient, deployer: LocalKeySigner, contracts: DeployedContracts
+) -> None:
+    # given an asset nobody holds
+    demo = deploy_asset(
+        chain_client, deployer, payment_token=contracts.payment_token, balances=[], funding=10**9, salt="empty"
+    )
+    asset = services.asset_import(token_address=demo.token, payout_contract_address=demo.payout)
     distribution = make_distribution(asset=asset, status=Distribution.Status.IN_PROGRESS, amount=5, computed_total=5)
-    # when planned: nothing to split (no chain call is needed to find out)
+    # when planned: nothing to split
     execution.distribution_plan(distribution_id=distribution.pk)
     # then
     distribution.refresh_from_db()

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from payouts import services
 from payouts.errors import Conflict
-from payouts.models import Distribution
+from payouts.models import Asset, Distribution
 from payouts.recurrence import add_months, occurrence_time
 from tests.payouts.factories import make_distribution
 
@@ -50,10 +50,11 @@ def test_unknown_recurrence_is_refused() -> None:
 
 
 @pytest.mark.django_db
-def test_starting_a_recurring_distribution_creates_the_next_occurrence_once() -> None:
+def test_starting_a_recurring_distribution_creates_the_next_occurrence_once(funded_asset: Asset) -> None:
     # given a monthly series anchored on Jan 31 whose first occurrence is due
     anchor = datetime(2025, 1, 31, 12, tzinfo=UTC)
     first = make_distribution(
+        asset=funded_asset,
         subtype=Distribution.Subtype.RECURRING,
         recurrence=Distribution.Recurrence.MONTHLY,
         series_id=uuid.uuid4(),
@@ -79,14 +80,18 @@ def test_starting_a_recurring_distribution_creates_the_next_occurrence_once() ->
 
 
 @pytest.mark.django_db
-def test_scheduled_run_starts_every_due_one_even_long_overdue_and_one_failure_does_not_stop_the_rest() -> None:
+def test_scheduled_run_starts_every_due_one_even_long_overdue_and_one_failure_does_not_stop_the_rest(
+    funded_asset: Asset,
+) -> None:
     # given distributions due a week ago (downtime), due now, in the future, and one on a paused asset
-    overdue = make_distribution()
+    overdue = make_distribution(asset=funded_asset)
     Distribution.objects.filter(pk=overdue.pk).update(scheduled_at=timezone.now() - timedelta(days=7))
-    due = make_distribution()
+    due = make_distribution(asset=funded_asset)
     Distribution.objects.filter(pk=due.pk).update(scheduled_at=timezone.now() - timedelta(seconds=1))
-    future = make_distribution()
-    broken = make_distribution(subtype=Distribution.Subtype.RECURRING, recurrence="DAILY", series_id=uuid.uuid4())
+    future = make_distribution(asset=funded_asset)
+    broken = make_distribution(
+        asset=funded_asset, subtype=Distribution.Subtype.RECURRING, recurrence="DAILY", series_id=uuid.uuid4()
+    )
     Distribution.objects.filter(pk=broken.pk).update(scheduled_at=timezone.now() - timedelta(days=8))  # no anchor
     paused = make_distribution(asset__is_paused=True)
     Distribution.objects.filter(pk=paused.pk).update(scheduled_at=timezone.now() - timedelta(hours=1))

@@ -1,0 +1,178 @@
+"""Funding before paying: a distribution the payout contract cannot pay in full never starts, two
+distributions never count the same balance, and the admin withdraws only what nothing reserved.
+Real anvil, PostgreSQL, Redis and workers.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+import pytest
+from celery.worker import WorkController
+from django.db import connection
+from django.utils import timezone
+from pytest_django.fixtures import Settings
+from rest_framework.test import APIClient
+
+from chain.client import ChainClient
+from chain.localchain import DeployedContracts
+from chain.signers import LocalKeySigner
+from payouts import services
+from payouts.errors import Conflict
+from payouts.models import Asset, Distribution, FundsWithdrawal, HolderPayment
+from tests.payouts.chainkit import DemoAsset, deploy_asset, holder_address, wait_for
+from tests.payouts.test_chain_execution import _finished
+
+pytestmark = [pytest.mark.chain, pytest.mark.django_db(transaction=True)]
+
+
+def _synced(demo: DemoAsset) -> Asset:
+    """Import and sync on the test thread (no worker needed)."""
+    asset = services.asset_import(token_address=demo.token, payout_contract_address=demo.payout)
+    return services.asset_sync(asset_id=asset.pk)
+
+
+def _scheduled(asset: Asset, amount: int) -> Distribution:
+    return services.distribution_create(
+        asset_id=asset.pk,
+        subtype="ONE_OFF",
+        amount_type="FIXED",
+        amount=amount,
+        scheduled_at=timezone.now() + timedelta(hours=1),
+    )
+
+
+def test_a_payout_larger_than_the_contract_holds_is_refused_before_anyone_is_paid(
+    clean_redis: None,
+    chain_settings: Settings,
+    api_client: APIClient,
+    chain_client: ChainClient,
+    deployer: LocalKeySigner,
+    contracts: DeployedContracts,
+) -> None:
+    # given a payout contract holding 1,000.000000
+    demo = deploy_asset(
+        chain_client, deployer, payment_token=contracts.payment_token, balances=[1, 1], funding=10**9, salt="fund"
+    )
+    asset = _synced(demo)
+    # when an IMMEDIATE payout of 1,500 is asked for
+    response = api_client.post(
+        f"/api/v1/assets/{asset.pk}/distributions",
+        {"subtype": "IMMEDIATE", "amount_type": "FIXED", "amount": "1500"},
+        format="json",
+    )
+    # then it is a 409 naming what the contract holds and what the payout needs, and nothing exists
+    assert response.status_code == 409, response.json()
+    assert response.json()["detail"] == (
+        "the payout contract holds 1000 payment-token units; this distribution needs 1500: "
+        "fund the contract with at least 500 more"
+    )
+    assert not Distribution.objects.exists()
+    # and a scheduled one that is executed by hand is refused the same way and stays SCHEDULED
+    scheduled = _scheduled(asset, 1_500_000_000)
+    response = api_client.post(f"/api/v1/distributions/{scheduled.pk}/execute")
+    assert response.status_code == 409
+    assert "needs 1500" in response.json()["detail"]
+    assert Distribution.objects.get(pk=scheduled.pk).status == Distribution.Status.SCHEDULED
+    assert not HolderPayment.objects.exists()
+
+
+def test_two_distributions_cannot_count_the_same_balance(
+    clean_redis: None,
+    chain_settings: Settings,
+    chain_client: ChainClient,
+    deployer: LocalKeySigner,
+    contracts: DeployedContracts,
+) -> None:
+    # given a contract holding 1,000 and a running distribution of 700 (started, nothing paid yet)
+    demo = deploy_asset(
+        chain_client, deployer, payment_token=contracts.payment_token, balances=[1, 1], funding=1_000, salt="twice"
+    )
+    asset = _synced(demo)
+    first = _scheduled(asset, 700)
+    services.distribution_start(distribution_id=first.pk)
+    # when a second one of 500 is started
+    second = _scheduled(asset, 500)
+    with pytest.raises(Conflict) as refused:
+        services.distribution_start(distribution_id=second.pk)
+    # then it is refused: 700 of the 1,000 are promised to the first
+    assert str(refused.value) == (
+        "the payout contract holds 0.001 payment-token units, of which 0.0007 is reserved by 1 running "
+        "distribution(s) or withdrawal(s); this distribution needs 0.0005: fund the contract with at least 0.0002 more"
+    )
+    # and one of 300 fits
+    third = _scheduled(asset, 300)
+    assert services.distribution_start(distribution_id=third.pk).status == Distribution.Status.IN_PROGRESS
+
+
+def test_two_starts_at_the_same_moment_never_share_one_balance(
+    clean_redis: None,
+    chain_settings: Settings,
+    chain_client: ChainClient,
+    deployer: LocalKeySigner,
+    contracts: DeployedContracts,
+) -> None:
+    # given a contract holding 1,000 and two scheduled distributions of 600 each
+    demo = deploy_asset(
+        chain_client, deployer, payment_token=contracts.payment_token, balances=[1], funding=1_000, salt="race-fund"
+    )
+    asset = _synced(demo)
+    pair = [_scheduled(asset, 600), _scheduled(asset, 600)]
+    # when both are executed at the same moment
+    barrier = threading.Barrier(2)
+    outcomes: list[str] = []
+
+    def start(distribution: Distribution) -> None:
+        barrier.wait()
+        try:
+            services.distribution_start(distribution_id=distribution.pk)
+            outcomes.append("started")
+        except Conflict:
+            outcomes.append("refused")
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=start, args=(d,)) for d in pair]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    # then exactly one started
+    assert sorted(outcomes) == ["refused", "started"]
+    assert Distribution.objects.filter(status=Distribution.Status.IN_PROGRESS).count() == 1
+
+
+def test_the_admin_withdraws_leftover_funds_but_never_reserved_ones(
+    celery_worker: WorkController,
+    chain_settings: Settings,
+    chain_client: ChainClient,
+    deployer: LocalKeySigner,
+    contracts: DeployedContracts,
+) -> None:
+    # given a contract holding 1,000.000000 with 600 of it promised to a running distribution
+    demo = deploy_asset(
+        chain_client, deployer, payment_token=contracts.payment_token, balances=[1], funding=10**9, salt="withdraw"
+    )
+    asset = _synced(demo)
+    running = _scheduled(asset, 600_000_000)
+    Distribution.objects.filter(pk=running.pk).update(status=Distribution.Status.IN_PROGRESS)
+    treasury = holder_address(1, "treasury")
+    # when the admin asks for 500 back
+    with pytest.raises(Conflict) as refused:
+        services.funds_withdraw(asset_id=asset.pk, to_address=treasury, amount=500_000_000)
+    # then it is refused (only 400 are free), and 400 can be taken
+    assert "needs 500: fund the contract with at least 100 more" in str(refused.value)
+    withdrawal = services.funds_withdraw(asset_id=asset.pk, to_address=treasury, amount=400_000_000)
+    done = wait_for(
+        lambda: FundsWithdrawal.objects.filter(pk=withdrawal.pk).exclude(status="PENDING").first(),
+        what="withdrawal",
+    )
+    assert done.status == FundsWithdrawal.Status.CONFIRMED, done.error
+    assert done.tx_hash.startswith("0x")
+    assert chain_client.erc20_balance(contracts.payment_token, treasury) == 400_000_000
+    assert chain_client.erc20_balance(contracts.payment_token, demo.payout) == 600_000_000
+    # and the running distribution is still paid in full
+    services.distribution_plan(distribution_id=running.pk)
+    assert _finished(running.pk).status == Distribution.Status.COMPLETED
+    assert chain_client.erc20_balance(contracts.payment_token, demo.holders[0]) == 600_000_000
