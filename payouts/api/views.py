@@ -12,6 +12,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.api import ConflictError
+from config.idempotency import idempotent
 from config.pagination import PagePagination
 from payouts import selectors, services
 from payouts.api.serializers import (
@@ -74,6 +75,7 @@ def _page(request: Request, view: APIView, queryset: Any, serializer: Callable[.
 
 
 class AssetImportApi(APIView):
+    @idempotent
     @extend_schema(request=AssetImportSerializer, responses={201: AssetSerializer})
     def post(self, request: Request) -> Response:
         body = AssetImportSerializer(data=request.data)
@@ -109,6 +111,7 @@ class _AssetAction(APIView):
     def act(self, asset: Asset) -> Asset:
         raise NotImplementedError
 
+    @idempotent
     @extend_schema(request=None, responses={200: AssetSerializer, 202: AssetSerializer})
     def post(self, request: Request, asset_id: str) -> Response:
         asset = _asset(asset_id)
@@ -157,6 +160,7 @@ class AssetDistributionsApi(APIView):
         distributions = selectors.distribution_list(asset_id=asset.pk, status=filters.get("status"))
         return _page(request, self, distributions, DistributionSerializer)
 
+    @idempotent
     @extend_schema(request=DistributionCreateSerializer, responses={201: DistributionSerializer})
     def post(self, request: Request, asset_id: str) -> Response:
         asset = _asset(asset_id)
@@ -186,6 +190,7 @@ class _DistributionAction(APIView):
     def act(self, distribution: Distribution) -> Distribution:
         raise NotImplementedError
 
+    @idempotent
     @extend_schema(request=None, responses={200: DistributionSerializer, 202: DistributionSerializer})
     def post(self, request: Request, distribution_id: str) -> Response:
         distribution = _distribution(distribution_id)
