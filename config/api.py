@@ -13,11 +13,23 @@ from typing import Any
 from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
-from rest_framework import exceptions, status
+from drf_spectacular.utils import inline_serializer
+from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 logger = logging.getLogger(__name__)
+
+
+# The error body, for the API schema (responses are built by `exception_handler`).
+ERROR_BODY = inline_serializer(
+    name="Error",
+    fields={
+        "code": serializers.CharField(help_text="Machine-readable error code."),
+        "detail": serializers.CharField(help_text="What happened and what to do, for a person."),
+        "fields": serializers.DictField(required=False, help_text="Per-field messages; on validation errors only."),
+    },
+)
 
 
 class ConflictError(exceptions.APIException):

@@ -87,6 +87,11 @@ def declared_schedules() -> dict[str, PeriodicSchedule]:
             every_seconds=30,
             description="Records that beat and a worker are alive (shown by /readyz).",
         ),
+        "config-purge-idempotency-keys": PeriodicSchedule(
+            task="config.tasks.purge_idempotency_keys_task",
+            cron="41 * * * *",
+            description="Deletes Idempotency-Key rows older than IDEMPOTENCY_KEY_TTL_HOURS (at least 24 h), hourly.",
+        ),
         "agreements-mark-overdue": PeriodicSchedule(
             task="agreements.tasks.mark_overdue_agreements_task",
             cron="*/15 * * * *",

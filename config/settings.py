@@ -158,6 +158,15 @@ SPECTACULAR_SETTINGS = {
     },
 }
 
+# --- API Idempotency-Key (config/idempotency.py) --------------------------------------------------
+# Hours a key and its stored response are kept. At least 24: a client retrying the next day must
+# still get the original answer rather than a second payout.
+IDEMPOTENCY_KEY_TTL_HOURS: int = env.int("IDEMPOTENCY_KEY_TTL_HOURS", default=24)
+if IDEMPOTENCY_KEY_TTL_HOURS < 24:
+    raise ImproperlyConfigured(
+        f"IDEMPOTENCY_KEY_TTL_HOURS={IDEMPOTENCY_KEY_TTL_HOURS}: keys must be kept at least 24 hours."
+    )
+
 # --- Redis and Celery -----------------------------------------------------------------------------
 REDIS_URL: str = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
 CELERY_BROKER_URL: str = env.str("CELERY_BROKER_URL", default=REDIS_URL)

@@ -23,6 +23,7 @@ from agreements.services import agreements as agreement_services
 from agreements.services import inbound as inbound_services
 from agreements.services import outbound as outbound_services
 from config.api import ConflictError
+from config.idempotency import idempotent
 
 T = TypeVar("T")
 
@@ -55,6 +56,7 @@ class AgreementListApi(GenericAPIView[Agreement]):
         page = self.paginate_queryset(queryset)
         return self.get_paginated_response(s.AgreementSerializer(page, many=True).data)
 
+    @idempotent
     @extend_schema(request=s.AgreementInputSerializer, responses={201: s.AgreementSerializer})
     def post(self, request: Request) -> Response:
         payload = s.AgreementInputSerializer(data=request.data)
@@ -88,6 +90,7 @@ class AgreementDetailApi(GenericAPIView[Agreement]):
 class AgreementTransitionApi(GenericAPIView[Agreement]):
     serializer_class = s.AgreementTransitionSerializer
 
+    @idempotent
     @extend_schema(request=s.AgreementTransitionSerializer, responses=s.AgreementSerializer)
     def post(self, request: Request, agreement_id: str) -> Response:
         agreement = selectors.agreement_get(agreement_id)
@@ -109,6 +112,7 @@ class AgreementPaymentListApi(GenericAPIView[Any]):
         page = self.paginate_queryset(selectors.payment_list(agreement_id=agreement.id).select_related("agreement"))
         return self.get_paginated_response(s.PaymentSerializer(page, many=True).data)
 
+    @idempotent
     @extend_schema(request=s.PaymentInputSerializer, responses={201: s.PaymentSerializer})
     def post(self, request: Request, agreement_id: str) -> Response:
         agreement = selectors.agreement_get(agreement_id)
@@ -126,6 +130,7 @@ class AgreementPaymentListApi(GenericAPIView[Any]):
 class AgreementPaymentCancelApi(GenericAPIView[Any]):
     serializer_class = s.PaymentCancelSerializer
 
+    @idempotent
     @extend_schema(request=s.PaymentCancelSerializer, responses=s.PaymentSerializer)
     def post(self, request: Request, agreement_id: str, payment_id: str) -> Response:
         agreement = selectors.agreement_get(agreement_id)
@@ -141,6 +146,7 @@ class AgreementPaymentCancelApi(GenericAPIView[Any]):
 class AgreementPaymentPayApi(GenericAPIView[Any]):
     serializer_class = s.PaymentSerializer
 
+    @idempotent
     @extend_schema(request=None, responses=s.PaymentSerializer)
     def post(self, request: Request, agreement_id: str, payment_id: str) -> Response:
         agreement = selectors.agreement_get(agreement_id)
@@ -183,6 +189,7 @@ class WebhookDeliveryDetailApi(GenericAPIView[Any]):
 class WebhookDeliveryResendApi(GenericAPIView[Any]):
     serializer_class = s.DeliverySerializer
 
+    @idempotent
     @extend_schema(request=None, responses={202: s.DeliverySerializer})
     def post(self, request: Request, delivery_id: str) -> Response:
         delivery = selectors.delivery_get(delivery_id)
@@ -193,6 +200,7 @@ class WebhookDeliveryResendApi(GenericAPIView[Any]):
 class WebhookDeliveryResendFailedApi(GenericAPIView[Any]):
     serializer_class = s.ResendFailedSerializer
 
+    @idempotent
     @extend_schema(request=s.ResendFailedSerializer, responses={202: dict})
     def post(self, request: Request) -> Response:
         payload = s.ResendFailedSerializer(data=request.data)
@@ -217,6 +225,7 @@ class BlockchainEventListApi(GenericAPIView[Any]):
 class BlockchainEventReprocessApi(GenericAPIView[Any]):
     serializer_class = s.InboundEventSerializer
 
+    @idempotent
     @extend_schema(request=None, responses={202: s.InboundEventSerializer})
     def post(self, request: Request, event_id: str) -> Response:
         event_uuid = selectors.parse_id(event_id)

@@ -13,6 +13,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.api import ConflictError, ServiceUnavailableError
+from config.idempotency import idempotent
 from config.pagination import PagePagination
 from payouts import selectors, services
 from payouts.api.serializers import (
@@ -84,6 +85,7 @@ def _page(request: Request, view: APIView, queryset: Any, serializer: Callable[.
 
 
 class AssetImportApi(APIView):
+    @idempotent
     @extend_schema(request=AssetImportSerializer, responses={201: AssetSerializer})
     def post(self, request: Request) -> Response:
         body = AssetImportSerializer(data=request.data)
@@ -119,6 +121,7 @@ class _AssetAction(APIView):
     def act(self, asset: Asset) -> Asset:
         raise NotImplementedError
 
+    @idempotent
     @extend_schema(request=None, responses={200: AssetSerializer, 202: AssetSerializer})
     def post(self, request: Request, asset_id: str) -> Response:
         asset = _asset(asset_id)
@@ -167,6 +170,7 @@ class AssetDistributionsApi(APIView):
         distributions = selectors.distribution_list(asset_id=asset.pk, status=filters.get("status"))
         return _page(request, self, distributions, DistributionSerializer)
 
+    @idempotent
     @extend_schema(request=DistributionCreateSerializer, responses={201: DistributionSerializer})
     def post(self, request: Request, asset_id: str) -> Response:
         asset = _asset(asset_id)
@@ -182,6 +186,7 @@ class AssetWithdrawalsApi(APIView):
         asset = _asset(asset_id)
         return _page(request, self, selectors.withdrawal_list(asset=asset), WithdrawalSerializer)
 
+    @idempotent
     @extend_schema(request=WithdrawalCreateSerializer, responses={202: WithdrawalSerializer})
     def post(self, request: Request, asset_id: str) -> Response:
         """Send unreserved payment tokens from the payout contract back to `to_address` (its admin only)."""
@@ -214,6 +219,7 @@ class _DistributionAction(APIView):
     def act(self, distribution: Distribution) -> Distribution:
         raise NotImplementedError
 
+    @idempotent
     @extend_schema(request=None, responses={200: DistributionSerializer, 202: DistributionSerializer})
     def post(self, request: Request, distribution_id: str) -> Response:
         distribution = _distribution(distribution_id)
