@@ -14,7 +14,12 @@ from rest_framework.test import APIClient
 from config.locks import redis_client
 from tests.fixtures.workers import running_worker
 
-pytest_plugins = ["tests.fixtures.chain", "tests.fixtures.hostile", "tests.fixtures.mirror_node", "tests.fixtures.payouts"]
+pytest_plugins = [
+    "tests.fixtures.chain",
+    "tests.fixtures.hostile",
+    "tests.fixtures.mirror_node",
+    "tests.fixtures.payouts",
+]
 
 
 @pytest.fixture(autouse=True)
