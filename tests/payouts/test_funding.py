@@ -10,7 +10,9 @@ from datetime import timedelta
 
 import pytest
 from celery.worker import WorkController
+from django.contrib.auth.models import User
 from django.db import connection
+from django.test import Client
 from django.utils import timezone
 from pytest_django.fixtures import Settings
 from rest_framework.test import APIClient
@@ -75,6 +77,23 @@ def test_a_payout_larger_than_the_contract_holds_is_refused_before_anyone_is_pai
     assert response.status_code == 409
     assert "needs 1500" in response.json()["detail"]
     assert Distribution.objects.get(pk=scheduled.pk).status == Distribution.Status.SCHEDULED
+    # and in the admin: the "Execute now" action says why, and the add form shows it on the form
+    admin = Client()
+    admin.force_login(User.objects.create_superuser("treasurer", password="treasurer-pass-123"))
+    page = admin.post(
+        "/admin/payouts/distribution/",
+        {"action": "execute_now", "_selected_action": [str(scheduled.pk)]},
+        follow=True,
+    )
+    assert "this distribution needs 1500: fund the contract with at least 500 more" in page.content.decode()
+    form = admin.post(
+        "/admin/payouts/distribution/add/",
+        {"asset": asset.pk, "subtype": "IMMEDIATE", "amount_type": "FIXED", "amount": "1500"},
+    )
+    assert form.status_code == 200
+    assert "this distribution needs 1500" in form.content.decode()
+    assert Distribution.objects.get(pk=scheduled.pk).status == Distribution.Status.SCHEDULED
+    assert Distribution.objects.count() == 1
     assert not HolderPayment.objects.exists()
 
 
