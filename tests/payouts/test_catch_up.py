@@ -6,12 +6,16 @@ holder was paid exactly as many shares as occurrences ran.
 
 from __future__ import annotations
 
+import time
 import uuid
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 from celery.worker import WorkController
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from pytest_django.fixtures import Settings
 
@@ -19,9 +23,12 @@ from chain.client import ChainClient
 from chain.localchain import DeployedContracts
 from chain.signers import LocalKeySigner
 from payouts import services
-from payouts.models import Asset, Distribution
+from payouts.errors import Conflict
+from payouts.models import Asset, Distribution, IllegalTransition
 from payouts.tasks import run_scheduled_distributions_task
+from tests.agreements.servers import DiscordServer, field_of
 from tests.payouts.chainkit import DemoAsset, deploy_asset, wait_for
+from tests.payouts.factories import make_asset
 
 FINAL = ("COMPLETED", "FAILED")
 SHARES = [100, 200, 300]  # what one payout of 600 pays holders with balances 1, 2, 3
@@ -100,3 +107,178 @@ def test_a_daily_series_anchored_30_days_ago_runs_once_and_skips_29(
     following = Distribution.objects.get(series_id=first.series_id, occurrence=30)
     assert following.scheduled_at is not None
     assert following.scheduled_at > timezone.now()
+
+
+@pytest.mark.chain
+@pytest.mark.django_db(transaction=True)
+def test_catch_up_all_runs_every_missed_occurrence(
+    celery_worker: WorkController,
+    chain_settings: Settings,
+    chain_client: ChainClient,
+    deployer: LocalKeySigner,
+    contracts: DeployedContracts,
+) -> None:
+    # given a DAILY series with catch-up ALL whose first 3 occurrences fell due while the system was down
+    demo = deploy_asset(
+        chain_client, deployer, payment_token=contracts.payment_token, balances=[1, 2, 3], funding=10**9, salt="all"
+    )
+    asset = _import(demo)
+    first = _daily_series(asset, anchor=timezone.now() - timedelta(days=3) + timedelta(hours=1), catch_up="all")
+    assert first.series_id is not None
+    # when beat runs the scheduler four times
+    _beats(first.series_id, 4)
+    # then every missed occurrence ran, one per beat, each paying its full share on chain
+    assert [chain_client.erc20_balance(demo.payment_token, h) for h in demo.holders] == [3 * s for s in SHARES]
+    assert _series(first.series_id) == [(0, "COMPLETED"), (1, "COMPLETED"), (2, "COMPLETED"), (3, "SCHEDULED")]
+    assert set(Distribution.objects.filter(series_id=first.series_id).values_list("catch_up", flat=True)) == {"all"}
+
+
+@pytest.mark.django_db
+def test_catch_up_none_skips_every_missed_occurrence_and_waits_for_the_next() -> None:
+    # given a DAILY series with catch-up NONE whose first 30 occurrences fell due while the system was down
+    asset = make_asset()
+    anchor = timezone.now() - timedelta(days=30) + timedelta(hours=1)
+    first = _daily_series(asset, anchor=anchor, catch_up="none")
+    assert first.series_id is not None
+    # when the scheduler looks, twice
+    services.run_scheduled_distributions()
+    services.run_scheduled_distributions()
+    # then nothing started: all 30 due occurrences are SKIPPED, the series waits for occurrence 30 (tomorrow)
+    assert _series(first.series_id) == [(n, "SKIPPED") for n in range(30)] + [(30, "SCHEDULED")]
+    following = Distribution.objects.get(series_id=first.series_id, occurrence=30)
+    assert following.scheduled_at == anchor + timedelta(days=30)
+    assert following.catch_up == "none"
+    reasons = set(Distribution.objects.filter(status="SKIPPED").values_list("status_reason", flat=True))
+    assert len(reasons) == 1
+    assert "missed while the system was down or the asset was paused" in reasons.pop()
+    assert not Distribution.objects.filter(started_at__isnull=False).exists()
+
+
+@pytest.mark.chain
+@pytest.mark.django_db(transaction=True)
+def test_unpausing_an_asset_does_not_release_a_storm(
+    celery_worker: WorkController,
+    chain_settings: Settings,
+    chain_client: ChainClient,
+    deployer: LocalKeySigner,
+    contracts: DeployedContracts,
+) -> None:
+    # given a DAILY series on an asset paused for the last 10 days (the scheduler skipped it meanwhile)
+    demo = deploy_asset(
+        chain_client, deployer, payment_token=contracts.payment_token, balances=[1, 2, 3], funding=10**9, salt="unpause"
+    )
+    asset = _import(demo)
+    first = _daily_series(asset, anchor=timezone.now() - timedelta(days=10) + timedelta(hours=1))
+    assert first.series_id is not None
+    services.asset_set_paused(asset_id=asset.pk, paused=True)
+    _beats(first.series_id, 2)
+    assert _series(first.series_id) == [(0, "SCHEDULED")]
+    # when the operator unpauses it and beat runs three times
+    services.asset_set_paused(asset_id=asset.pk, paused=False)
+    _beats(first.series_id, 3)
+    # then each holder was paid exactly one share, on chain, and the 9 earlier occurrences were skipped
+    assert [chain_client.erc20_balance(demo.payment_token, h) for h in demo.holders] == SHARES
+    assert _series(first.series_id) == [(n, "SKIPPED") for n in range(9)] + [(9, "COMPLETED"), (10, "SCHEDULED")]
+
+
+@pytest.fixture
+def discord(settings: Settings) -> Iterator[DiscordServer]:
+    """The local Discord webhook; alerts go there, rate-limited for 1 s per cause."""
+    server = DiscordServer()
+    server.start()
+    settings.DISCORD_WEBHOOK_URL = server.url + "api/webhooks/1/secret-token"
+    settings.ALERT_RATE_LIMIT_SECONDS = 1
+    yield server
+    server.stop()
+
+
+def _alerted_series(discord: DiscordServer) -> list[str]:
+    return [field_of(message["embeds"][0], "Series") for message in discord.messages]
+
+
+@pytest.mark.django_db(transaction=True)  # alerts go out after commit
+def test_one_alert_per_catch_up(discord: DiscordServer) -> None:
+    # given series 30 days behind (LATEST), 5 days behind (NONE), 3 days behind (ALL), and one on time
+    asset = make_asset()
+    now = timezone.now()
+    latest = _daily_series(asset, anchor=now - timedelta(days=30) + timedelta(hours=1))
+    none = _daily_series(asset, anchor=now - timedelta(days=5) + timedelta(hours=1), catch_up="none")
+    every = _daily_series(asset, anchor=now - timedelta(days=3) + timedelta(hours=1), catch_up="all")
+    on_time = _daily_series(asset, anchor=now - timedelta(minutes=1))
+    # when the scheduler looks
+    services.run_scheduled_distributions()
+    # then one alert per series that was behind, however many occurrences it skipped
+    assert sorted(_alerted_series(discord)) == sorted(str(d.series_id) for d in (latest, none, every))
+    latest_alert = next(
+        m["embeds"][0] for m in discord.messages if field_of(m["embeds"][0], "Series") == str(latest.series_id)
+    )
+    assert field_of(latest_alert, "Policy") == "latest"
+    assert field_of(latest_alert, "Skipped") == "29 occurrences (0 to 28)"
+    # when the rate-limit window has passed and the scheduler looks again (ALL is still catching up)
+    time.sleep(1.2)
+    services.run_scheduled_distributions()
+    # then no new alert: the ALL series' catch-up is the same event
+    assert len(discord.messages) == 3
+    assert Distribution.objects.get(series_id=every.series_id, occurrence=1).status == "IN_PROGRESS"
+    # when the system is down again for three days
+    services.run_scheduled_distributions(now=timezone.now() + timedelta(days=3))
+    # then one more alert per series with a new catch-up event (the on-time one fell behind too), and none
+    # was ever suppressed: nothing tried to alert per skipped row
+    assert sorted(_alerted_series(discord)[3:]) == sorted(str(d.series_id) for d in (latest, none, on_time))
+    assert all(field["name"] != "Suppressed" for m in discord.messages for field in m["embeds"][0]["fields"])
+    assert len(discord.messages) == 6
+
+
+@pytest.mark.django_db
+def test_missed_occurrences_are_written_in_one_insert() -> None:
+    # given a DAILY series 30 days behind
+    asset = make_asset()
+    first = _daily_series(asset, anchor=timezone.now() - timedelta(days=30) + timedelta(hours=1))
+    # when the scheduler looks
+    with CaptureQueriesContext(connection) as queries:
+        services.run_scheduled_distributions()
+    # then 28 new SKIPPED rows and the latest occurrence took one INSERT; the next occurrence one more
+    inserts = [q["sql"] for q in queries.captured_queries if q["sql"].startswith('INSERT INTO "payouts_distribution"')]
+    assert len(inserts) == 2
+    assert Distribution.objects.filter(series_id=first.series_id).count() == 31
+
+
+@pytest.mark.django_db
+def test_a_failing_catch_up_changes_nothing_and_does_not_stop_the_others() -> None:
+    # given a series whose recurrence is corrupt, and a healthy series, both 30 days behind
+    asset = make_asset()
+    anchor = timezone.now() - timedelta(days=30) + timedelta(hours=1)
+    broken = _daily_series(asset, anchor=anchor)
+    Distribution.objects.filter(pk=broken.pk).update(recurrence="YEARLY")
+    healthy = _daily_series(asset, anchor=anchor)
+    # when the scheduler looks
+    result = services.run_scheduled_distributions()
+    # then the broken one is untouched and the healthy one caught up
+    assert result == {"done": 1, "skipped": 0, "failed": 1}
+    assert _series(broken.series_id) == [(0, "SCHEDULED")]
+    assert _series(healthy.series_id)[28:] == [(28, "SKIPPED"), (29, "IN_PROGRESS"), (30, "SCHEDULED")]
+
+
+@pytest.mark.django_db
+def test_a_skipped_occurrence_can_be_neither_started_nor_cancelled() -> None:
+    # given a series 30 days behind that the scheduler has just caught up
+    asset = make_asset()
+    first = _daily_series(asset, anchor=timezone.now() - timedelta(days=30) + timedelta(hours=1))
+    services.run_scheduled_distributions()
+    # when an operator presses "execute" on the first (now SKIPPED) occurrence
+    with pytest.raises(Conflict, match="SKIPPED"):
+        services.distribution_start(distribution_id=first.pk)
+    # then it stays SKIPPED, and a SKIPPED occurrence cannot be cancelled either
+    with pytest.raises(Conflict):
+        services.distribution_cancel(distribution_id=first.pk)
+    assert Distribution.objects.get(pk=first.pk).status == "SKIPPED"
+
+
+def test_skipped_is_final_and_only_reached_from_scheduled() -> None:
+    Distribution.Status.check_move("SCHEDULED", "SKIPPED")
+    for source in ("IN_PROGRESS", "FAILED", "COMPLETED", "CANCELLED"):
+        with pytest.raises(IllegalTransition):
+            Distribution.Status.check_move(source, "SKIPPED")
+    for target in Distribution.Status.values:
+        with pytest.raises(IllegalTransition):
+            Distribution.Status.check_move("SKIPPED", target)
