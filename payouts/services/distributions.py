@@ -4,7 +4,8 @@
 `UPDATE ... WHERE status='SCHEDULED'` whose row count says who won, so two triggers at the same
 moment (operator + beat, two operators) produce one execution. The winner also creates the next
 occurrence of a recurring or automated series, in the same transaction, and enqueues planning after
-commit.
+commit. `build_occurrence` gives any occurrence of a series with the series' terms (the catch-up of
+`catch_up.py` writes missed ones with it).
 """
 
 from __future__ import annotations
@@ -39,8 +40,12 @@ def distribution_create(
     concept: str = "",
     scheduled_at: datetime | None = None,
     recurrence: str = "",
+    catch_up: str | None = None,
 ) -> Distribution:
-    """Create a payout (or bond cash-out); IMMEDIATE ones start at once."""
+    """Create a payout (or bond cash-out); IMMEDIATE ones start at once.
+
+    `catch_up` (RECURRING only, default latest) is the series' policy for missed occurrences.
+    """
     now = timezone.now()
     _check_shape(
         distribution_type=distribution_type,
@@ -51,6 +56,7 @@ def distribution_create(
         amount_per_token=amount_per_token,
         scheduled_at=scheduled_at,
         recurrence=recurrence,
+        catch_up=catch_up,
         now=now,
     )
     with transaction.atomic():
@@ -80,6 +86,7 @@ def distribution_create(
             recurrence=recurrence,
             series_id=uuid.uuid4() if series else None,
             recurrence_anchor=scheduled_at if subtype == Distribution.Subtype.RECURRING else None,
+            catch_up=catch_up or Distribution.CatchUp.LATEST,
             chain_distribution_id=gateway.chain_distribution_id(distribution_id),
         )
         logger.info("distribution created distribution_id=%s subtype=%s", distribution.id, subtype)
@@ -98,6 +105,7 @@ def _check_shape(
     amount_per_token: int | None,
     scheduled_at: datetime | None,
     recurrence: str,
+    catch_up: str | None,
     now: datetime,
 ) -> None:
     """Invariants the API serializer also checks; services refuse bad calls from any caller."""
@@ -138,6 +146,10 @@ def _check_shape(
         raise InvalidInput("recurrence", "required for RECURRING and only for it")
     if recurrence and recurrence not in Distribution.Recurrence.values:
         raise InvalidInput("recurrence", f"must be one of {', '.join(Distribution.Recurrence.values)}")
+    if catch_up is not None and subtype != Distribution.Subtype.RECURRING:
+        raise InvalidInput("catch_up", "only RECURRING series have a catch-up policy")
+    if catch_up is not None and catch_up not in Distribution.CatchUp.values:
+        raise InvalidInput("catch_up", f"must be one of {', '.join(Distribution.CatchUp.values)}")
 
 
 def distribution_cancel(*, distribution_id: uuid.UUID) -> Distribution:
@@ -188,16 +200,25 @@ def _create_next_occurrence(distribution: Distribution) -> Distribution | None:
     if distribution.series_id is None:
         return None
     occurrence = distribution.occurrence + 1
-    fields: dict[str, Any] = {}
+    if Distribution.objects.filter(series_id=distribution.series_id, occurrence=occurrence).exists():
+        return None
+    following = build_occurrence(distribution, occurrence=occurrence)
+    following.save(force_insert=True)
+    return following
+
+
+def build_occurrence(distribution: Distribution, *, occurrence: int, **fields: Any) -> Distribution:
+    """Occurrence `occurrence` of `distribution`'s series, unsaved: the same terms, its own ids and time.
+
+    `fields` are set on it too (the catch-up writes missed occurrences as SKIPPED with a reason).
+    """
     if distribution.subtype == Distribution.Subtype.RECURRING:
         assert distribution.recurrence_anchor is not None  # noqa: S101 - set at creation for RECURRING
         fields["scheduled_at"] = occurrence_time(
             anchor=distribution.recurrence_anchor, recurrence=distribution.recurrence, occurrence=occurrence
         )
-    if Distribution.objects.filter(series_id=distribution.series_id, occurrence=occurrence).exists():
-        return None
     next_id = uuid.uuid4()
-    return Distribution.objects.create(
+    return Distribution(
         id=next_id,
         asset_id=distribution.asset_id,
         distribution_type=distribution.distribution_type,
@@ -212,6 +233,7 @@ def _create_next_occurrence(distribution: Distribution) -> Distribution | None:
         series_id=distribution.series_id,
         occurrence=occurrence,
         recurrence_anchor=distribution.recurrence_anchor,
+        catch_up=distribution.catch_up,
         chain_distribution_id=gateway.chain_distribution_id(next_id),
         **fields,
     )

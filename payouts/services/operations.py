@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import uuid
 from datetime import datetime, timedelta
+from functools import partial
 
 from django.conf import settings
 from django.db import transaction
@@ -17,7 +18,7 @@ from django.utils import timezone
 
 from payouts.errors import Conflict, NotFound
 from payouts.models import Asset, BatchPayout, Distribution, HolderPayment
-from payouts.services.distributions import distribution_start
+from payouts.services.catch_up import distribution_start_due
 
 logger = logging.getLogger(__name__)
 
@@ -95,7 +96,10 @@ def retry_failed_holder_payments(*, now: datetime | None = None) -> dict[str, in
 
 
 def run_scheduled_distributions(*, now: datetime | None = None) -> dict[str, int]:
-    """Start every due SCHEDULED distribution, however long ago it fell due (downtime included)."""
+    """Start every due SCHEDULED distribution, however long ago it fell due (downtime included).
+
+    A recurring series that missed occurrences (downtime, a paused asset) follows its catch-up policy.
+    """
     now = now or timezone.now()
     ids = list(
         Distribution.objects.filter(status=Status.SCHEDULED, scheduled_at__lte=now, asset__is_paused=False)
@@ -103,7 +107,7 @@ def run_scheduled_distributions(*, now: datetime | None = None) -> dict[str, int
         .order_by("scheduled_at")
         .values_list("id", flat=True)[:SCHEDULED_RUN_LIMIT]
     )
-    return _each(ids, distribution_start, "scheduled start")
+    return _each(ids, partial(distribution_start_due, now=now), "scheduled start")
 
 
 def _each(ids: list[uuid.UUID], action: object, label: str) -> dict[str, int]:

@@ -73,7 +73,7 @@ def _beats(series_id: uuid.UUID, count: int) -> list[object]:
     return results
 
 
-def _series(series_id: uuid.UUID) -> list[tuple[int, str]]:
+def _series(series_id: uuid.UUID | None) -> list[tuple[int, str]]:
     return list(
         Distribution.objects.filter(series_id=series_id).order_by("occurrence").values_list("occurrence", "status")
     )
@@ -231,16 +231,26 @@ def test_one_alert_per_catch_up(discord: DiscordServer) -> None:
 
 @pytest.mark.django_db
 def test_missed_occurrences_are_written_in_one_insert() -> None:
-    # given a DAILY series 30 days behind
+    # given an HOURLY series a year behind: occurrences 0 to 8759 are due
     asset = make_asset()
-    first = _daily_series(asset, anchor=timezone.now() - timedelta(days=30) + timedelta(hours=1))
+    first = services.distribution_create(
+        asset_id=asset.pk,
+        subtype="RECURRING",
+        recurrence="HOURLY",
+        amount_type="FIXED",
+        amount=600,
+        scheduled_at=timezone.now() + timedelta(minutes=5),
+    )
+    anchor = timezone.now() - timedelta(days=365) + timedelta(minutes=30)
+    Distribution.objects.filter(pk=first.pk).update(scheduled_at=anchor, recurrence_anchor=anchor)
     # when the scheduler looks
     with CaptureQueriesContext(connection) as queries:
         services.run_scheduled_distributions()
-    # then 28 new SKIPPED rows and the latest occurrence took one INSERT; the next occurrence one more
+    # then 8758 new SKIPPED rows and the latest occurrence took one INSERT; the next occurrence one more
     inserts = [q["sql"] for q in queries.captured_queries if q["sql"].startswith('INSERT INTO "payouts_distribution"')]
     assert len(inserts) == 2
-    assert Distribution.objects.filter(series_id=first.series_id).count() == 31
+    assert _series(first.series_id)[-3:] == [(8758, "SKIPPED"), (8759, "IN_PROGRESS"), (8760, "SCHEDULED")]
+    assert Distribution.objects.filter(series_id=first.series_id, status="SKIPPED").count() == 8759
 
 
 @pytest.mark.django_db
