@@ -134,6 +134,12 @@ class DistributionCreateForm(forms.Form):
     )
     scheduled_at = forms.DateTimeField(required=False, help_text="ONE_OFF / RECURRING: a future time (UTC)")
     recurrence = forms.ChoiceField(choices=[("", "-"), *Distribution.Recurrence.choices], required=False)
+    catch_up = forms.ChoiceField(
+        choices=[("", "-"), *Distribution.CatchUp.choices],
+        required=False,
+        label="Catch-up policy",
+        help_text="RECURRING: occurrences missed while the system was down or the asset paused (default latest)",
+    )
     concept = forms.CharField(required=False, max_length=500)
 
     def clean(self) -> dict[str, Any]:
@@ -199,6 +205,7 @@ class DistributionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
                     percentage_bps=data["percentage_bps"],
                     scheduled_at=data["scheduled_at"],
                     recurrence=data["recurrence"] or "",
+                    catch_up=data["catch_up"] or None,
                     concept=data["concept"] or "",
                 )
             except PayoutsError as exc:

@@ -151,12 +151,20 @@ class Distribution(models.Model):
         WEEKLY = "WEEKLY"
         MONTHLY = "MONTHLY"
 
+    class CatchUp(models.TextChoices):
+        """What a RECURRING series does with occurrences missed while the system was down or the asset paused."""
+
+        LATEST = "latest", "latest: run the latest missed occurrence, skip the others"
+        ALL = "all", "all: run every missed occurrence"
+        NONE = "none", "none: skip every missed occurrence, wait for the next one"
+
     class Status(_Machine):
         SCHEDULED = "SCHEDULED"
         IN_PROGRESS = "IN_PROGRESS"
         FAILED = "FAILED"
         COMPLETED = "COMPLETED"
         CANCELLED = "CANCELLED"
+        SKIPPED = "SKIPPED"  # a missed occurrence the series' catch-up policy did not run
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     asset = models.ForeignKey(Asset, on_delete=models.PROTECT, related_name="distributions")
@@ -182,7 +190,11 @@ class Distribution(models.Model):
     series_id = models.UUIDField(null=True, blank=True)
     occurrence = models.PositiveIntegerField(default=0)
     recurrence_anchor = models.DateTimeField(null=True, blank=True)
+    # Copied to every occurrence of the series; used by RECURRING only.
+    catch_up = models.CharField(max_length=8, choices=CatchUp.choices, default=CatchUp.LATEST)
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.SCHEDULED)
+    # Why it did not start (e.g. SKIPPED by the catch-up policy); empty when it did.
+    status_reason = models.TextField(blank=True, default="")
     chain_distribution_id = models.CharField(max_length=66, unique=True)
     batch_size = models.PositiveIntegerField(null=True, blank=True)
     holders_count = models.PositiveIntegerField(null=True, blank=True)  # null until planned
@@ -246,11 +258,12 @@ class Distribution(models.Model):
 
 
 Distribution.Status._moves = {  # type: ignore[attr-defined]
-    "SCHEDULED": {"IN_PROGRESS", "CANCELLED"},
+    "SCHEDULED": {"IN_PROGRESS", "CANCELLED", "SKIPPED"},
     "IN_PROGRESS": {"COMPLETED", "FAILED"},
     "FAILED": {"IN_PROGRESS", "COMPLETED"},  # retry of the holders not yet paid; a late confirmation
     "COMPLETED": set(),
     "CANCELLED": set(),
+    "SKIPPED": set(),
 }
 
 

@@ -4,6 +4,9 @@ Occurrence n is computed from the series' ORIGINAL anchor, never from the previo
 HOURLY/DAILY/WEEKLY add n hours/days/weeks; MONTHLY adds n calendar months and clamps the day to
 the month's length. So an anchor of Jan 31 gives Feb 28 (Feb 29 in leap years), then Mar 31,
 Apr 30, ...: the end of the month stays the end of the month instead of drifting to the 28th.
+
+`latest_due_occurrence` is the inverse the catch-up policy needs: which occurrence is the latest one
+due at a given moment (an occurrence before it was missed).
 """
 
 from __future__ import annotations
@@ -34,3 +37,21 @@ def occurrence_time(*, anchor: datetime, recurrence: str, occurrence: int) -> da
         return anchor + _FIXED[recurrence] * occurrence
     except KeyError:
         raise ValueError(f"unknown recurrence {recurrence!r}") from None
+
+
+def latest_due_occurrence(*, anchor: datetime, recurrence: str, now: datetime) -> int:
+    """The largest n with occurrence_time(n) <= now; -1 when even the first is still ahead."""
+    if now < anchor:
+        return -1
+    if recurrence == "MONTHLY":
+        estimate = (now.year - anchor.year) * 12 + now.month - anchor.month
+    elif recurrence in _FIXED:
+        estimate = (now - anchor) // _FIXED[recurrence]
+    else:
+        raise ValueError(f"unknown recurrence {recurrence!r}")
+    # The estimate is off by at most one (time of day, a clamped month end): step to the exact answer.
+    while estimate > 0 and occurrence_time(anchor=anchor, recurrence=recurrence, occurrence=estimate) > now:
+        estimate -= 1
+    while occurrence_time(anchor=anchor, recurrence=recurrence, occurrence=estimate + 1) <= now:
+        estimate += 1
+    return estimate

@@ -9,10 +9,12 @@ from __future__ import annotations
 import uuid
 
 from celery import shared_task
+from django.utils import timezone
 
 from chain.errors import ChainError
 from config.locks import redis_lock, single_instance
 from payouts import services
+from payouts.errors import Conflict
 
 
 @shared_task(acks_late=True, autoretry_for=(Exception,), retry_backoff=5, retry_backoff_max=300, max_retries=5)
@@ -26,8 +28,12 @@ def plan_distribution_task(distribution_id: str) -> None:
 @shared_task(acks_late=True, autoretry_for=(ChainError,), retry_backoff=5, retry_backoff_max=300, max_retries=5)
 def start_distribution_task(distribution_id: str) -> str:
     """Start a due distribution now (AUTOMATED ones when payment tokens arrive); a refusal is recorded
-    on the distribution, and the scheduled run tries again."""
-    return services.distribution_start_due(distribution_id=uuid.UUID(distribution_id))
+    on the distribution when there is something to fix (funds), and the scheduled run tries again."""
+    try:
+        services.distribution_start_due(distribution_id=uuid.UUID(distribution_id), now=timezone.now())
+    except Conflict as exc:
+        return f"not started: {exc}"
+    return "started"
 
 
 @shared_task(acks_late=True, autoretry_for=(Exception,), retry_backoff=5, retry_backoff_max=300, max_retries=5)

@@ -3,5 +3,6 @@
 - `agreements`: agreement and payment lifecycle (each change writes its outbox row).
 - `outbound`: signed deliveries to the blockchain service, retries, resend, sweeper.
 - `inbound`: the blockchain service's webhooks: verify, validate, store, process.
-- `alerts`: rate-limited Discord alerts that never raise.
+
+Discord alerts live in `config.alerts` (shared with payouts).
 """

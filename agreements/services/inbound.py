@@ -25,8 +25,8 @@ from django.utils import timezone
 
 from agreements import signing
 from agreements.models import Agreement, AgreementBlockchainLog, InboundBlockchainEvent
-from agreements.services.alerts import AlertField, send_alert
 from agreements.services.outbound import backoff_seconds, publish_now
+from config.alerts import AlertField, send_alert
 
 logger = logging.getLogger(__name__)
 

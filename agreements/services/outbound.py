@@ -27,7 +27,7 @@ from django.utils import timezone
 from agreements import signing
 from agreements.models import Agreement, IllegalTransitionError, WebhookDelivery, WebhookDeliveryAttempt
 from agreements.payloads import encode_body
-from agreements.services.alerts import AlertField, send_alert
+from config.alerts import AlertField, send_alert
 from config.celery_app import app as celery_app
 from config.logging import redact
 

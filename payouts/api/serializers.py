@@ -74,6 +74,13 @@ class DistributionCreateSerializer(StrictSerializer):
     concept = serializers.CharField(required=False, allow_blank=True, max_length=500, default="")
     scheduled_at = serializers.DateTimeField(required=False)
     recurrence = serializers.ChoiceField(choices=Distribution.Recurrence.choices, required=False)
+    catch_up = serializers.ChoiceField(
+        choices=Distribution.CatchUp.values,
+        required=False,
+        help_text="RECURRING only: what to do with occurrences missed while the system was down or the "
+        "asset paused. latest (default): run the latest, skip the rest; all: run every one; none: skip them all.",
+        error_messages={"invalid_choice": f"must be one of {', '.join(Distribution.CatchUp.values)}"},
+    )
 
     def validate_scheduled_at(self, value: Any) -> Any:
         if value <= timezone.now():
@@ -118,6 +125,8 @@ class DistributionCreateSerializer(StrictSerializer):
         for field in expected.values():
             if field != wanted and field in attrs:
                 errors.setdefault(field, [f"not allowed when amount_type is {attrs['amount_type']}"])
+        if "catch_up" in attrs and attrs["subtype"] != Distribution.Subtype.RECURRING:
+            errors["catch_up"] = ["only RECURRING series have a catch-up policy"]
         if errors:
             raise serializers.ValidationError(errors)
         out["recurrence"] = attrs.get("recurrence", "")
@@ -189,6 +198,7 @@ class DistributionSerializer(serializers.ModelSerializer[Distribution]):
     paid_amount = serializers.SerializerMethodField()
     progress = serializers.SerializerMethodField()
     execution_seconds = serializers.SerializerMethodField()
+    catch_up = serializers.SerializerMethodField()
 
     class Meta:
         model = Distribution
@@ -207,9 +217,11 @@ class DistributionSerializer(serializers.ModelSerializer[Distribution]):
             "concept",
             "scheduled_at",
             "recurrence",
+            "catch_up",
             "occurrence",
             "series_id",
             "status",
+            "status_reason",
             "holders_count",
             "batches_count",
             "batch_size",
@@ -248,6 +260,10 @@ class DistributionSerializer(serializers.ModelSerializer[Distribution]):
             "pending": d.pending_count,
             "percent": d.progress_percent,
         }
+
+    def get_catch_up(self, d: Distribution) -> str | None:
+        # Only a recurring series misses occurrences; elsewhere the stored default means nothing.
+        return d.catch_up if d.subtype == Distribution.Subtype.RECURRING else None
 
     def get_execution_seconds(self, d: Distribution) -> float | None:
         return None if d.execution_duration is None else d.execution_duration.total_seconds()

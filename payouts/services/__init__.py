@@ -2,6 +2,7 @@
 
 - assets: import, sync, pause/unpause, sync on/off
 - distributions: create, cancel, start (the exactly-once claim) and recurrence
+- catch_up: a due start that first applies a recurring series' catch-up policy to missed occurrences
 - execution: plan (snapshot, amounts, bulk writes) and batch submission to the chain lane
 - confirmation: apply on-chain results, roll statuses up, the lane's transaction handler
 - operations: retry, scheduled runs, the sweeper
@@ -19,6 +20,7 @@ from payouts.services.assets import (
     asset_sync,
     assets_sync_due,
 )
+from payouts.services.catch_up import distribution_start_due
 from payouts.services.confirmation import (
     batch_reconcile,
     batch_roll_up,
@@ -31,7 +33,6 @@ from payouts.services.execution import distribution_plan, distribution_submit_ba
 from payouts.services.funding import Underfunded
 from payouts.services.operations import (
     distribution_retry,
-    distribution_start_due,
     distributions_sweep,
     retry_failed_holder_payments,
     run_scheduled_distributions,

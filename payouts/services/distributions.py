@@ -6,7 +6,8 @@ moment (operator + beat, two operators) produce one execution. Before it, with t
 (every start of one payout contract is serialised), the funds check refuses a distribution the
 contract cannot pay in full (`payouts.services.funding`). The winner also creates the next
 occurrence of a recurring or automated series, in the same transaction, and enqueues planning after
-commit.
+commit. `build_occurrence` gives any occurrence of a series with the series' terms (the catch-up of
+`catch_up.py` writes missed ones with it).
 """
 
 from __future__ import annotations
@@ -43,8 +44,12 @@ def distribution_create(
     concept: str = "",
     scheduled_at: datetime | None = None,
     recurrence: str = "",
+    catch_up: str | None = None,
 ) -> Distribution:
-    """Create a payout (or bond cash-out); IMMEDIATE ones start at once."""
+    """Create a payout (or bond cash-out); IMMEDIATE ones start at once.
+
+    `catch_up` (RECURRING only, default latest) is the series' policy for missed occurrences.
+    """
     now = timezone.now()
     _check_shape(
         distribution_type=distribution_type,
@@ -55,12 +60,13 @@ def distribution_create(
         amount_per_token=amount_per_token,
         scheduled_at=scheduled_at,
         recurrence=recurrence,
+        catch_up=catch_up,
         now=now,
     )
     read = None
     if subtype == Distribution.Subtype.IMMEDIATE:
         unlocked = Asset.objects.filter(pk=asset_id).first()
-        read = _funds_for_start(unlocked) if unlocked is not None else None
+        read = funds_for_start(unlocked) if unlocked is not None else None
     with transaction.atomic():
         asset = Asset.objects.select_for_update().filter(pk=asset_id).first()
         if asset is None:
@@ -88,11 +94,12 @@ def distribution_create(
             recurrence=recurrence,
             series_id=uuid.uuid4() if series else None,
             recurrence_anchor=scheduled_at if subtype == Distribution.Subtype.RECURRING else None,
+            catch_up=catch_up or Distribution.CatchUp.LATEST,
             chain_distribution_id=gateway.chain_distribution_id(distribution_id),
         )
         logger.info("distribution created distribution_id=%s subtype=%s", distribution.id, subtype)
         if subtype == Distribution.Subtype.IMMEDIATE:
-            return _start_locked(distribution.id, now=now, read=read)
+            return distribution_claim(distribution.id, now=now, read=read)
     return distribution
 
 
@@ -106,6 +113,7 @@ def _check_shape(
     amount_per_token: int | None,
     scheduled_at: datetime | None,
     recurrence: str,
+    catch_up: str | None,
     now: datetime,
 ) -> None:
     """Invariants the API serializer also checks; services refuse bad calls from any caller."""
@@ -148,6 +156,10 @@ def _check_shape(
         raise InvalidInput("recurrence", "required for RECURRING and only for it")
     if recurrence and recurrence not in Distribution.Recurrence.values:
         raise InvalidInput("recurrence", f"must be one of {', '.join(Distribution.Recurrence.values)}")
+    if catch_up is not None and subtype != Distribution.Subtype.RECURRING:
+        raise InvalidInput("catch_up", "only RECURRING series have a catch-up policy")
+    if catch_up is not None and catch_up not in Distribution.CatchUp.values:
+        raise InvalidInput("catch_up", f"must be one of {', '.join(Distribution.CatchUp.values)}")
 
 
 def distribution_cancel(*, distribution_id: uuid.UUID) -> Distribution:
@@ -174,20 +186,21 @@ def distribution_start(*, distribution_id: uuid.UUID) -> Distribution:
     current = Distribution.objects.select_related("asset").filter(pk=distribution_id).first()
     if current is None:
         raise NotFound("distribution not found")
-    read = _funds_for_start(current.asset) if current.status == Status.SCHEDULED else None
+    read = funds_for_start(current.asset) if current.status == Status.SCHEDULED else None
     with transaction.atomic():
-        return _start_locked(distribution_id, now=timezone.now(), read=read)
+        return distribution_claim(distribution_id, now=timezone.now(), read=read)
 
 
-def _funds_for_start(asset: Asset) -> FundsRead | None:
-    """The funds view a start needs (a chain read, so outside the transaction); None when the start
-    will be refused anyway."""
+def funds_for_start(asset: Asset) -> FundsRead | None:
+    """The funds view a start needs (a chain read: take it before the transaction); None when the
+    start will be refused anyway."""
     if asset.is_paused or not asset.payout_contract_address:
         return None
     return funds_read(asset)
 
 
-def _start_locked(distribution_id: uuid.UUID, *, now: datetime, read: FundsRead | None) -> Distribution:
+def distribution_claim(distribution_id: uuid.UUID, *, now: datetime, read: FundsRead | None) -> Distribution:
+    """The start itself, inside the caller's transaction, with `read` from `funds_for_start`."""
     from payouts.tasks import plan_distribution_task
 
     current = Distribution.objects.filter(pk=distribution_id).first()
@@ -202,7 +215,7 @@ def _start_locked(distribution_id: uuid.UUID, *, now: datetime, read: FundsRead 
         raise Conflict("the asset changed while the distribution was starting: try again")
     funds_require(asset, read, need=max(planned_need(current), 1), exclude=current.pk, what="this distribution")
     claimed = Distribution.objects.filter(pk=distribution_id, status=Status.SCHEDULED).update(
-        status=Status.IN_PROGRESS, started_at=now, error="", updated_at=now
+        status=Status.IN_PROGRESS, started_at=now, error="", status_reason="", updated_at=now
     )
     if claimed != 1:
         raise Conflict("the distribution is not SCHEDULED any more: it runs only once")
@@ -218,16 +231,25 @@ def _create_next_occurrence(distribution: Distribution) -> Distribution | None:
     if distribution.series_id is None:
         return None
     occurrence = distribution.occurrence + 1
-    fields: dict[str, Any] = {}
+    if Distribution.objects.filter(series_id=distribution.series_id, occurrence=occurrence).exists():
+        return None
+    following = build_occurrence(distribution, occurrence=occurrence)
+    following.save(force_insert=True)
+    return following
+
+
+def build_occurrence(distribution: Distribution, *, occurrence: int, **fields: Any) -> Distribution:
+    """Occurrence `occurrence` of `distribution`'s series, unsaved: the same terms, its own ids and time.
+
+    `fields` are set on it too (the catch-up writes missed occurrences as SKIPPED with a reason).
+    """
     if distribution.subtype == Distribution.Subtype.RECURRING:
         assert distribution.recurrence_anchor is not None  # noqa: S101 - set at creation for RECURRING
         fields["scheduled_at"] = occurrence_time(
             anchor=distribution.recurrence_anchor, recurrence=distribution.recurrence, occurrence=occurrence
         )
-    if Distribution.objects.filter(series_id=distribution.series_id, occurrence=occurrence).exists():
-        return None
     next_id = uuid.uuid4()
-    return Distribution.objects.create(
+    return Distribution(
         id=next_id,
         asset_id=distribution.asset_id,
         distribution_type=distribution.distribution_type,
@@ -242,6 +264,7 @@ def _create_next_occurrence(distribution: Distribution) -> Distribution | None:
         series_id=distribution.series_id,
         occurrence=occurrence,
         recurrence_anchor=distribution.recurrence_anchor,
+        catch_up=distribution.catch_up,
         chain_distribution_id=gateway.chain_distribution_id(next_id),
         **fields,
     )

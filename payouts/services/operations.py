@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import uuid
 from datetime import datetime, timedelta
+from functools import partial
 
 from django.conf import settings
 from django.db import transaction
@@ -17,8 +18,8 @@ from django.utils import timezone
 
 from payouts.errors import Conflict, NotFound
 from payouts.models import Asset, BatchPayout, Distribution, HolderPayment
-from payouts.services.distributions import distribution_start
-from payouts.services.funding import Underfunded, funds_read, funds_require
+from payouts.services.catch_up import distribution_start_due
+from payouts.services.funding import funds_read, funds_require
 
 logger = logging.getLogger(__name__)
 
@@ -101,31 +102,18 @@ def retry_failed_holder_payments(*, now: datetime | None = None) -> dict[str, in
     return _each(ids, distribution_retry, "retry")
 
 
-def distribution_start_due(*, distribution_id: uuid.UUID) -> str:
-    """Start a distribution that fell due (the scheduler, an AUTOMATED trigger); says what happened.
-
-    A payout contract that cannot pay it in full leaves it SCHEDULED: the next run tries again."""
-    try:
-        distribution_start(distribution_id=distribution_id)
-    except Underfunded as exc:
-        logger.warning("distribution waits for funds distribution_id=%s reason=%s", distribution_id, exc)
-        return "waiting for funds"
-    except Conflict as exc:
-        logger.info("distribution not started distribution_id=%s reason=%s", distribution_id, exc)
-        return "not started"
-    return "started"
-
-
 def run_scheduled_distributions(*, now: datetime | None = None) -> dict[str, int]:
-    """Start every due SCHEDULED distribution, however long ago it fell due (downtime included)."""
+    """Start every due SCHEDULED distribution, however long ago it fell due (downtime included).
+
+    A recurring series that missed occurrences (downtime, a paused asset) follows its catch-up policy.
+    """
     now = now or timezone.now()
     ids = list(
         Distribution.objects.filter(status=Status.SCHEDULED, scheduled_at__lte=now, asset__is_paused=False)
-        .exclude(subtype=Distribution.Subtype.AUTOMATED)
         .order_by("scheduled_at")
         .values_list("id", flat=True)[:SCHEDULED_RUN_LIMIT]
     )
-    return _each(ids, distribution_start, "scheduled start")
+    return _each(ids, partial(distribution_start_due, now=now), "scheduled start")
 
 
 def _each(ids: list[uuid.UUID], action: object, label: str) -> dict[str, int]:

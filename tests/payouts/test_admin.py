@@ -74,6 +74,47 @@ def test_create_form_creates_a_scheduled_distribution(admin_client_logged_in: Cl
     assert Distribution.objects.get().amount == 10_500_000
 
 
+def test_create_form_sets_the_catch_up_policy_of_a_recurring_series(admin_client_logged_in: Client) -> None:
+    # given
+    asset = make_asset()
+    form = {"asset": asset.pk, "amount_type": "FIXED", "amount": "10", "scheduled_at": "2099-01-01 00:00"}
+    # when a one-off is given a policy, then a recurring series is
+    refused = admin_client_logged_in.post(
+        "/admin/payouts/distribution/add/", {**form, "subtype": "ONE_OFF", "catch_up": "all"}
+    )
+    created = admin_client_logged_in.post(
+        "/admin/payouts/distribution/add/",
+        {**form, "subtype": "RECURRING", "recurrence": "DAILY", "catch_up": "none"},
+    )
+    # then the one-off is refused with a message, the series keeps its policy
+    assert refused.status_code == 200
+    assert b"only RECURRING series have a catch-up policy" in refused.content
+    assert created.status_code == 302
+    assert Distribution.objects.get().catch_up == Distribution.CatchUp.NONE
+
+
+def test_a_skipped_occurrence_shows_its_reason_and_policy(admin_client_logged_in: Client) -> None:
+    # given
+    skipped = make_distribution(
+        subtype=Distribution.Subtype.RECURRING,
+        recurrence=Distribution.Recurrence.DAILY,
+        status=Distribution.Status.SKIPPED,
+        catch_up=Distribution.CatchUp.LATEST,
+        status_reason="missed while the system was down or the asset was paused; occurrence 7 ran instead",
+    )
+    make_distribution()
+    # when
+    page = admin_client_logged_in.get(f"/admin/payouts/distribution/{skipped.pk}/change/")
+    listed = admin_client_logged_in.get("/admin/payouts/distribution/", {"status__exact": "SKIPPED"})
+    # then the page shows why and under which policy; the status filter offers SKIPPED
+    assert page.status_code == 200
+    assert b"occurrence 7 ran instead" in page.content
+    assert b"Catch up" in page.content
+    assert b"latest: run the latest missed occurrence" in page.content
+    assert b"status__exact=SKIPPED" in listed.content
+    assert listed.context["cl"].result_count == 1
+
+
 def test_cancel_action_cancels_only_scheduled(admin_client_logged_in: Client) -> None:
     # given
     scheduled = make_distribution()

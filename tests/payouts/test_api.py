@@ -88,6 +88,10 @@ def test_a_percentage_is_stored_in_basis_points(api_client: APIClient) -> None:
         ({"distribution_type": "CORPORATE_ACTION"}, "distribution_type"),
         ({"pay_to": "0x0000000000000000000000000000000000000001"}, "pay_to"),
         ({"status": "COMPLETED"}, "status"),
+        ({"catch_up": "all"}, "catch_up"),
+        ({"subtype": "IMMEDIATE", "scheduled_at": None, "catch_up": "none"}, "catch_up"),
+        ({"subtype": "RECURRING", "recurrence": "DAILY", "catch_up": "sometimes"}, "catch_up"),
+        ({"subtype": "RECURRING", "recurrence": "DAILY", "catch_up": "LATEST"}, "catch_up"),
     ],
 )
 def test_bad_input_is_a_400_naming_the_field_and_creates_nothing(
@@ -105,6 +109,49 @@ def test_bad_input_is_a_400_naming_the_field_and_creates_nothing(
     assert response.json()["code"] == "invalid"
     assert field in response.json()["fields"], response.json()
     assert Distribution.objects.count() == 0
+
+
+def test_a_recurring_series_takes_a_catch_up_policy_and_shows_it(api_client: APIClient) -> None:
+    # given
+    asset = make_asset()
+    url = f"/api/v1/assets/{asset.pk}/distributions"
+    # when a series is created with a policy, one without, and a one-off
+    explicit = api_client.post(url, _one_off(subtype="RECURRING", recurrence="DAILY", catch_up="none"), format="json")
+    default = api_client.post(url, _one_off(subtype="RECURRING", recurrence="WEEKLY"), format="json")
+    one_off = api_client.post(url, _one_off(), format="json")
+    # then the series carry their policy (default latest); a one-off has none; no reason yet
+    assert explicit.status_code == default.status_code == one_off.status_code == 201, explicit.json()
+    assert (explicit.json()["catch_up"], default.json()["catch_up"], one_off.json()["catch_up"]) == (
+        "none",
+        "latest",
+        None,
+    )
+    assert explicit.json()["status_reason"] == ""
+    assert Distribution.objects.get(pk=explicit.json()["id"]).catch_up == Distribution.CatchUp.NONE
+
+
+def test_skipped_occurrences_are_listed_with_their_reason(api_client: APIClient) -> None:
+    # given one skipped occurrence and others
+    asset = make_asset()
+    skipped = make_distribution(
+        asset=asset,
+        subtype=Distribution.Subtype.RECURRING,
+        recurrence=Distribution.Recurrence.DAILY,
+        series_id=uuid.uuid4(),
+        status=Distribution.Status.SKIPPED,
+        status_reason="missed while the system was down or the asset was paused; occurrence 3 ran instead",
+    )
+    make_distribution(asset=asset)
+    # when
+    listed = api_client.get("/api/v1/distributions", {"status": "SKIPPED"})
+    of_asset = api_client.get(f"/api/v1/assets/{asset.pk}/distributions", {"status": "SKIPPED"})
+    # then
+    assert listed.status_code == of_asset.status_code == 200
+    assert [item["id"] for item in listed.json()["items"]] == [str(skipped.pk)]
+    assert of_asset.json()["total"] == 1
+    [item] = listed.json()["items"]
+    assert (item["status"], item["catch_up"]) == ("SKIPPED", "latest")
+    assert item["status_reason"].endswith("occurrence 3 ran instead")
 
 
 def test_a_body_that_is_not_an_object_is_a_400(api_client: APIClient) -> None:

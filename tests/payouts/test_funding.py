@@ -23,7 +23,8 @@ from chain.signers import LocalKeySigner
 from payouts import services
 from payouts.errors import Conflict
 from payouts.models import Asset, Distribution, FundsWithdrawal, HolderPayment
-from tests.payouts.chainkit import DemoAsset, deploy_asset, holder_address, wait_for
+from tests.agreements.servers import DiscordServer
+from tests.payouts.chainkit import DemoAsset, deploy_asset, fund, holder_address, wait_for
 from tests.payouts.test_chain_execution import _finished
 
 pytestmark = [pytest.mark.chain, pytest.mark.django_db(transaction=True)]
@@ -160,6 +161,41 @@ def test_two_starts_at_the_same_moment_never_share_one_balance(
     # then exactly one started
     assert sorted(outcomes) == ["refused", "started"]
     assert Distribution.objects.filter(status=Distribution.Status.IN_PROGRESS).count() == 1
+
+
+def test_a_due_payout_that_finds_the_contract_short_waits_with_a_reason_and_an_alert_then_runs_once_funded(
+    celery_worker: WorkController,
+    discord_alerts: DiscordServer,
+    chain_settings: Settings,
+    api_client: APIClient,
+    chain_client: ChainClient,
+    deployer: LocalKeySigner,
+    contracts: DeployedContracts,
+) -> None:
+    # given a payout of 1,500 that fell due while its contract holds 1,000
+    demo = deploy_asset(
+        chain_client, deployer, payment_token=contracts.payment_token, balances=[1, 2], funding=10**9, salt="wait"
+    )
+    asset = _synced(demo)
+    due = _scheduled(asset, 1_500_000_000)
+    Distribution.objects.filter(pk=due.pk).update(scheduled_at=timezone.now() - timedelta(minutes=1))
+    # when the scheduler looks, twice
+    services.run_scheduled_distributions()
+    services.run_scheduled_distributions()
+    # then it did not start: it says why (API too), nobody was paid, and the operators were alerted once
+    waiting = Distribution.objects.get(pk=due.pk)
+    assert waiting.status == Distribution.Status.SCHEDULED
+    assert waiting.status_reason.startswith("waiting for funds: the payout contract holds 1000 payment-token units")
+    assert api_client.get(f"/api/v1/distributions/{due.pk}").json()["status_reason"] == waiting.status_reason
+    assert not HolderPayment.objects.exists()
+    assert [m["embeds"][0]["title"] for m in discord_alerts.messages] == ["Payout waiting for funds"]
+    # when the contract is funded, the next tick starts it and it pays in full
+    fund(chain_client, deployer, payment_token=contracts.payment_token, payout=demo.payout, amount=500_000_000)
+    services.run_scheduled_distributions()
+    done = _finished(due.pk)
+    assert done.status == Distribution.Status.COMPLETED, done.error
+    assert done.status_reason == ""
+    assert [chain_client.erc20_balance(contracts.payment_token, h) for h in demo.holders] == [500_000_000, 10**9]
 
 
 def test_the_admin_withdraws_leftover_funds_but_never_reserved_ones(

@@ -11,7 +11,7 @@ from django.utils import timezone
 from payouts import services
 from payouts.errors import Conflict
 from payouts.models import Asset, Distribution
-from payouts.recurrence import add_months, occurrence_time
+from payouts.recurrence import add_months, latest_due_occurrence, occurrence_time
 from tests.payouts.factories import make_distribution
 
 
@@ -42,6 +42,42 @@ def test_month_ends_never_drift_over_a_year() -> None:
     # then each occurrence is the last day of its month
     assert days == [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
     assert add_months(anchor, -1) == datetime(2024, 12, 31, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("anchor", "recurrence", "now", "expected"),
+    [
+        (datetime(2025, 1, 1, 9, tzinfo=UTC), "DAILY", datetime(2025, 1, 1, 8, 59, tzinfo=UTC), -1),
+        (datetime(2025, 1, 1, 9, tzinfo=UTC), "DAILY", datetime(2025, 1, 1, 9, tzinfo=UTC), 0),
+        (datetime(2025, 1, 1, 9, tzinfo=UTC), "DAILY", datetime(2025, 1, 31, 8, 59, tzinfo=UTC), 29),
+        (datetime(2025, 1, 1, 9, tzinfo=UTC), "DAILY", datetime(2025, 1, 31, 9, tzinfo=UTC), 30),
+        (datetime(2025, 1, 1, 9, tzinfo=UTC), "HOURLY", datetime(2025, 1, 2, 8, 30, tzinfo=UTC), 23),
+        (datetime(2025, 1, 1, 9, tzinfo=UTC), "WEEKLY", datetime(2025, 1, 15, 9, tzinfo=UTC), 2),
+        (datetime(2025, 1, 31, 9, tzinfo=UTC), "MONTHLY", datetime(2025, 2, 28, 8, tzinfo=UTC), 0),
+        (datetime(2025, 1, 31, 9, tzinfo=UTC), "MONTHLY", datetime(2025, 2, 28, 9, tzinfo=UTC), 1),
+        (datetime(2025, 1, 31, 9, tzinfo=UTC), "MONTHLY", datetime(2025, 3, 30, 9, tzinfo=UTC), 1),
+        (datetime(2025, 1, 31, 9, tzinfo=UTC), "MONTHLY", datetime(2025, 3, 31, 9, tzinfo=UTC), 2),
+        (datetime(2025, 1, 15, 9, tzinfo=UTC), "MONTHLY", datetime(2027, 1, 15, 8, tzinfo=UTC), 23),
+    ],
+)
+def test_latest_due_occurrence(anchor: datetime, recurrence: str, now: datetime, expected: int) -> None:
+    assert latest_due_occurrence(anchor=anchor, recurrence=recurrence, now=now) == expected
+
+
+def test_latest_due_occurrence_agrees_with_occurrence_time_over_a_year() -> None:
+    # given month-end, leap-day and hourly anchors, and every hour of a year after them
+    for anchor, recurrence in (
+        (datetime(2024, 1, 31, 12, tzinfo=UTC), "MONTHLY"),
+        (datetime(2024, 2, 29, tzinfo=UTC), "MONTHLY"),
+        (datetime(2024, 3, 3, 3, tzinfo=UTC), "WEEKLY"),
+    ):
+        for hours in range(0, 24 * 400, 7):
+            now = anchor + timedelta(hours=hours)
+            # when
+            latest = latest_due_occurrence(anchor=anchor, recurrence=recurrence, now=now)
+            # then it is due, and the one after it is not
+            assert occurrence_time(anchor=anchor, recurrence=recurrence, occurrence=latest) <= now
+            assert occurrence_time(anchor=anchor, recurrence=recurrence, occurrence=latest + 1) > now
 
 
 def test_unknown_recurrence_is_refused() -> None:

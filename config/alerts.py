@@ -1,4 +1,4 @@
-"""Discord alerts: one embed per cause at most every ALERT_RATE_LIMIT_SECONDS, never raising.
+"""Discord alerts for every app: one embed per cause at most every ALERT_RATE_LIMIT_SECONDS, never raising.
 
 Embeds are clipped to stay within Discord's limits (6,000 characters per message in total).
 

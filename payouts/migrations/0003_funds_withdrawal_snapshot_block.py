@@ -10,7 +10,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('payouts', '0001_initial'),
+        ('payouts', '0002_distribution_catch_up'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
