@@ -32,6 +32,22 @@ def test_readme_starts_with_the_two_commands() -> None:
     assert [line.split()[1] for line in first_block.strip().splitlines()] == ["run", "test"]
 
 
+def test_every_test_the_guarantees_name_exists() -> None:
+    # given the README's Guarantees section, whose `path::name` and `::name` cells say what shows each promise
+    readme = (BASE_DIR / "README.md").read_text()
+    section = readme.split("## Guarantees", 1)[1].split("\n## ", 1)[0]
+    named: list[tuple[str, str]] = []
+    for row in section.splitlines():
+        path = ""
+        for full, short in re.findall(r"`(?:(tests/[\w/]+\.py)::|::)(\w+)`", row):
+            path = full or path  # `::name` refers to the last path in the same row
+            named.append((path, short))
+    # then every one is a test function in that file
+    assert len(named) > 25
+    missing = [f"{path}::{name}" for path, name in named if f"def {name}(" not in (BASE_DIR / path).read_text()]
+    assert missing == []
+
+
 def test_compose_runs_the_whole_stack_with_health_checks_and_one_beat() -> None:
     compose = yaml.safe_load((BASE_DIR / "docker-compose.yml").read_text())
     services = compose["services"]
