@@ -75,19 +75,14 @@ class AssetAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         self, request: HttpRequest, form_url: str = "", extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
         """ "Add asset" imports it from the chain."""
-        if not self.has_add_permission(request):
-            return HttpResponse(status=403)
+
+        def act(data: dict[str, Any]) -> str:
+            asset = services.asset_import(**{k: v for k, v in data.items() if v})
+            messages.success(request, f"Imported {asset}; holders are syncing.")
+            return reverse("admin:payouts_asset_change", args=[asset.pk])
+
         form = AssetImportForm(request.POST or None)
-        if request.method == "POST" and form.is_valid():
-            data = {k: v for k, v in form.cleaned_data.items() if v}
-            try:
-                asset = services.asset_import(**data)
-            except PayoutsError as exc:
-                form.add_error(None, str(exc))
-            else:
-                messages.success(request, f"Imported {asset}; holders are syncing.")
-                return HttpResponseRedirect(reverse("admin:payouts_asset_change", args=[asset.pk]))
-        return _form_page(request, self, form, title="Import an asset from the chain")
+        return _service_form(request, self, form, title="Import an asset from the chain", act=act)
 
     @admin.action(description="Pause (also on chain)")
     def pause_assets(self, request: HttpRequest, queryset: QuerySet[Asset]) -> None:
@@ -110,6 +105,28 @@ class AssetAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         _run_each(
             request, queryset, lambda a: services.asset_set_sync_enabled(asset_id=a.pk, enabled=False), "Disabled"
         )
+
+
+def _service_form(
+    request: HttpRequest,
+    model_admin: admin.ModelAdmin[Any],
+    form: forms.Form,
+    *,
+    title: str,
+    act: Callable[[dict[str, Any]], str],
+) -> HttpResponse:
+    """A form page whose valid POST calls one service: `act(cleaned_data)` says what it did (a message)
+    and returns where to go next; a refusal (`PayoutsError`) is shown on the form."""
+    if not model_admin.has_add_permission(request):
+        return HttpResponse(status=403)
+    if request.method == "POST" and form.is_valid():
+        try:
+            next_url = act(form.cleaned_data)
+        except PayoutsError as exc:
+            form.add_error(None, str(exc))
+        else:
+            return HttpResponseRedirect(next_url)
+    return _form_page(request, model_admin, form, title=title)
 
 
 def _form_page(
@@ -191,29 +208,24 @@ class DistributionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         self, request: HttpRequest, form_url: str = "", extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
         """ "Add distribution" creates one through the service (IMMEDIATE ones start at once)."""
-        if not self.has_add_permission(request):
-            return HttpResponse(status=403)
+
+        def act(data: dict[str, Any]) -> str:
+            distribution = services.distribution_create(
+                asset_id=data["asset"].pk,
+                subtype=data["subtype"],
+                amount_type=data["amount_type"],
+                amount=data["amount"],
+                percentage_bps=data["percentage_bps"],
+                scheduled_at=data["scheduled_at"],
+                recurrence=data["recurrence"] or "",
+                catch_up=data["catch_up"] or None,
+                concept=data["concept"] or "",
+            )
+            messages.success(request, f"Created {distribution.id} ({distribution.status}).")
+            return reverse("admin:payouts_distribution_change", args=[distribution.pk])
+
         form = DistributionCreateForm(request.POST or None)
-        if request.method == "POST" and form.is_valid():
-            data = form.cleaned_data
-            try:
-                distribution = services.distribution_create(
-                    asset_id=data["asset"].pk,
-                    subtype=data["subtype"],
-                    amount_type=data["amount_type"],
-                    amount=data["amount"],
-                    percentage_bps=data["percentage_bps"],
-                    scheduled_at=data["scheduled_at"],
-                    recurrence=data["recurrence"] or "",
-                    catch_up=data["catch_up"] or None,
-                    concept=data["concept"] or "",
-                )
-            except PayoutsError as exc:
-                form.add_error(None, str(exc))
-            else:
-                messages.success(request, f"Created {distribution.id} ({distribution.status}).")
-                return HttpResponseRedirect(reverse("admin:payouts_distribution_change", args=[distribution.pk]))
-        return _form_page(request, self, form, title="Create a distribution")
+        return _service_form(request, self, form, title="Create a distribution", act=act)
 
     @admin.display(description="id")
     def short_id(self, obj: Distribution) -> str:
@@ -380,21 +392,16 @@ class FundsWithdrawalAdmin(_ReadOnly):
         self, request: HttpRequest, form_url: str = "", extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
         """ "Add funds withdrawal" sends one through the service (unreserved funds only)."""
-        if not self.has_add_permission(request):
-            return HttpResponse(status=403)
+
+        def act(data: dict[str, Any]) -> str:
+            withdrawal = services.funds_withdraw(
+                asset_id=data["asset"].pk,
+                to_address=data["to_address"],
+                amount=data["amount"],
+                requested_by_id=request.user.pk,
+            )
+            messages.success(request, f"Withdrawal {withdrawal.pk} sent to the chain lane.")
+            return reverse("admin:payouts_fundswithdrawal_changelist")
+
         form = WithdrawalForm(request.POST or None)
-        if request.method == "POST" and form.is_valid():
-            data = form.cleaned_data
-            try:
-                withdrawal = services.funds_withdraw(
-                    asset_id=data["asset"].pk,
-                    to_address=data["to_address"],
-                    amount=data["amount"],
-                    requested_by_id=request.user.pk,
-                )
-            except PayoutsError as exc:
-                form.add_error(None, str(exc))
-            else:
-                messages.success(request, f"Withdrawal {withdrawal.pk} sent to the chain lane.")
-                return HttpResponseRedirect(reverse("admin:payouts_fundswithdrawal_changelist"))
-        return _form_page(request, self, form, title="Withdraw leftover funds from a payout contract")
+        return _service_form(request, self, form, title="Withdraw leftover funds from a payout contract", act=act)

@@ -22,22 +22,16 @@ from chain.lane.models import ChainTransaction
 from config import tasks
 from config.models import IdempotencyKey
 from payouts.models import Asset, Distribution
+from tests.agreements.test_api import VALID
 from tests.payouts.factories import make_asset, make_distribution
 
 if TYPE_CHECKING:
     from rest_framework.response import _MonkeyPatchedResponse as Response
 
 AGREEMENT = {
+    **VALID,
     "creditor_id": "6d3f3d2e-8c1a-4a55-9f53-0c0e3f7a1b01",
     "debtor_id": "0f8f5a41-2b7c-4f7e-a0a4-5c2a9d1e2f02",
-    "amount": "1234.56",
-    "currency": "EUR",
-    "decimals": 2,
-    "interest_rate": "3.2500",
-    "interest_payment_date": "2026-06-01",
-    "repayment_start_date": "2026-01-01",
-    "repayment_end_date": "2026-12-31",
-    "document_url": "https://docs.example.com/a.pdf",
 }
 
 # Every POST under /api/v1/ that creates or moves money or state (the inbound webhook is not under it).
