@@ -30,7 +30,7 @@ from django.db import transaction
 
 from config.alerts import AlertField, send_alert
 from payouts.errors import Conflict, NotFound
-from payouts.models import Distribution
+from payouts.models import Asset, Distribution
 from payouts.recurrence import latest_due_occurrence, occurrence_time
 from payouts.services.distributions import build_occurrence, distribution_claim, funds_for_start
 from payouts.services.funding import FundsRead, Underfunded
@@ -55,6 +55,8 @@ def distribution_start_due(*, distribution_id: uuid.UUID, now: datetime) -> Dist
     read = funds_for_start(current.asset)  # a chain read: before the transaction
     try:
         with transaction.atomic():
+            # the asset first, like every start: one lock order, no deadlock with an operator's start
+            Asset.objects.select_for_update().get(pk=current.asset_id)
             distribution = (
                 Distribution.objects.select_for_update(of=("self",)).select_related("asset").get(pk=distribution_id)
             )

@@ -6,6 +6,7 @@ Real anvil, PostgreSQL, Redis and workers.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
@@ -161,6 +162,45 @@ def test_two_starts_at_the_same_moment_never_share_one_balance(
     # then exactly one started
     assert sorted(outcomes) == ["refused", "started"]
     assert Distribution.objects.filter(status=Distribution.Status.IN_PROGRESS).count() == 1
+
+
+def test_the_scheduler_and_an_operator_starting_one_distribution_at_once_start_it_once(
+    clean_redis: None, funded_asset: Asset
+) -> None:
+    # given ten due distributions
+    outcomes: list[str] = []
+    for _ in range(10):
+        due = _scheduled(funded_asset, 1_000)
+        Distribution.objects.filter(pk=due.pk).update(scheduled_at=timezone.now() - timedelta(minutes=1))
+        barrier = threading.Barrier(2)
+
+        def race(start: Callable[[], object], due: Distribution = due, barrier: threading.Barrier = barrier) -> None:
+            barrier.wait()
+            try:
+                start()
+                outcomes.append("started")
+            except Conflict:
+                outcomes.append("refused")
+            except Exception as exc:  # a deadlock or anything else is what this test looks for
+                outcomes.append(f"{type(exc).__name__}: {exc}")
+            finally:
+                connection.close()
+
+        # when beat and an operator start each one at the same moment
+        threads = [
+            threading.Thread(
+                target=race,
+                args=(lambda d=due: services.distribution_start_due(distribution_id=d.pk, now=timezone.now()),),
+            ),
+            threading.Thread(target=race, args=(lambda d=due: services.distribution_start(distribution_id=d.pk),)),
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    # then each started exactly once and nothing else went wrong
+    assert sorted(outcomes) == ["refused"] * 10 + ["started"] * 10
+    assert Distribution.objects.filter(status=Distribution.Status.IN_PROGRESS).count() == 10
 
 
 def test_a_due_payout_that_finds_the_contract_short_waits_with_a_reason_and_an_alert_then_runs_once_funded(
