@@ -305,7 +305,7 @@ class BatchPayout(models.Model):
 
 
 BatchPayout.Status._moves = {  # type: ignore[attr-defined]
-    "PENDING": {"IN_PROGRESS"},
+    "PENDING": {"IN_PROGRESS", "COMPLETED", "PARTIALLY_COMPLETED", "FAILED"},  # settled before it was re-sent
     "IN_PROGRESS": {"COMPLETED", "PARTIALLY_COMPLETED", "FAILED"},
     "PARTIALLY_COMPLETED": {"PENDING", "COMPLETED"},
     "FAILED": {"PENDING", "COMPLETED", "PARTIALLY_COMPLETED"},

@@ -117,9 +117,14 @@ def payout_results_apply(*, events: Iterable[DecodedEvent], tx_hash: str = "") -
                 )
                 continue
             _mark_paid(distribution.id, results.paid, tx_hash)
+            # A failure counts only for the attempt in flight: a batch put back to PENDING for a retry
+            # still carries the old attempt's id until it is re-sent, and its late failure must not
+            # fail the holders waiting for that retry.
             current = set(
                 BatchPayout.objects.filter(
-                    distribution=distribution, chain_batch_id__in=results.batch_hexes
+                    distribution=distribution,
+                    chain_batch_id__in=results.batch_hexes,
+                    status=BatchPayout.Status.IN_PROGRESS,
                 ).values_list("number", flat=True)
             )
             _mark_failed(distribution.id, results.failed, batch_numbers=current)
@@ -228,10 +233,12 @@ def fail_open_payments(*, batch: BatchPayout, error: str) -> int:
 def batch_roll_up(*, batch_id: int, settle_open: bool, error: str = "") -> None:
     """COMPLETED / PARTIALLY_COMPLETED / FAILED once none of its holders is open.
 
-    `settle_open`: the receipt is final, so holders it did not mention failed.
+    `settle_open`: the receipt is final, so holders it did not mention failed. A PENDING batch (no
+    attempt in flight) is never settled that way, but once nothing in it is open (a late confirmation
+    paid its retrying holders) it is rolled up too, so the submitter finds nothing left to send.
     """
     batch = BatchPayout.objects.select_for_update().get(pk=batch_id)
-    if batch.status == BatchPayout.Status.PENDING:
+    if batch.status == BatchPayout.Status.PENDING and settle_open:
         return
     if settle_open:
         fail_open_payments(batch=batch, error=error or "no result for this holder in the receipt")

@@ -276,7 +276,7 @@ def _fail_planning(distribution_id: uuid.UUID, message: str) -> None:
 def distribution_submit_batches(*, distribution_id: uuid.UUID, limit: int = SUBMIT_CHUNK) -> int:
     """Hand up to `limit` PENDING batches to the chain lane; returns how many were submitted."""
     from chain.services import transaction_enqueue
-    from payouts.services.confirmation import batch_roll_up
+    from payouts.services.confirmation import batch_roll_up, distribution_roll_up
     from payouts.tasks import submit_batches_task
 
     submitted = 0
@@ -297,8 +297,9 @@ def distribution_submit_batches(*, distribution_id: uuid.UUID, limit: int = SUBM
                 .order_by("holder_address")
                 .values_list("holder_address", "amount", "balance")
             )
-            if not rows:  # everyone in it got paid meanwhile (a late confirmation)
+            if not rows:  # everyone in it was settled meanwhile (a late confirmation): nothing to send
                 batch_roll_up(batch_id=batch.id, settle_open=False)
+                distribution_roll_up(distribution_id=distribution.pk)
                 continue
             attempt = batch.attempts + 1
             batch_hex = gateway.chain_batch_id(
@@ -345,7 +346,7 @@ def distribution_submit_batches(*, distribution_id: uuid.UUID, limit: int = SUBM
             )
             submitted += 1
         more = BatchPayout.objects.filter(distribution=distribution, status=BatchPayout.Status.PENDING).exists()
-        if more and batches:
+        if more and len(batches) == limit:  # the rest of a long list (fewer: another submitter holds them)
             transaction.on_commit(lambda: submit_batches_task.delay(str(distribution_id)), robust=True)
     logger.info("batches submitted distribution_id=%s count=%s more=%s", distribution_id, submitted, more)
     return submitted

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 import pytest
 from django.db import connection
 from django.utils import timezone
 
 from chain.events import DecodedEvent
-from payouts import gateway
-from payouts.models import BatchPayout, Distribution, HolderPayment
+from payouts import gateway, services
+from payouts.models import Asset, BatchPayout, Distribution, HolderPayment
 from payouts.services.confirmation import payout_results_apply
+from payouts.services.execution import distribution_submit_batches
 from tests.payouts.factories import address, make_distribution
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -19,8 +21,10 @@ pytestmark = pytest.mark.django_db(transaction=True)
 BATCH_HEX = "0x" + "ab" * 32
 
 
-def _planned(holders: int) -> Distribution:
-    distribution = make_distribution(status=Distribution.Status.IN_PROGRESS, holders_count=holders, batches_count=1)
+def _planned(holders: int, **fields: Any) -> Distribution:
+    distribution = make_distribution(
+        status=Distribution.Status.IN_PROGRESS, holders_count=holders, batches_count=1, **fields
+    )
     HolderPayment.objects.bulk_create(
         HolderPayment(
             distribution=distribution,
@@ -119,3 +123,51 @@ def test_a_late_success_after_a_failure_wins_and_a_stale_failure_never_undoes_a_
         0,
         21,
     )
+
+
+def test_a_pending_batch_whose_holders_were_all_paid_meanwhile_is_settled_not_resubmitted_forever(
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    # given two batches: the first put back to PENDING for a retry, whose holders a late confirmation
+    # then paid; the second still in flight
+    distribution = _planned(3)
+    third = gateway.normalize(address(0xE002))
+    HolderPayment.objects.filter(distribution=distribution, holder_address=third).update(batch_number=2)
+    BatchPayout.objects.filter(distribution=distribution).update(status=BatchPayout.Status.PENDING, holders_count=2)
+    BatchPayout.objects.create(
+        distribution=distribution, number=2, holders_count=1, status=BatchPayout.Status.IN_PROGRESS, attempts=1
+    )
+    Distribution.objects.filter(pk=distribution.pk).update(batches_count=2)
+    payout_results_apply(
+        events=[
+            _event("HolderPaid", i, distribution, holder=gateway.checksum(address(0xE000 + i)), amount=10 + i)
+            for i in range(2)
+        ]
+    )
+    # when the submitter looks at the distribution
+    with django_capture_on_commit_callbacks(execute=False) as enqueued:
+        submitted = distribution_submit_batches(distribution_id=distribution.pk)
+    # then nothing is sent, the paid batch is settled, and nothing re-enqueues the submitter
+    assert submitted == 0
+    assert BatchPayout.objects.get(distribution=distribution, number=1).status == BatchPayout.Status.COMPLETED
+    assert enqueued == []
+
+
+def test_a_late_failure_from_an_earlier_attempt_never_fails_a_holder_waiting_for_its_retry(
+    funded_asset: Asset,
+) -> None:
+    # given a holder whose payment failed, and the operator's retry (it waits to be re-sent)
+    distribution = _planned(2, asset=funded_asset)
+    first, second = (gateway.checksum(address(0xE000 + i)) for i in range(2))
+    failure = _event("HolderPaymentFailed", 0, distribution, holder=first, amount=10, reason=1)
+    payout_results_apply(events=[failure, _event("HolderPaid", 1, distribution, holder=second, amount=11)])
+    payout_results_apply(events=[_event("PayoutCompleted", 2, distribution, successfulPayments=1, failedPayments=1)])
+    assert Distribution.objects.get(pk=distribution.pk).status == Distribution.Status.FAILED
+    services.distribution_retry(distribution_id=distribution.pk)
+    # when the earlier attempt's failure is seen again, late (the listener catching up)
+    payout_results_apply(events=[failure])
+    # then the holder still waits for its retry, and the counters did not move
+    payment = HolderPayment.objects.get(distribution=distribution, holder_address=gateway.normalize(first))
+    assert (payment.status, payment.retry_count) == ("RETRYING", 1)
+    distribution.refresh_from_db()
+    assert (distribution.status, distribution.paid_count, distribution.failed_count) == ("IN_PROGRESS", 1, 0)
