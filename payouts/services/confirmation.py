@@ -103,47 +103,57 @@ def payout_results_apply(*, events: Iterable[DecodedEvent], tx_hash: str = "") -
             registered[emitter, _hex32(args["distributionId"])] = int(args["totalAmount"])
     _check_registered_totals(registered)
     with transaction.atomic():
+        # Only the distribution's own payout contract speaks for it: every lookup is by (emitter, id).
+        own = {
+            key: Distribution.objects.filter(chain_distribution_id=key[1], asset__payout_contract_address=key[0])
+            .values_list("id", flat=True)
+            .first()
+            for key in by_distribution.keys() | executed
+        }
+        completed = Q(pk__in=[])
+        for emitter, batch_hex in completed_batches:
+            completed |= Q(chain_batch_id=batch_hex, distribution__asset__payout_contract_address=emitter)
+        completed_ids = list(BatchPayout.objects.filter(completed).values_list("id", "distribution_id"))
+        lock_distributions({pk for pk in own.values() if pk} | {pk for _, pk in completed_ids})
         touched: set[uuid.UUID] = set()
-        batches = Q(pk__in=[])
-        for (emitter, distribution_hex), results in by_distribution.items():
-            distribution = Distribution.objects.filter(
-                chain_distribution_id=distribution_hex, asset__payout_contract_address=emitter
-            ).first()
-            if distribution is None:
+        batches = Q(pk__in=[b for b, _ in completed_ids])
+        for key, results in by_distribution.items():
+            distribution_id = own[key]
+            if distribution_id is None:
                 logger.warning(
                     "payout event ignored: not from the payout contract of a known distribution chain_id=%s emitter=%s",
-                    distribution_hex,
-                    emitter,
+                    key[1],
+                    key[0],
                 )
                 continue
-            _mark_paid(distribution.id, results.paid, tx_hash)
+            _mark_paid(distribution_id, results.paid, tx_hash)
             # A failure counts only for the attempt in flight: a batch put back to PENDING for a retry
             # still carries the old attempt's id until it is re-sent, and its late failure must not
             # fail the holders waiting for that retry.
             current = set(
                 BatchPayout.objects.filter(
-                    distribution=distribution,
+                    distribution_id=distribution_id,
                     chain_batch_id__in=results.batch_hexes,
                     status=BatchPayout.Status.IN_PROGRESS,
                 ).values_list("number", flat=True)
             )
-            _mark_failed(distribution.id, results.failed, batch_numbers=current)
-            touched.add(distribution.id)
-            batches |= Q(distribution=distribution, chain_batch_id__in=results.batch_hexes)
-        for emitter, batch_hex in completed_batches:
-            batches |= Q(chain_batch_id=batch_hex, distribution__asset__payout_contract_address=emitter)
-        completed_ids = list(BatchPayout.objects.filter(batches).values_list("id", "distribution_id"))
-        for batch_id, _ in completed_ids:
+            _mark_failed(distribution_id, results.failed, batch_numbers=current)
+            touched.add(distribution_id)
+            batches |= Q(distribution_id=distribution_id, chain_batch_id__in=results.batch_hexes)
+        rolled = list(BatchPayout.objects.filter(batches).order_by("id").values_list("id", "distribution_id"))
+        for batch_id, _ in rolled:
             batch_roll_up(batch_id=batch_id, settle_open=False)
-        touched.update(distribution_id for _, distribution_id in completed_ids)
-        for emitter, distribution_hex in executed:
-            touched.update(
-                Distribution.objects.filter(
-                    chain_distribution_id=distribution_hex, asset__payout_contract_address=emitter
-                ).values_list("id", flat=True)
-            )
-        for distribution_id in touched:
+        touched.update(distribution_id for _, distribution_id in rolled)
+        touched.update(pk for key, pk in own.items() if pk and key in executed)
+        for distribution_id in sorted(touched):
             distribution_roll_up(distribution_id=distribution_id)
+
+
+def lock_distributions(ids: Iterable[uuid.UUID]) -> None:
+    """Lock distribution rows (in id order) before any of their batches or payments: the one lock
+    order of every path that changes results (receipt, listener, lane handler, submitter), so two of
+    them never wait on each other in a cycle."""
+    list(Distribution.objects.select_for_update().filter(pk__in=list(ids)).order_by("pk").values_list("pk", flat=True))
 
 
 def _check_registered_totals(registered: dict[tuple[str, str], int]) -> None:
@@ -308,6 +318,9 @@ def payout_transaction_finished(chain_transaction: ChainTransaction) -> None:
     if parsed is None:
         return
     batch_id, attempt = parsed
+    owner = BatchPayout.objects.filter(pk=batch_id).values_list("distribution_id", flat=True).first()
+    if owner is not None:
+        lock_distributions([owner])
     batch = BatchPayout.objects.select_for_update().filter(pk=batch_id).first()
     if batch is None:
         logger.warning("payout transaction for an unknown batch intent_key=%s", chain_transaction.intent_key)
@@ -344,6 +357,7 @@ def batch_reconcile(*, batch_id: int, attempt: int) -> bool:
     status = str(chain_transaction.status)
     if status in ("REVERTED", "FAILED"):
         with transaction.atomic():
+            lock_distributions(BatchPayout.objects.filter(pk=batch_id).values_list("distribution_id", flat=True))
             batch = BatchPayout.objects.select_for_update().get(pk=batch_id)
             if attempt == batch.attempts:
                 _transaction_failed(batch, status=status, error=chain_transaction.error or "")

@@ -281,7 +281,10 @@ def distribution_submit_batches(*, distribution_id: uuid.UUID, limit: int = SUBM
 
     submitted = 0
     with transaction.atomic():
-        distribution = Distribution.objects.select_related("asset").get(pk=distribution_id)
+        # the distribution first, like every path that changes its batches (one lock order)
+        distribution = (
+            Distribution.objects.select_for_update(of=("self",)).select_related("asset").get(pk=distribution_id)
+        )
         asset = distribution.asset
         if distribution.status != Status.IN_PROGRESS or asset.is_paused:
             return 0

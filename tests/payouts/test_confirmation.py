@@ -6,7 +6,7 @@ import threading
 from typing import Any
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
 
 from chain.events import DecodedEvent
@@ -171,3 +171,47 @@ def test_a_late_failure_from_an_earlier_attempt_never_fails_a_holder_waiting_for
     assert (payment.status, payment.retry_count) == ("RETRYING", 1)
     distribution.refresh_from_db()
     assert (distribution.status, distribution.paid_count, distribution.failed_count) == ("IN_PROGRESS", 1, 0)
+
+
+def test_the_listener_page_and_the_receipt_path_racing_on_one_batch_never_deadlock() -> None:
+    # given rounds of a planned batch of 6 holders, paid on chain
+    errors: list[str] = []
+    for _ in range(8):
+        distribution = _planned(6)
+        events = [
+            _event("HolderPaid", i, distribution, holder=gateway.checksum(address(0xE000 + i)), amount=10 + i)
+            for i in range(6)
+        ]
+        barrier = threading.Barrier(2)
+
+        def listener_page(events: list[DecodedEvent] = events, barrier: threading.Barrier = barrier) -> None:
+            # one page: every event in its own processor call, in log order (here: not address order)
+            barrier.wait()
+            try:
+                with transaction.atomic():
+                    for event in reversed(events):
+                        payout_results_apply(events=[event], tx_hash="0x" + "22" * 32)
+            except Exception as exc:
+                errors.append(f"{type(exc).__name__}: {exc}")
+            finally:
+                connection.close()
+
+        def receipt_path(events: list[DecodedEvent] = events, barrier: threading.Barrier = barrier) -> None:
+            barrier.wait()
+            try:
+                payout_results_apply(events=events, tx_hash="0x" + "22" * 32)
+            except Exception as exc:
+                errors.append(f"{type(exc).__name__}: {exc}")
+            finally:
+                connection.close()
+
+        # when the listener and the receipt path apply the same results at the same moment
+        threads = [threading.Thread(target=listener_page), threading.Thread(target=receipt_path)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        # then both went through, and every holder counts once
+        distribution.refresh_from_db()
+        assert (distribution.status, distribution.paid_count) == ("COMPLETED", 6)
+    assert errors == []
