@@ -11,13 +11,18 @@ import uuid
 from celery import shared_task
 from django.utils import timezone
 
-from chain.errors import ChainError
+from chain.errors import TransientChainError
 from config.locks import redis_lock, single_instance
+from config.retries import INFRASTRUCTURE_ERRORS
 from payouts import services
 from payouts.errors import Conflict
 
+# Retried: the chain, the database or Redis was down. Anything else is a bug or a refusal: it fails
+# at once (and the services record why on the distribution or asset).
+TRANSIENT: tuple[type[Exception], ...] = (TransientChainError, *INFRASTRUCTURE_ERRORS)
 
-@shared_task(acks_late=True, autoretry_for=(Exception,), retry_backoff=5, retry_backoff_max=300, max_retries=5)
+
+@shared_task(acks_late=True, autoretry_for=TRANSIENT, retry_backoff=5, retry_backoff_max=300, max_retries=5)
 def plan_distribution_task(distribution_id: str) -> None:
     # One planner per distribution; a second one would only redo the snapshot and find it planned.
     with redis_lock(f"payouts:plan:{distribution_id}", timeout=900) as acquired:
@@ -25,7 +30,7 @@ def plan_distribution_task(distribution_id: str) -> None:
             services.distribution_plan(distribution_id=uuid.UUID(distribution_id))
 
 
-@shared_task(acks_late=True, autoretry_for=(ChainError,), retry_backoff=5, retry_backoff_max=300, max_retries=5)
+@shared_task(acks_late=True, autoretry_for=TRANSIENT, retry_backoff=5, retry_backoff_max=300, max_retries=5)
 def start_distribution_task(distribution_id: str) -> str:
     """Start a due distribution now (AUTOMATED ones when payment tokens arrive); a refusal is recorded
     on the distribution when there is something to fix (funds), and the scheduled run tries again."""
@@ -36,7 +41,7 @@ def start_distribution_task(distribution_id: str) -> str:
     return "started"
 
 
-@shared_task(acks_late=True, autoretry_for=(Exception,), retry_backoff=5, retry_backoff_max=300, max_retries=5)
+@shared_task(acks_late=True, autoretry_for=TRANSIENT, retry_backoff=5, retry_backoff_max=300, max_retries=5)
 def submit_batches_task(distribution_id: str) -> int:
     return services.distribution_submit_batches(distribution_id=uuid.UUID(distribution_id))
 
@@ -50,7 +55,7 @@ def reconcile_batch_task(self: object, batch_id: int, attempt: int) -> bool:
     return applied
 
 
-@shared_task(acks_late=True, autoretry_for=(Exception,), retry_backoff=5, retry_backoff_max=300, max_retries=5)
+@shared_task(acks_late=True, autoretry_for=TRANSIENT, retry_backoff=5, retry_backoff_max=300, max_retries=5)
 def sync_asset_task(asset_id: str) -> None:
     with redis_lock(f"payouts:sync:{asset_id}", timeout=1800) as acquired:
         if acquired:

@@ -18,6 +18,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from chain.errors import PermanentChainError
 from payouts import allocation, gateway
 from payouts.bulk import PaymentRow, write_holder_payments
 from payouts.models import Asset, AssetHolder, BatchPayout, Distribution, HolderPayment
@@ -64,6 +65,8 @@ def distribution_plan(*, distribution_id: uuid.UUID) -> None:
                 _write_plan(locked, snapshot, total=total, size=size, block=block)
     except PlanningError as exc:
         _fail_planning(distribution_id, str(exc))
+    except PermanentChainError as exc:  # a read that can never work (no token there, ...): say so now
+        _fail_planning(distribution_id, f"could not read the holders from the chain: {exc}")
 
 
 def _take_snapshot(distribution: Distribution, snapshot: HolderSnapshot) -> int | None:
