@@ -6,6 +6,7 @@ used in production, where PostgreSQL and Redis are managed services.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import logging
 import os
@@ -89,16 +90,62 @@ def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float, n
         if process.poll() is not None:
             break
         if _answers(port):
-            time.sleep(BIND_GRACE_SECONDS)
-            if process.poll() is None:
+            owner = _listening_owner(port)
+            if owner is None:  # no /proc to ask: a server that cannot bind exits within the grace
+                time.sleep(BIND_GRACE_SECONDS)
+                if process.poll() is None:
+                    return
+                break
+            if _descends_from(owner, process.pid):
                 return
-            break
+            raise PortTaken(f"port {port} answers, but not {name}: process {owner} listens there")
         time.sleep(0.05)
     else:
         raise ServiceError(f"{name} did not listen on port {port} within {timeout:.0f}s")
     if _answers(port):
         raise PortTaken(f"{name} exited and port {port} answers: another program listens there")
     raise ServiceError(f"{name} exited with code {process.returncode} while starting")
+
+
+def _listening_owner(port: int) -> int | None:
+    """The pid listening on 127.0.0.1:`port` (Linux /proc); None when that cannot be told."""
+    try:
+        inode = ""
+        for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+            fields = line.split()
+            local, state = fields[1], fields[3]
+            if state == "0A" and local.endswith(f":{port:04X}"):  # 0A: LISTEN
+                inode = fields[9]
+                break
+        if not inode:
+            return None
+        target = f"socket:[{inode}]"
+        for proc in Path("/proc").iterdir():
+            if not proc.name.isdigit():
+                continue
+            with contextlib.suppress(OSError):
+                for fd in (proc / "fd").iterdir():
+                    with contextlib.suppress(OSError):
+                        if os.readlink(fd) == target:
+                            return int(proc.name)
+    except OSError:
+        return None
+    return None
+
+
+def _descends_from(pid: int, ancestor: int) -> bool:
+    """Whether `pid` is `ancestor` or one of its descendants (a wrapper like runuser forks the server)."""
+    for _ in range(16):
+        if pid == ancestor:
+            return True
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            return False
+        pid = int(stat.rsplit(")", 1)[1].split()[1])  # field 4, after the parenthesised command
+        if pid <= 1:
+            return False
+    return False
 
 
 def _answers(port: int) -> bool:
