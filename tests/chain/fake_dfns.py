@@ -17,7 +17,7 @@ Fault modes, set on the instance by a test: `pending` (answer `Pending` that man
 `Signed`), `unavailable` (503 that many signature requests), `rate_limited` (429 with
 `Retry-After: retry_after`), `deny` (a policy blocks every signature request: 403 with this
 message), `reject` (the approval is rejected: the request ends `Rejected` with this reason),
-`delay` (seconds every answer takes).
+`delay` (seconds every answer takes), `tamper` (sign another transaction: the next nonce).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from eth_account import Account
-from eth_keys import keys
+from eth_keys.datatypes import PrivateKey
 from eth_utils.address import to_checksum_address
 
 
@@ -83,6 +83,7 @@ class FakeDfns:
     deny: str = ""
     reject: str = ""
     delay: float = 0.0
+    tamper: bool = False
     url: str = ""
     _server: ThreadingHTTPServer | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -175,7 +176,7 @@ class FakeDfns:
         return 404, _error(404, "not found")
 
     def _wallet(self) -> dict[str, Any]:
-        public_key = keys.PrivateKey(bytes.fromhex(self.wallet_private_key.removeprefix("0x"))).public_key
+        public_key = PrivateKey(bytes.fromhex(self.wallet_private_key.removeprefix("0x"))).public_key
         return {
             "id": self.wallet_id,
             "network": "Ethereum",
@@ -263,6 +264,8 @@ class FakeDfns:
         if self.deny:
             return 403, _error(403, self.deny)
         tx = decode_unsigned_eip1559(bytes.fromhex(request["transaction"].removeprefix("0x")))
+        if self.tamper:
+            tx["nonce"] += 1
         signed = Account.from_key(self.wallet_private_key).sign_transaction(tx)
         signature_id = "sig-" + secrets.token_hex(6)
         self.signatures[signature_id] = {

@@ -81,9 +81,11 @@ def _dfns_signer(**overrides: Any) -> DfnsSigner:
     return signer
 
 
-def _approve_tx(chain_client: ChainClient, contracts: DeployedContracts, amount: int) -> dict[str, Any]:
+def _approve_tx(
+    chain_client: ChainClient, contracts: DeployedContracts, amount: int, signer: DfnsSigner | None = None
+) -> dict[str, Any]:
     data = abi.encode_call("PaymentToken", "approve", [contracts.equity_payout, amount])
-    return build_transaction(chain_client, get_signer(), to=contracts.payment_token, data=data)
+    return build_transaction(chain_client, signer or get_signer(), to=contracts.payment_token, data=data)
 
 
 def _enqueue_approve(contracts: DeployedContracts, intent_key: str, amount: int) -> ChainTransaction:
@@ -120,7 +122,7 @@ def test_dfns_signs_through_the_keys_signatures_endpoint_and_the_transaction_lan
 ) -> None:
     # given
     signer = _dfns_signer()
-    tx = _approve_tx(chain_client, contracts, 12345)
+    tx = _approve_tx(chain_client, contracts, 12345, signer)
     # when
     signed = signer.sign_transaction(tx)
     chain_client.send_raw_transaction(signed.raw)
@@ -252,6 +254,18 @@ def test_an_unknown_wallet_is_a_final_error(
     with pytest.raises(SignerError, match="HTTP 404 wallet not found"):
         signer.address  # noqa: B018
     assert not fake_dfns.signature_posts()
+
+
+def test_a_signature_of_another_transaction_is_refused(
+    dfns_settings: Settings, fake_dfns: FakeDfns, chain_client: ChainClient, contracts: DeployedContracts
+) -> None:
+    # given: DFNS (or something between us) answers with another transaction, signed by the wallet
+    fake_dfns.tamper = True
+    signer = _dfns_signer()
+    tx = _approve_tx(chain_client, contracts, 1, signer)
+    # when / then
+    with pytest.raises(SignerError, match="for another transaction"):
+        signer.sign_transaction(tx)
 
 
 def test_a_503_then_success_signs_once(
