@@ -131,7 +131,7 @@ def sign_challenge(private_key_pem: str, data: bytes) -> bytes:
 
 
 class DfnsUnavailable(RpcConnectionError):
-    """DFNS answered 5xx or 429: worth asking again, after `retry_after` seconds when DFNS said so."""
+    """DFNS answered 5xx, 408 or 429: worth asking again, after `retry_after` seconds if DFNS said so."""
 
     def __init__(self, message: str, *, retry_after: float | None = None) -> None:
         super().__init__(message)
@@ -412,10 +412,10 @@ class DfnsSigner:
 
     @staticmethod
     def _signed_raw(tx: dict[str, Any], result: dict[str, Any]) -> bytes:
-        if result.get("signedData"):
-            return bytes(HexBytes(result["signedData"]))
         signature = result.get("signature") or {}
         try:
+            if result.get("signedData"):
+                return bytes(HexBytes(result["signedData"]))
             return assemble_signed(
                 tx, recid=int(signature["recid"]), r=int(signature["r"], 16), s=int(signature["s"], 16)
             )
@@ -437,7 +437,7 @@ def _signature_request(answer: Any) -> dict[str, Any]:
 def _signing_hash(raw: bytes) -> bytes:
     try:
         return bytes(TypedTransaction.from_bytes(HexBytes(raw)).hash())
-    except (ValueError, TypeError, rlp.exceptions.DecodingError) as exc:
+    except (ValueError, TypeError, rlp.exceptions.RLPException) as exc:
         raise SignerError("DFNS returned signed data that is not an EIP-1559 transaction") from exc
 
 
