@@ -218,6 +218,9 @@ DFNS_BASE_URL: str = env.str("DFNS_BASE_URL", default="https://api.dfns.io")
 DFNS_WALLET_ID: str = env.str("DFNS_WALLET_ID", default="")
 DFNS_WALLET_PUBLIC_KEY: str = env.str("DFNS_WALLET_PUBLIC_KEY", default="")
 DFNS_HEDERA_ACCOUNT_ID: str = env.str("DFNS_HEDERA_ACCOUNT_ID", default="")
+# Seconds one signing may take (retries of a busy DFNS, polls of a pending request included);
+# keep it under the lane lock timeout (30 s). Past it the lane retries later with the same nonce.
+DFNS_SIGNATURE_WAIT_SECONDS: float = env.float("DFNS_SIGNATURE_WAIT_SECONDS", default=15.0)
 
 # --- Payouts (payouts app) ------------------------------------------------------------------------
 PAYOUT_BATCH_SIZE: int = env.int("PAYOUT_BATCH_SIZE", default=100)

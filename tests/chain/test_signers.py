@@ -1,9 +1,15 @@
-"""Signers: the local key, and DFNS against a local server speaking DFNS's documented protocol.
-A DFNS-signed transaction is broadcast to anvil, directly and through the submission lane."""
+"""Signers: the local key, and DFNS against a local server speaking DFNS's documented protocol
+(the Keys API: `POST /keys/{keyId}/signatures`, then `GET` it while it is pending).
+A DFNS-signed transaction is broadcast to anvil, directly and through the submission lane; DFNS
+being slow, unavailable, rate limited or refusing is either retried (transient, same nonce) or
+final (permanent, with DFNS's reason)."""
 
 from __future__ import annotations
 
+import json
+import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -14,7 +20,7 @@ from pytest_django.fixtures import Settings
 from chain import abi
 from chain.client import ChainClient
 from chain.deploy import build_transaction
-from chain.errors import RpcConnectionError
+from chain.errors import PermanentChainError, TransientChainError
 from chain.localchain import ANVIL_DEV_KEYS, DeployedContracts
 from chain.models import ChainTransaction
 from chain.services import transaction_confirm, transaction_enqueue, transaction_submit
@@ -63,7 +69,29 @@ def dfns_settings(
     chain_settings.DFNS_APP_ORIGIN = fake_dfns.app_origin
     chain_settings.DFNS_WALLET_ID = fake_dfns.wallet_id
     chain_settings.DFNS_WALLET_PUBLIC_KEY = ""
+    chain_settings.DFNS_SIGNATURE_WAIT_SECONDS = 10
     return chain_settings
+
+
+def _dfns_signer(**overrides: Any) -> DfnsSigner:
+    signer = get_signer()
+    assert isinstance(signer, DfnsSigner)
+    for name, value in overrides.items():
+        setattr(signer, name, value)
+    return signer
+
+
+def _approve_tx(
+    chain_client: ChainClient, contracts: DeployedContracts, amount: int, signer: DfnsSigner | None = None
+) -> dict[str, Any]:
+    data = abi.encode_call("PaymentToken", "approve", [contracts.equity_payout, amount])
+    return build_transaction(chain_client, signer or get_signer(), to=contracts.payment_token, data=data)
+
+
+def _enqueue_approve(contracts: DeployedContracts, intent_key: str, amount: int) -> ChainTransaction:
+    data = abi.encode_call("PaymentToken", "approve", [contracts.bond_payout, amount])
+    with transaction.atomic():
+        return transaction_enqueue(intent_key=intent_key, purpose="test_dfns", to=contracts.payment_token, data=data)
 
 
 def test_get_signer_follows_chain_signer(chain_settings: Settings) -> None:
@@ -89,14 +117,12 @@ def test_unsigned_serialisation_round_trips(chain_client: ChainClient, deployer:
     }  # fmt: skip
 
 
-def test_dfns_signs_with_a_verified_user_action_and_the_transaction_lands_on_anvil(
+def test_dfns_signs_through_the_keys_signatures_endpoint_and_the_transaction_lands_on_anvil(
     dfns_settings: Settings, fake_dfns: FakeDfns, chain_client: ChainClient, contracts: DeployedContracts
 ) -> None:
     # given
-    signer = get_signer()
-    assert isinstance(signer, DfnsSigner)
-    data = abi.encode_call("PaymentToken", "approve", [contracts.equity_payout, 12345])
-    tx = build_transaction(chain_client, signer, to=contracts.payment_token, data=data)
+    signer = _dfns_signer()
+    tx = _approve_tx(chain_client, contracts, 12345, signer)
     # when
     signed = signer.sign_transaction(tx)
     chain_client.send_raw_transaction(signed.raw)
@@ -109,13 +135,15 @@ def test_dfns_signs_with_a_verified_user_action_and_the_transaction_lands_on_anv
         ("GET", "/wallets/wa-test"),
         ("POST", "/auth/action/init"),
         ("POST", "/auth/action"),
-        ("POST", "/wallets/wa-test/signatures"),
-        (("GET", f"/wallets/wa-test/signatures/{next(iter(fake_dfns.signatures))}")),
+        ("POST", "/keys/key-test/signatures"),
     ]
     _, _, headers, body = fake_dfns.requests[3]
     assert headers["authorization"] == "Bearer sa-token-123"
     assert headers["x-dfns-useraction"].startswith("ua-")
-    assert '"kind": "Transaction"' in body
+    request = json.loads(body)
+    assert (request["blockchainKind"], request["kind"]) == ("Evm", "Transaction")
+    assert decode_unsigned_eip1559(bytes.fromhex(request["transaction"][2:]))["nonce"] == tx["nonce"]
+    assert request["externalId"]
 
 
 def test_dfns_refuses_a_user_action_signed_with_another_key(
@@ -134,6 +162,177 @@ def test_dfns_refuses_a_user_action_signed_with_another_key(
     assert not fake_dfns.signatures
 
 
+def test_a_signature_pending_for_a_while_is_polled_until_signed(
+    dfns_settings: Settings, fake_dfns: FakeDfns, chain_client: ChainClient, contracts: DeployedContracts
+) -> None:
+    # given: DFNS answers Pending three times (policy engine, MPC still at work)
+    fake_dfns.pending = 3
+    signer = _dfns_signer()
+    tx = _approve_tx(chain_client, contracts, 7)
+    # when
+    signed = signer.sign_transaction(tx)
+    # then
+    (signature_id,) = fake_dfns.signatures
+    polls = [path for method, path, _, _ in fake_dfns.requests if method == "GET" and "/signatures/" in path]
+    assert polls == [f"/keys/key-test/signatures/{signature_id}"] * 3
+    assert fake_dfns.signatures[signature_id]["status"] == "Signed"
+    chain_client.send_raw_transaction(signed.raw)
+    assert chain_client.wait_for_receipt(signed.tx_hash).succeeded
+
+
+def test_a_signature_still_pending_past_the_bound_is_transient_and_the_lane_later_signs_the_same_nonce(
+    dfns_settings: Settings,
+    fake_dfns: FakeDfns,
+    chain_client: ChainClient,
+    contracts: DeployedContracts,
+    db: None,
+    clean_redis: None,
+) -> None:
+    # given: an approval nobody has given yet
+    dfns_settings.DFNS_SIGNATURE_WAIT_SECONDS = 1
+    fake_dfns.pending = 10**6
+    row = _enqueue_approve(contracts, "dfns-pending", 3)
+    # when
+    started = time.monotonic()
+    with pytest.raises(TransientChainError, match="still Pending"):
+        transaction_submit(transaction_id=str(row.pk))
+    waited = time.monotonic() - started
+    row.refresh_from_db()
+    nonce = row.nonce
+    fake_dfns.pending = 0  # approved meanwhile
+    status = transaction_submit(transaction_id=str(row.pk))  # the task's retry, or the sweeper
+    # then
+    assert waited < 5
+    assert nonce is not None
+    row.refresh_from_db()
+    assert (status, row.nonce) == (ChainTransaction.Status.BROADCAST, nonce)
+    assert transaction_confirm(transaction_id=str(row.pk)) == ChainTransaction.Status.CONFIRMED
+    # the retry asked for the same transaction under the same externalId: one request at DFNS
+    posts = fake_dfns.signature_posts()
+    assert len(posts) == 2
+    assert posts[0] == posts[1]
+    assert len(fake_dfns.signatures) == 1
+
+
+def test_a_policy_denial_is_final_with_dfns_reason(
+    dfns_settings: Settings, fake_dfns: FakeDfns, chain_client: ChainClient, contracts: DeployedContracts
+) -> None:
+    # given: a DFNS policy with a Block action on this wallet
+    fake_dfns.deny = "Policy 'no payouts on Sundays' blocked this activity"
+    signer = _dfns_signer()
+    tx = _approve_tx(chain_client, contracts, 1)
+    # when
+    with pytest.raises(PermanentChainError) as raised:
+        signer.sign_transaction(tx)
+    # then
+    assert not isinstance(raised.value, TransientChainError)
+    assert "HTTP 403" in str(raised.value)
+    assert "no payouts on Sundays" in str(raised.value)
+    assert len(fake_dfns.signature_posts()) == 1  # asked once: a refusal is not retried
+
+
+def test_an_approval_rejected_in_dfns_is_final_with_its_reason(
+    dfns_settings: Settings, fake_dfns: FakeDfns, chain_client: ChainClient, contracts: DeployedContracts
+) -> None:
+    # given: the request waits for an approval, then an approver rejects it
+    fake_dfns.pending = 1
+    fake_dfns.reject = "rejected by approver us-cfo"
+    signer = _dfns_signer()
+    tx = _approve_tx(chain_client, contracts, 1)
+    # when / then
+    with pytest.raises(SignerError, match="Rejected: rejected by approver us-cfo"):
+        signer.sign_transaction(tx)
+
+
+def test_an_unknown_wallet_is_a_final_error(
+    dfns_settings: Settings, fake_dfns: FakeDfns, chain_client: ChainClient, contracts: DeployedContracts
+) -> None:
+    # given
+    dfns_settings.DFNS_WALLET_ID = "wa-unknown"
+    signer = _dfns_signer()
+    # when / then
+    with pytest.raises(SignerError, match="HTTP 404 wallet not found"):
+        signer.address  # noqa: B018
+    assert not fake_dfns.signature_posts()
+
+
+def test_a_signature_of_another_transaction_is_refused(
+    dfns_settings: Settings, fake_dfns: FakeDfns, chain_client: ChainClient, contracts: DeployedContracts
+) -> None:
+    # given: DFNS (or something between us) answers with another transaction, signed by the wallet
+    fake_dfns.tamper = True
+    signer = _dfns_signer()
+    tx = _approve_tx(chain_client, contracts, 1, signer)
+    # when / then
+    with pytest.raises(SignerError, match="for another transaction"):
+        signer.sign_transaction(tx)
+
+
+def test_a_503_then_success_signs_once(
+    dfns_settings: Settings, fake_dfns: FakeDfns, chain_client: ChainClient, contracts: DeployedContracts
+) -> None:
+    # given
+    fake_dfns.unavailable = 1
+    signer = _dfns_signer()
+    tx = _approve_tx(chain_client, contracts, 11)
+    # when
+    signed = signer.sign_transaction(tx)
+    # then
+    assert len(fake_dfns.signature_posts()) == 2
+    assert len(fake_dfns.signatures) == 1
+    chain_client.send_raw_transaction(signed.raw)
+    assert chain_client.wait_for_receipt(signed.tx_hash).succeeded
+
+
+def test_a_429_waits_for_retry_after_then_signs(
+    dfns_settings: Settings, fake_dfns: FakeDfns, chain_client: ChainClient, contracts: DeployedContracts
+) -> None:
+    # given
+    fake_dfns.rate_limited, fake_dfns.retry_after = 1, "2"
+    signer = _dfns_signer()
+    tx = _approve_tx(chain_client, contracts, 12)
+    # when
+    started = time.monotonic()
+    signer.sign_transaction(tx)
+    # then
+    assert time.monotonic() - started >= 2
+    assert len(fake_dfns.signature_posts()) == 2
+    assert len(fake_dfns.signatures) == 1
+
+
+def test_a_429_asking_to_wait_past_the_bound_is_transient_at_once(
+    dfns_settings: Settings, fake_dfns: FakeDfns, chain_client: ChainClient, contracts: DeployedContracts
+) -> None:
+    # given
+    fake_dfns.rate_limited, fake_dfns.retry_after = 1, "120"
+    signer = _dfns_signer()
+    tx = _approve_tx(chain_client, contracts, 13)
+    # when
+    started = time.monotonic()
+    with pytest.raises(TransientChainError, match="HTTP 429") as raised:
+        signer.sign_transaction(tx)
+    # then
+    assert time.monotonic() - started < 5
+    assert getattr(raised.value, "retry_after", None) == 120
+
+
+def test_a_dfns_that_does_not_answer_in_time_is_transient(
+    dfns_settings: Settings, fake_dfns: FakeDfns, chain_client: ChainClient, contracts: DeployedContracts
+) -> None:
+    # given
+    dfns_settings.DFNS_SIGNATURE_WAIT_SECONDS = 2
+    tx = _approve_tx(chain_client, contracts, 14)
+    fake_dfns.delay = 1.0
+    signer = _dfns_signer(_timeout=0.3)
+    # when
+    started = time.monotonic()
+    with pytest.raises(TransientChainError):
+        signer.sign_transaction(tx)
+    # then
+    assert time.monotonic() - started < 6
+    assert not fake_dfns.signatures
+
+
 def test_the_lane_submits_through_dfns(
     dfns_settings: Settings,
     fake_dfns: FakeDfns,
@@ -143,9 +342,7 @@ def test_the_lane_submits_through_dfns(
     clean_redis: None,
 ) -> None:
     # given
-    data = abi.encode_call("PaymentToken", "approve", [contracts.bond_payout, 1])
-    with transaction.atomic():
-        row = transaction_enqueue(intent_key="dfns-approve", purpose="test_dfns", to=contracts.payment_token, data=data)
+    row = _enqueue_approve(contracts, "dfns-approve", 1)
     # when
     transaction_submit(transaction_id=str(row.pk))
     status = transaction_confirm(transaction_id=str(row.pk))
@@ -156,7 +353,7 @@ def test_the_lane_submits_through_dfns(
     assert len(fake_dfns.signatures) == 1
 
 
-def test_an_unavailable_dfns_keeps_the_nonce_for_the_retry(
+def test_a_dfns_unavailable_past_the_bound_keeps_the_nonce_for_the_retry(
     dfns_settings: Settings,
     fake_dfns: FakeDfns,
     chain_client: ChainClient,
@@ -165,15 +362,15 @@ def test_an_unavailable_dfns_keeps_the_nonce_for_the_retry(
     clean_redis: None,
 ) -> None:
     # given
-    fake_dfns.unavailable = 1
-    data = abi.encode_call("PaymentToken", "approve", [contracts.bond_payout, 2])
-    with transaction.atomic():
-        row = transaction_enqueue(intent_key="dfns-retry", purpose="test_dfns", to=contracts.payment_token, data=data)
+    dfns_settings.DFNS_SIGNATURE_WAIT_SECONDS = 1
+    fake_dfns.unavailable = 10**6
+    row = _enqueue_approve(contracts, "dfns-retry", 2)
     # when
-    with pytest.raises(RpcConnectionError):
+    with pytest.raises(TransientChainError, match="HTTP 503"):
         transaction_submit(transaction_id=str(row.pk))
     row.refresh_from_db()
     nonce = row.nonce
+    fake_dfns.unavailable = 0
     transaction_submit(transaction_id=str(row.pk))
     # then
     row.refresh_from_db()
