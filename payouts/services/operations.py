@@ -145,7 +145,9 @@ def distributions_sweep(*, now: datetime | None = None) -> dict[str, int]:
     for distribution_id in unplanned:
         plan_distribution_task.delay(str(distribution_id))
     pending = list(
-        Distribution.objects.filter(status=Status.IN_PROGRESS, asset__is_paused=False)
+        Distribution.objects.filter(
+            status=Status.IN_PROGRESS, asset__is_paused=False, asset__pause_state=Asset.PauseState.ACTIVE
+        )
         .filter(
             Exists(
                 BatchPayout.objects.filter(
