@@ -140,6 +140,36 @@ def test_a_pause_the_chain_refuses_puts_the_asset_back_as_the_chain_says_and_ale
     assert _final_toggle(asset, 2).status == "FAILED"
 
 
+def test_an_unpause_the_chain_refuses_leaves_the_asset_paused_and_alerts(
+    celery_worker: WorkController,
+    chain_settings: Settings,
+    chain_client: ChainClient,
+    deployer: LocalKeySigner,
+    contracts: DeployedContracts,
+    discord_alerts: DiscordServer,
+) -> None:
+    # given an asset paused on chain by this service
+    demo = deploy_asset(
+        chain_client, deployer, payment_token=contracts.payment_token, balances=[1, 2], funding=0, salt="rotate"
+    )
+    asset = _import(demo)
+    services.asset_set_paused(asset_id=asset.pk, paused=True)
+    assert _final_toggle(asset, 1).status == "CONFIRMED"
+    # when the signing key was rotated to one that is not the contract's admin, and the operator unpauses
+    chain_settings.CHAIN_SIGNER_PRIVATE_KEY = ANVIL_DEV_KEYS[1]
+    services.asset_set_paused(asset_id=asset.pk, paused=False)
+    toggle = _final_toggle(asset, 2)
+    # then the asset stays paused, as the chain is, with the reason and one alert
+    assert toggle.status == "FAILED"
+    assert chain_client.payout_contract_info(demo.payout).paused
+    asset.refresh_from_db()
+    assert asset.is_paused
+    assert asset.pause_state == Asset.PauseState.PAUSED
+    assert "only admin" in asset.pause_error
+    wait_for(lambda: discord_alerts.messages, what="an alert")
+    assert [m["embeds"][0]["title"] for m in discord_alerts.messages] == ["Unpause failed on chain"]
+
+
 def test_a_sync_never_overwrites_a_pause_made_while_it_ran(
     celery_worker: WorkController,
     chain_settings: Settings,
