@@ -62,7 +62,7 @@ def sync_asset_task(asset_id: str) -> None:
             services.asset_sync(asset_id=uuid.UUID(asset_id))
 
 
-@shared_task(acks_late=True, autoretry_for=(ChainError,), retry_backoff=5, retry_backoff_max=300, max_retries=5)
+@shared_task(acks_late=True, autoretry_for=TRANSIENT, retry_backoff=5, retry_backoff_max=300, max_retries=5)
 def refresh_asset_pause_task(asset_id: str) -> None:
     services.asset_pause_refresh(asset_id=uuid.UUID(asset_id))
 
