@@ -20,6 +20,7 @@ from chain.services import transaction_confirm, transaction_submit
 from chain.signers import LocalKeySigner
 from config.localservices import LocalService
 from payouts import gateway, services
+from payouts.errors import Conflict
 from payouts.models import Asset, BatchPayout, Distribution, HolderPayment
 from payouts.services import assets as asset_services
 from tests.agreements.servers import DiscordServer, field_of
@@ -87,6 +88,9 @@ def test_batches_held_by_a_pause_are_sent_only_after_the_unpause_is_mined(
         }
         # when the operator unpauses it
         services.asset_set_paused(asset_id=asset.pk, paused=False)
+        # (and a second toggle while it is on its way is refused: it would be estimated against the old state)
+        with pytest.raises(Conflict, match="on its way to the chain"):
+            services.asset_set_paused(asset_id=asset.pk, paused=True)
         done = _finished(distribution.pk)
     # then no batch was sent into the paused contract: none failed, no holder's retry was spent
     batches = list(BatchPayout.objects.filter(distribution=distribution).order_by("number"))
