@@ -56,12 +56,12 @@ class AssetAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         "symbol",
         "asset_type",
         "sync_status",
-        "is_paused",
+        "pause_state",
         "sync_enabled",
         "holders_count",
         "last_synced_at",
     )
-    list_filter = ("sync_status", "is_paused", "sync_enabled", "asset_type")
+    list_filter = ("sync_status", "pause_state", "sync_enabled", "asset_type")
     search_fields = ("name", "=symbol", "=token_address")
     ordering = ("-created_at",)
     show_full_result_count = False
@@ -86,11 +86,21 @@ class AssetAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
     @admin.action(description="Pause (also on chain)")
     def pause_assets(self, request: HttpRequest, queryset: QuerySet[Asset]) -> None:
-        _run_each(request, queryset, lambda a: services.asset_set_paused(asset_id=a.pk, paused=True), "Paused")
+        _run_each(
+            request,
+            queryset,
+            lambda a: services.asset_set_paused(asset_id=a.pk, paused=True),
+            "Pausing (no batch is sent from now; PAUSED once the chain confirms)",
+        )
 
     @admin.action(description="Unpause (also on chain)")
     def unpause_assets(self, request: HttpRequest, queryset: QuerySet[Asset]) -> None:
-        _run_each(request, queryset, lambda a: services.asset_set_paused(asset_id=a.pk, paused=False), "Unpaused")
+        _run_each(
+            request,
+            queryset,
+            lambda a: services.asset_set_paused(asset_id=a.pk, paused=False),
+            "Unpausing (batches resume once the chain confirms the unpause)",
+        )
 
     @admin.action(description="Sync holders now")
     def sync_now(self, request: HttpRequest, queryset: QuerySet[Asset]) -> None:

@@ -43,6 +43,20 @@ def parse_batch_intent_key(intent_key: str) -> tuple[int, int] | None:
     return int(parts[1]), int(parts[2])
 
 
+def pause_intent_key(asset_id: uuid.UUID, generation: int) -> str:
+    return f"payout-pause:{asset_id}:{generation}"
+
+
+def parse_pause_intent_key(intent_key: str) -> tuple[uuid.UUID, int] | None:
+    parts = intent_key.split(":")
+    if len(parts) != 3 or parts[0] != "payout-pause" or not parts[2].isdigit():
+        return None
+    try:
+        return uuid.UUID(parts[1]), int(parts[2])
+    except ValueError:
+        return None
+
+
 def to_bytes32(hex_id: str) -> bytes:
     return bytes.fromhex(hex_id.removeprefix("0x"))
 

@@ -57,6 +57,19 @@ class Asset(models.Model):
         SYNCED = "SYNCED"
         FAILED = "FAILED"
 
+    class PauseState(_Machine):
+        """Where the payout contract's pause stands. Only ACTIVE pays: a toggle on its way to the chain
+        (PAUSING, UNPAUSING) holds every batch until the lane confirms it or it fails."""
+
+        ACTIVE = "ACTIVE"  # unpaused on chain, confirmed
+        PAUSING = "PAUSING"  # pause() handed to the lane, not yet confirmed
+        PAUSED = "PAUSED"  # paused on chain, confirmed
+        UNPAUSING = "UNPAUSING"  # unpause() handed to the lane, not yet confirmed
+
+        @classmethod
+        def in_flight(cls) -> frozenset[str]:
+            return frozenset({cls.PAUSING, cls.UNPAUSING})
+
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     name = models.CharField(max_length=200, unique=True)
     symbol = models.CharField(max_length=32)
@@ -67,9 +80,14 @@ class Asset(models.Model):
     payout_contract_address = models.CharField(max_length=42, blank=True, default="")
     payment_token_address = models.CharField(max_length=42)
     payment_token_decimals = models.PositiveSmallIntegerField(default=6)
+    # True unless the chain is confirmed unpaused (pause_state ACTIVE): a paused asset starts nothing
+    # and sends no batch. Set together with pause_state by `move_pause`.
     is_paused = models.BooleanField(default=False)
+    pause_state = models.CharField(max_length=10, choices=PauseState.choices, default=PauseState.ACTIVE)
     # Bumped on every pause/unpause so each on-chain toggle has its own idempotency key.
     pause_generation = models.PositiveIntegerField(default=0)
+    # Why the last toggle did not reach the chain (the lane's error); empty once one succeeds.
+    pause_error = models.TextField(blank=True, default="")
     sync_enabled = models.BooleanField(default=True)
     sync_status = models.CharField(max_length=16, choices=SyncStatus.choices, default=SyncStatus.SYNCING)
     sync_started_at = models.DateTimeField(null=True, blank=True)
@@ -90,11 +108,30 @@ class Asset(models.Model):
     def is_bond(self) -> bool:
         return self.asset_type.startswith("BOND")
 
+    PAUSE_FIELDS: ClassVar[tuple[str, ...]] = ("pause_state", "is_paused", "pause_error", "updated_at")
+
+    def move_pause(self, new: str, *, error: str = "") -> None:
+        """Move the pause state in memory with every coupled field (caller saves PAUSE_FIELDS);
+        refuses illegal moves."""
+        self.PauseState.check_move(self.pause_state, new)
+        self.pause_state = new
+        self.is_paused = new != self.PauseState.ACTIVE
+        self.pause_error = error[:2000]
+
 
 Asset.SyncStatus._moves = {  # type: ignore[attr-defined]
     "SYNCING": {"SYNCED", "FAILED", "SYNCING"},
     "SYNCED": {"SYNCING"},
     "FAILED": {"SYNCING"},
+}
+
+Asset.PauseState._moves = {  # type: ignore[attr-defined]
+    # an operator's toggle goes through the lane; a sync may find the chain toggled behind our back
+    "ACTIVE": {"PAUSING", "PAUSED"},
+    "PAUSED": {"UNPAUSING", "ACTIVE"},
+    # confirmed, or failed: back to what the chain says
+    "PAUSING": {"PAUSED", "ACTIVE"},
+    "UNPAUSING": {"ACTIVE", "PAUSED"},
 }
 
 

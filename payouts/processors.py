@@ -114,6 +114,7 @@ def register() -> None:
     from chain.listener import register_event_processor
     from chain.services import register_transaction_handler
     from payouts.services.confirmation import payout_transaction_finished
+    from payouts.services.pausing import pause_transaction_finished
     from payouts.services.withdrawals import withdrawal_transaction_finished
 
     for name in PAYOUT_EVENTS:
@@ -124,3 +125,4 @@ def register() -> None:
     register_event_processor("Transfer", on_transfer)
     register_transaction_handler(gateway.PAYOUT_BATCH_PURPOSE, payout_transaction_finished)
     register_transaction_handler(gateway.PAYOUT_WITHDRAW_PURPOSE, withdrawal_transaction_finished)
+    register_transaction_handler(gateway.PAYOUT_PAUSE_PURPOSE, pause_transaction_finished)

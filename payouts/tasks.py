@@ -62,6 +62,11 @@ def sync_asset_task(asset_id: str) -> None:
             services.asset_sync(asset_id=uuid.UUID(asset_id))
 
 
+@shared_task(acks_late=True, autoretry_for=TRANSIENT, retry_backoff=5, retry_backoff_max=300, max_retries=5)
+def refresh_asset_pause_task(asset_id: str) -> None:
+    services.asset_pause_refresh(asset_id=uuid.UUID(asset_id))
+
+
 @shared_task
 @single_instance("payouts.run_scheduled_distributions")
 def run_scheduled_distributions_task() -> dict[str, int]:

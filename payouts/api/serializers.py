@@ -156,6 +156,8 @@ class AssetSerializer(serializers.ModelSerializer[Asset]):
             "payment_token_address",
             "payment_token_decimals",
             "is_paused",
+            "pause_state",
+            "pause_error",
             "sync_enabled",
             "sync_status",
             "last_synced_at",

@@ -1,6 +1,7 @@
 """Payouts business logic: keyword-only services, each owning its transaction.
 
-- assets: import, sync, pause/unpause, sync on/off
+- assets: import, sync, sync on/off
+- pausing: pause/unpause through the lane, the toggle's handler, what a sync may overwrite
 - distributions: create, cancel, start (the exactly-once claim) and recurrence
 - catch_up: a due start that first applies a recurring series' catch-up policy to missed occurrences
 - execution: plan (snapshot, amounts, bulk writes) and batch submission to the chain lane
@@ -15,7 +16,6 @@ from __future__ import annotations
 from payouts.services.assets import (
     asset_import,
     asset_request_sync,
-    asset_set_paused,
     asset_set_sync_enabled,
     asset_sync,
     assets_sync_due,
@@ -37,11 +37,13 @@ from payouts.services.operations import (
     retry_failed_holder_payments,
     run_scheduled_distributions,
 )
+from payouts.services.pausing import asset_pause_refresh, asset_set_paused, pause_transaction_finished
 from payouts.services.withdrawals import funds_withdraw
 
 __all__ = [
     "Underfunded",
     "asset_import",
+    "asset_pause_refresh",
     "asset_request_sync",
     "asset_set_paused",
     "asset_set_sync_enabled",
@@ -59,6 +61,7 @@ __all__ = [
     "distribution_submit_batches",
     "distributions_sweep",
     "funds_withdraw",
+    "pause_transaction_finished",
     "payout_results_apply",
     "payout_transaction_finished",
     "retry_failed_holder_payments",

@@ -1,11 +1,12 @@
-"""Assets: import from a token address, sync holders from the chain, pause, sync on/off.
+"""Assets: import from a token address, sync holders from the chain, sync on/off (pausing: `pausing`).
 
 Chain reads and the payout-contract deployment happen outside database transactions. A sync
 walks the token's holder list in pages and upserts each page in its own short transaction. Every
 page and balance is read at ONE pinned block: the token reorders its list when a holder sells out
 (swap-and-pop), so pages read at moving blocks could skip a holder. Holders absent from the list
 at that block drop to a zero balance (rows are kept). Every balance carries the block it was read
-at, so a late HolderBalanceUpdated event never overwrites a newer value.
+at, so a late HolderBalanceUpdated event never overwrites a newer value. The sync also reads the
+payout contract's pause flag, and writes it only if no operator toggled the asset meanwhile.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from django.utils import timezone
 from payouts import gateway
 from payouts.bulk import upsert_holder_balances
 from payouts.errors import Conflict, InvalidInput, NotFound
-from payouts.models import Asset, AssetHolder, Distribution
+from payouts.models import Asset, AssetHolder
+from payouts.services.pausing import pause_follow_chain, pause_seen
 
 logger = logging.getLogger(__name__)
 
@@ -143,6 +145,9 @@ def _sync(asset: Asset, started: object) -> None:
         )
         asset.refresh_from_db(fields=["payout_contract_address"])
         logger.info("payout contract deployed asset_id=%s address=%s", asset.pk, address)
+    # The pause flag read here may be minutes old when the sync writes it: note what the database
+    # said just before reading it, so an operator's later (or still pending) toggle wins.
+    seen = pause_seen(asset.pk)
     info = client.payout_contract_info(gateway.checksum(asset.payout_contract_address))
     block = client.block_number()
     for suffix, address, abi in (
@@ -177,47 +182,14 @@ def _sync(asset: Asset, started: object) -> None:
             symbol=details.symbol,
             decimals=details.decimals,
             maturity_date=details.maturity_date,
-            is_paused=info.paused,
             holders_count=AssetHolder.objects.filter(asset=asset, balance__gt=0).count(),
             sync_status=Asset.SyncStatus.SYNCED,
             last_synced_at=now,
             sync_error="",
             updated_at=now,
         )
+        pause_follow_chain(asset.pk, seen=seen, paused_on_chain=info.paused)
     logger.info("asset synced asset_id=%s holders=%s block=%s", asset.pk, count, block)
-
-
-def asset_set_paused(*, asset_id: uuid.UUID, paused: bool) -> Asset:
-    """Pause or unpause in the database and on chain (the payout contract, through the lane)."""
-    from chain.services import transaction_enqueue
-    from payouts.tasks import submit_batches_task
-
-    with transaction.atomic():
-        asset = Asset.objects.select_for_update().filter(pk=asset_id).first()
-        if asset is None:
-            raise NotFound("asset not found")
-        if asset.is_paused == paused:
-            raise Conflict(f"the asset is already {'paused' if paused else 'unpaused'}")
-        asset.is_paused = paused
-        asset.pause_generation += 1
-        asset.save(update_fields=["is_paused", "pause_generation", "updated_at"])
-        if asset.payout_contract_address:
-            transaction_enqueue(
-                intent_key=f"payout-pause:{asset.pk}:{asset.pause_generation}",
-                purpose=gateway.PAYOUT_PAUSE_PURPOSE,
-                to=gateway.checksum(asset.payout_contract_address),
-                data=gateway.encode_pause(paused),
-            )
-        if not paused:
-            in_progress = [
-                str(pk)
-                for pk in Distribution.objects.filter(asset=asset, status=Distribution.Status.IN_PROGRESS).values_list(
-                    "id", flat=True
-                )
-            ]
-            transaction.on_commit(lambda: [submit_batches_task.delay(pk) for pk in in_progress], robust=True)
-    logger.info("asset %s asset_id=%s", "paused" if paused else "unpaused", asset_id)
-    return asset
 
 
 def asset_set_sync_enabled(*, asset_id: uuid.UUID, enabled: bool) -> Asset:

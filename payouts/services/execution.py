@@ -289,7 +289,9 @@ def distribution_submit_batches(*, distribution_id: uuid.UUID, limit: int = SUBM
             Distribution.objects.select_for_update(of=("self",)).select_related("asset").get(pk=distribution_id)
         )
         asset = distribution.asset
-        if distribution.status != Status.IN_PROGRESS or asset.is_paused:
+        if distribution.status != Status.IN_PROGRESS or asset.is_paused or asset.pause_state != Asset.PauseState.ACTIVE:
+            # Held until the chain is confirmed unpaused: a batch estimated before the unpause is
+            # mined would revert with "paused" (the pause toggle's handler releases them).
             return 0
         batches = list(
             BatchPayout.objects.select_for_update(skip_locked=True)

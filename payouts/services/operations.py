@@ -19,7 +19,7 @@ from django.utils import timezone
 from payouts.errors import Conflict, NotFound
 from payouts.models import Asset, BatchPayout, Distribution, HolderPayment
 from payouts.services.catch_up import distribution_start_due
-from payouts.services.funding import funds_read, funds_require
+from payouts.services.funding import funds_read, funds_require, planned_need
 
 logger = logging.getLogger(__name__)
 
@@ -52,8 +52,13 @@ def distribution_retry(*, distribution_id: uuid.UUID) -> Distribution:
             status=HolderPayment.Status.FAILED,
             retry_count__lt=settings.PAYOUT_MAX_RETRIES,
         )
-        need = int(retrying.aggregate(total=Sum("amount"))["total"] or 0)
-        funds_require(asset, read, need=need, exclude=distribution.pk, what="retrying its failed holders")
+        if distribution.holders_count is None:
+            # Planning failed: it plans again, so it needs what a start needs (a PERCENTAGE: something
+            # available), or it would only fail the same way.
+            need, what = max(planned_need(distribution), 1), "planning it again"
+        else:
+            need, what = int(retrying.aggregate(total=Sum("amount"))["total"] or 0), "retrying its failed holders"
+        funds_require(asset, read, need=need, exclude=distribution.pk, what=what)
         distribution.transition(Status.IN_PROGRESS)
         distribution.error = ""
         distribution.finished_at = None
@@ -145,7 +150,9 @@ def distributions_sweep(*, now: datetime | None = None) -> dict[str, int]:
     for distribution_id in unplanned:
         plan_distribution_task.delay(str(distribution_id))
     pending = list(
-        Distribution.objects.filter(status=Status.IN_PROGRESS, asset__is_paused=False)
+        Distribution.objects.filter(
+            status=Status.IN_PROGRESS, asset__is_paused=False, asset__pause_state=Asset.PauseState.ACTIVE
+        )
         .filter(
             Exists(
                 BatchPayout.objects.filter(

@@ -32,6 +32,8 @@ class AssetFactory(factory.django.DjangoModelFactory):
     payment_token_address = factory.Sequence(lambda n: address(0xC000 + n))
     payment_token_decimals = 6
     sync_status = Asset.SyncStatus.SYNCED
+    is_paused = False
+    pause_state = factory.LazyAttribute(lambda a: Asset.PauseState.PAUSED if a.is_paused else Asset.PauseState.ACTIVE)
 
 
 class AssetHolderFactory(factory.django.DjangoModelFactory):

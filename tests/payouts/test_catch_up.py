@@ -42,6 +42,11 @@ def _import(demo: DemoAsset) -> Asset:
     return synced
 
 
+def _wait_pause_state(asset: Asset, state: str) -> None:
+    """The lane confirmed the toggle (its handler moved the asset), as an operator's next beat would see."""
+    wait_for(lambda: Asset.objects.filter(pk=asset.pk, pause_state=state).exists(), what=f"asset {state}")
+
+
 def _daily_series(asset: Asset, *, anchor: datetime, **extra: Any) -> Distribution:
     """A DAILY series of 600 created for the future, then moved back to `anchor` (time passed, nothing ran)."""
     first = services.distribution_create(
@@ -169,12 +174,14 @@ def test_unpausing_an_asset_does_not_release_a_storm(
     first = _daily_series(asset, anchor=timezone.now() - timedelta(days=10) + timedelta(hours=1))
     assert first.series_id is not None
     services.asset_set_paused(asset_id=asset.pk, paused=True)
-    wait_for(lambda: chain_client.payout_contract_info(demo.payout).paused, what="paused on chain")
+    _wait_pause_state(asset, Asset.PauseState.PAUSED)
+    assert chain_client.payout_contract_info(demo.payout).paused
     _beats(first.series_id, 2)
     assert _series(first.series_id) == [(0, "SCHEDULED")]
-    # when the operator unpauses it (the chain follows before the next beat) and beat runs three times
+    # when the operator unpauses it (the chain confirms it before the next beat) and beat runs three times
     services.asset_set_paused(asset_id=asset.pk, paused=False)
-    wait_for(lambda: not chain_client.payout_contract_info(demo.payout).paused, what="unpaused on chain")
+    _wait_pause_state(asset, Asset.PauseState.ACTIVE)
+    assert not chain_client.payout_contract_info(demo.payout).paused
     _beats(first.series_id, 3)
     # then each holder was paid exactly one share, on chain, and the 9 earlier occurrences were skipped
     assert [chain_client.erc20_balance(demo.payment_token, h) for h in demo.holders] == SHARES

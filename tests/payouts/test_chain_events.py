@@ -202,7 +202,8 @@ def test_pause_and_unpause_reach_the_chain(
     asset = _import(demo)
     # when paused
     services.asset_set_paused(asset_id=asset.pk, paused=True)
-    wait_for(lambda: chain_client.payout_contract_info(demo.payout).paused, what="paused on chain")
+    wait_for(lambda: Asset.objects.filter(pk=asset.pk, pause_state="PAUSED").exists(), what="pause confirmed")
+    assert chain_client.payout_contract_info(demo.payout).paused
     # then new distributions are refused, and pausing twice is a conflict
     with pytest.raises(Conflict):
         services.distribution_create(asset_id=asset.pk, subtype="IMMEDIATE", amount_type="FIXED", amount=1)
@@ -210,7 +211,8 @@ def test_pause_and_unpause_reach_the_chain(
         services.asset_set_paused(asset_id=asset.pk, paused=True)
     # when unpaused
     services.asset_set_paused(asset_id=asset.pk, paused=False)
-    wait_for(lambda: not chain_client.payout_contract_info(demo.payout).paused, what="unpaused on chain")
+    wait_for(lambda: Asset.objects.filter(pk=asset.pk, pause_state="ACTIVE").exists(), what="unpause confirmed")
+    assert not chain_client.payout_contract_info(demo.payout).paused
 
 
 def test_batches_that_cannot_be_sent_fail_the_distribution_and_a_retry_completes_it(
