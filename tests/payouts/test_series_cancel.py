@@ -210,7 +210,9 @@ def test_a_series_cancelled_while_one_of_its_occurrences_starts_still_ends(
         finally:
             connection.close()
 
-    starter = threading.Thread(target=run, args=("start", lambda: services.distribution_start(distribution_id=first.pk)))
+    starter = threading.Thread(
+        target=run, args=("start", lambda: services.distribution_start(distribution_id=first.pk))
+    )
     starter.start()
     assert at_seam.wait(30)
     # when the series is cancelled at that moment (it waits for the start's transaction)

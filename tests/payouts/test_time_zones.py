@@ -8,6 +8,9 @@ after them (the moment the clocks jump); times the autumn change repeats run at 
 from __future__ import annotations
 
 import calendar
+import os
+import subprocess
+import sys
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -31,8 +34,13 @@ def _last_sunday(year: int, month: int) -> date:
     return last - timedelta(days=(last.weekday() + 1) % 7)
 
 
-def _utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)  # type: ignore[misc]
+def _utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=UTC)
+
+
+def _wall(year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0, micro: int = 0) -> datetime:
+    """A wall-clock reading: a date and time of day, in no zone (naive on purpose)."""
+    return datetime(year, month, day, hour, minute, second, micro, tzinfo=UTC).replace(tzinfo=None)
 
 
 @pytest.mark.parametrize(
@@ -67,21 +75,25 @@ def test_a_wall_clock_time_the_spring_change_skips_runs_when_the_clocks_jump() -
     # given a DAILY 02:30 Madrid series; on Sun 29 Mar 2026 Madrid goes from 02:00 straight to 03:00
     anchor = datetime(2026, 3, 27, 2, 30, tzinfo=MADRID)
     # when
-    times = [occurrence_time(anchor=anchor, recurrence="DAILY", occurrence=n, time_zone="Europe/Madrid") for n in (1, 2, 3)]
+    times = [
+        occurrence_time(anchor=anchor, recurrence="DAILY", occurrence=n, time_zone="Europe/Madrid") for n in (1, 2, 3)
+    ]
     # then the skipped 02:30 runs at the first instant at or after it: 03:00 CEST (01:00 UTC), then 02:30 again
     assert times == [_utc(2026, 3, 28, 1, 30), _utc(2026, 3, 29, 1), _utc(2026, 3, 30, 0, 30)]
-    assert local_instant(datetime(2026, 3, 29, 2, 30), MADRID) == _utc(2026, 3, 29, 1)
-    assert local_instant(datetime(2026, 3, 29, 2, 59, 59, 999999), MADRID) == _utc(2026, 3, 29, 1)
+    assert local_instant(_wall(2026, 3, 29, 2, 30), MADRID) == _utc(2026, 3, 29, 1)
+    assert local_instant(_wall(2026, 3, 29, 2, 59, 59, 999999), MADRID) == _utc(2026, 3, 29, 1)
 
 
 def test_a_wall_clock_time_the_autumn_change_repeats_runs_at_the_earlier_of_the_two() -> None:
     # given a DAILY 02:30 Madrid series; on Sun 25 Oct 2026 Madrid lives 02:00-03:00 twice (CEST, then CET)
     anchor = datetime(2026, 10, 23, 2, 30, tzinfo=MADRID)
     # when
-    times = [occurrence_time(anchor=anchor, recurrence="DAILY", occurrence=n, time_zone="Europe/Madrid") for n in (1, 2, 3)]
+    times = [
+        occurrence_time(anchor=anchor, recurrence="DAILY", occurrence=n, time_zone="Europe/Madrid") for n in (1, 2, 3)
+    ]
     # then the repeated 02:30 runs once, at the first of the two (02:30 CEST = 00:30 UTC)
     assert times == [_utc(2026, 10, 24, 0, 30), _utc(2026, 10, 25, 0, 30), _utc(2026, 10, 26, 1, 30)]
-    assert local_instant(datetime(2026, 10, 25, 2, 30), MADRID) == _utc(2026, 10, 25, 0, 30)
+    assert local_instant(_wall(2026, 10, 25, 2, 30), MADRID) == _utc(2026, 10, 25, 0, 30)
 
 
 def test_an_anchor_on_the_second_of_two_repeated_times_is_kept_as_given() -> None:
@@ -98,7 +110,9 @@ def test_hourly_series_count_elapsed_hours_in_any_time_zone() -> None:
     # given an HOURLY series started before the spring change in Madrid
     anchor = _utc(2026, 3, 29, 0)
     # when
-    times = [occurrence_time(anchor=anchor, recurrence="HOURLY", occurrence=n, time_zone="Europe/Madrid") for n in range(4)]
+    times = [
+        occurrence_time(anchor=anchor, recurrence="HOURLY", occurrence=n, time_zone="Europe/Madrid") for n in range(4)
+    ]
     # then one hour apart each: no hour is skipped and none runs twice when the clocks move
     assert times == [anchor + timedelta(hours=n) for n in range(4)]
 
@@ -106,10 +120,10 @@ def test_hourly_series_count_elapsed_hours_in_any_time_zone() -> None:
 @pytest.mark.parametrize(
     ("zone", "anchor"),
     [
-        ("Europe/Madrid", datetime(2026, 1, 31, 2, 30)),  # month end, in the spring gap and the autumn overlap
-        ("America/New_York", datetime(2026, 3, 1, 2, 15)),
-        ("Australia/Lord_Howe", datetime(2026, 3, 31, 2, 15)),  # 30-minute changes, southern hemisphere
-        ("Pacific/Apia", datetime(2011, 12, 25, 9)),  # Samoa skipped all of 30 Dec 2011
+        ("Europe/Madrid", _wall(2026, 1, 31, 2, 30)),  # month end, in the spring gap and the autumn overlap
+        ("America/New_York", _wall(2026, 3, 1, 2, 15)),
+        ("Australia/Lord_Howe", _wall(2026, 3, 31, 2, 15)),  # 30-minute changes, southern hemisphere
+        ("Pacific/Apia", _wall(2011, 12, 25, 9)),  # Samoa skipped all of 30 Dec 2011
     ],
 )
 @pytest.mark.parametrize("recurrence", ["DAILY", "WEEKLY", "MONTHLY"])
@@ -135,6 +149,24 @@ def test_only_iana_zone_names_are_known() -> None:
     assert known_time_zone("UTC")
     for name in ("Mars/Olympus", "", "europe/madrid ", "../../etc/passwd", "/etc/localtime", "localtime", "+02:00"):
         assert not known_time_zone(name), name
+
+
+def test_the_zone_database_comes_with_the_project_not_only_with_the_system() -> None:
+    # given a Python that finds no zone files on the system (a slim Debian image has no tzdata package)
+    code = (
+        "import zoneinfo; from datetime import UTC, datetime; assert zoneinfo.TZPATH == ();"
+        "from payouts.recurrence import known_time_zone, occurrence_time;"
+        "assert known_time_zone('Europe/Madrid');"
+        "at = occurrence_time(anchor=datetime(2026, 3, 27, 8, tzinfo=UTC), recurrence='DAILY', occurrence=3,"
+        " time_zone='Europe/Madrid');"
+        "assert at == datetime(2026, 3, 30, 7, tzinfo=UTC), at"
+    )
+    # when
+    result = subprocess.run(
+        [sys.executable, "-c", code], env={**os.environ, "PYTHONTZPATH": ""}, capture_output=True, text=True, timeout=60
+    )
+    # then the `tzdata` package the project depends on answers
+    assert result.returncode == 0, result.stderr
 
 
 @pytest.mark.django_db
@@ -316,5 +348,6 @@ def test_every_next_occurrence_carries_the_series_time_zone(funded_asset: Asset)
     following = Distribution.objects.get(series_id=first.series_id, occurrence=1)
     assert following.time_zone == "America/New_York"
     new_york = ZoneInfo("America/New_York")
-    assert following.scheduled_at is not None and first.scheduled_at is not None
+    assert following.scheduled_at is not None
+    assert first.scheduled_at is not None
     assert following.scheduled_at.astimezone(new_york).time() == first.scheduled_at.astimezone(new_york).time()
