@@ -7,7 +7,7 @@ ordering on indexed columns, exact-match search only, and no inlines of payments
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from django import forms
@@ -16,15 +16,17 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.html import format_html
 
 from payouts import services
 from payouts.errors import PayoutsError
 from payouts.models import Asset, AssetHolder, BatchPayout, Distribution, FundsWithdrawal, HolderPayment
+from payouts.recurrence import local_instant, time_zone_names, wall_clock_text, zone
 from payouts.units import AmountError, format_units, parse_units
 
 
-def _run_each(request: HttpRequest, queryset: QuerySet[Any], action: Callable[[Any], object], verb: str) -> None:
+def _run_each(request: HttpRequest, queryset: Iterable[Any], action: Callable[[Any], object], verb: str) -> None:
     done, refused = 0, []
     for obj in queryset:
         try:
@@ -151,6 +153,10 @@ def _form_page(
     return TemplateResponse(request, "admin/payouts/service_form.html", context)
 
 
+def _time_zone_choices() -> list[tuple[str, str]]:
+    return [("", "- (UTC)"), *((name, name) for name in time_zone_names())]
+
+
 class DistributionCreateForm(forms.Form):
     asset = forms.ModelChoiceField(queryset=Asset.objects.order_by("name"))
     subtype = forms.ChoiceField(choices=Distribution.Subtype.choices, initial=Distribution.Subtype.IMMEDIATE)
@@ -159,7 +165,10 @@ class DistributionCreateForm(forms.Form):
     percentage = forms.DecimalField(
         required=False, min_value=0.01, max_value=100, decimal_places=2, help_text="PERCENTAGE: 0.01 to 100"
     )
-    scheduled_at = forms.DateTimeField(required=False, help_text="ONE_OFF / RECURRING: a future time (UTC)")
+    scheduled_at = forms.DateTimeField(
+        required=False,
+        help_text="ONE_OFF / RECURRING: a future time, on the clock of the time zone below (UTC when empty)",
+    )
     recurrence = forms.ChoiceField(choices=[("", "-"), *Distribution.Recurrence.choices], required=False)
     catch_up = forms.ChoiceField(
         choices=[("", "-"), *Distribution.CatchUp.choices],
@@ -167,10 +176,21 @@ class DistributionCreateForm(forms.Form):
         label="Catch-up policy",
         help_text="RECURRING: occurrences missed while the system was down or the asset paused (default latest)",
     )
+    time_zone = forms.ChoiceField(
+        choices=_time_zone_choices,
+        required=False,
+        help_text="RECURRING: the IANA zone whose wall clock the series keeps (09:00 stays 09:00 across "
+        "daylight-saving changes). A time the clocks jump over runs when they jump; one they repeat runs at "
+        "the earlier of the two.",
+    )
     concept = forms.CharField(required=False, max_length=500)
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
+        if data.get("scheduled_at") and data.get("time_zone"):
+            # the form read the digits as UTC (the site's zone): read the same digits on the series' clock
+            wall = timezone.make_naive(data["scheduled_at"])
+            data["scheduled_at"] = local_instant(wall, zone(data["time_zone"]))
         asset = data.get("asset")
         if data.get("amount") and asset is not None:
             try:
@@ -193,7 +213,7 @@ class DistributionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         "subtype",
         "amount_display",
         "status",
-        "scheduled_at",
+        "scheduled_display",
         "progress_bar",
         "paid_count",
         "failed_count",
@@ -206,7 +226,7 @@ class DistributionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     show_full_result_count = False
     search_fields = ("=id", "=chain_distribution_id")
     readonly_fields = tuple(f.name for f in Distribution._meta.fields) + ("progress_bar", "links")
-    actions = ("execute_now", "cancel", "retry")
+    actions = ("execute_now", "cancel", "cancel_series", "retry")
 
     def has_delete_permission(self, request: HttpRequest, obj: Distribution | None = None) -> bool:
         return False
@@ -229,6 +249,7 @@ class DistributionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
                 scheduled_at=data["scheduled_at"],
                 recurrence=data["recurrence"] or "",
                 catch_up=data["catch_up"] or None,
+                time_zone=data["time_zone"] or None,
                 concept=data["concept"] or "",
             )
             messages.success(request, f"Created {distribution.id} ({distribution.status}).")
@@ -240,6 +261,14 @@ class DistributionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     @admin.display(description="id")
     def short_id(self, obj: Distribution) -> str:
         return str(obj.id)[:8]
+
+    @admin.display(description="scheduled at", ordering="scheduled_at")
+    def scheduled_display(self, obj: Distribution) -> str:
+        if obj.scheduled_at is None:
+            return "-"
+        if obj.subtype != Distribution.Subtype.RECURRING:
+            return wall_clock_text(obj.scheduled_at)
+        return wall_clock_text(obj.scheduled_at, obj.time_zone)
 
     @admin.display(description="amount")
     def amount_display(self, obj: Distribution) -> str:
@@ -281,9 +310,21 @@ class DistributionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     def execute_now(self, request: HttpRequest, queryset: QuerySet[Distribution]) -> None:
         _run_each(request, queryset, lambda d: services.distribution_start(distribution_id=d.pk), "Started")
 
-    @admin.action(description="Cancel (SCHEDULED only)")
+    @admin.action(description="Cancel this occurrence only (SCHEDULED only; a series goes on)")
     def cancel(self, request: HttpRequest, queryset: QuerySet[Distribution]) -> None:
         _run_each(request, queryset, lambda d: services.distribution_cancel(distribution_id=d.pk), "Cancelled")
+
+    @admin.action(description="Cancel the whole series (every SCHEDULED occurrence, for good)")
+    def cancel_series(self, request: HttpRequest, queryset: QuerySet[Distribution]) -> None:
+        one_per_series: dict[object, Distribution] = {}
+        for distribution in queryset:  # two occurrences of one series selected: one cancel
+            one_per_series.setdefault(distribution.series_id or distribution.pk, distribution)
+        _run_each(
+            request,
+            one_per_series.values(),
+            lambda d: services.distribution_cancel(distribution_id=d.pk, scope=Distribution.CancelScope.SERIES),
+            "Series cancelled",
+        )
 
     @admin.action(description="Retry failed holders (FAILED only)")
     def retry(self, request: HttpRequest, queryset: QuerySet[Distribution]) -> None:

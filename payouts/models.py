@@ -203,6 +203,12 @@ class Distribution(models.Model):
         CANCELLED = "CANCELLED"
         SKIPPED = "SKIPPED"  # a missed occurrence the series' catch-up policy did not run
 
+    class CancelScope(models.TextChoices):
+        """What a cancel of a series' occurrence meant; blank when it was not cancelled or is no series."""
+
+        OCCURRENCE = "occurrence", "occurrence: this one only, the series goes on"
+        SERIES = "series", "series: the whole series, nothing more is scheduled"
+
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     asset = models.ForeignKey(Asset, on_delete=models.PROTECT, related_name="distributions")
     distribution_type = models.CharField(max_length=20, choices=Type.choices, default=Type.PAYOUT)
@@ -229,9 +235,15 @@ class Distribution(models.Model):
     recurrence_anchor = models.DateTimeField(null=True, blank=True)
     # Copied to every occurrence of the series; used by RECURRING only.
     catch_up = models.CharField(max_length=8, choices=CatchUp.choices, default=CatchUp.LATEST)
+    # The IANA zone whose wall clock a RECURRING series keeps (09:00 Madrid stays 09:00 Madrid across
+    # daylight-saving changes); `scheduled_at` is still the UTC instant. Copied to every occurrence.
+    time_zone = models.CharField(max_length=64, default="UTC")
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.SCHEDULED)
-    # Why it did not start (e.g. SKIPPED by the catch-up policy); empty when it did.
+    # Why it did not start (SKIPPED by the catch-up policy, CANCELLED and how); empty when it did.
     status_reason = models.TextField(blank=True, default="")
+    # CANCELLED occurrences of a series: this one only, or the whole series (then no occurrence of it is
+    # ever created again).
+    cancel_scope = models.CharField(max_length=10, choices=CancelScope.choices, blank=True, default="")
     chain_distribution_id = models.CharField(max_length=66, unique=True)
     batch_size = models.PositiveIntegerField(null=True, blank=True)
     holders_count = models.PositiveIntegerField(null=True, blank=True)  # null until planned

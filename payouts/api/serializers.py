@@ -1,12 +1,14 @@
 """Request validation and response shapes. Amounts are decimal strings in token units both ways.
 
 Requests are strict: unknown fields, unknown enum values, malformed or over-precise amounts,
-zero or negative amounts, amounts above a uint256 in base units, percentages outside 0.01..100
-and times in the past are all 400s.
+zero or negative amounts, amounts above a uint256 in base units, percentages outside 0.01..100,
+unknown time zones and times in the past are all 400s. A time sent without an offset is read in the
+series' `time_zone` (UTC when none).
 """
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, Context, Decimal, InvalidOperation
 from typing import Any
 
@@ -15,6 +17,7 @@ from rest_framework import serializers
 
 from payouts import gateway
 from payouts.models import Asset, AssetHolder, BatchPayout, Distribution, FundsWithdrawal, HolderPayment
+from payouts.recurrence import known_time_zone, local_instant, zone
 from payouts.units import AmountError, format_units, parse_units
 
 # Decimal arithmetic that never rounds: the default context keeps 28 digits, and a 29th digit a
@@ -62,6 +65,20 @@ def _positive_decimal(text: Any, field: str) -> Decimal:
     return value
 
 
+class WallClockDateTimeField(serializers.DateTimeField):
+    """Keeps a time sent without an offset naive, so that it can be read in the series' time zone."""
+
+    def enforce_timezone(self, value: datetime) -> datetime:
+        return value if timezone.is_naive(value) else super().enforce_timezone(value)
+
+
+TIME_ZONE_HELP = (
+    "RECURRING only: the IANA time zone whose wall clock the series keeps (default UTC), e.g. Europe/Madrid: "
+    "a daily 09:00 stays 09:00 there across daylight-saving changes. A time that does not exist there (the "
+    "clocks jump over it) runs when the clocks jump; a time that exists twice runs at the earlier one."
+)
+
+
 class DistributionCreateSerializer(StrictSerializer):
     distribution_type = serializers.ChoiceField(
         choices=[Distribution.Type.PAYOUT, Distribution.Type.BOND_CASH_OUT], default=Distribution.Type.PAYOUT
@@ -72,7 +89,10 @@ class DistributionCreateSerializer(StrictSerializer):
     percentage = serializers.JSONField(required=False)
     amount_per_token = serializers.JSONField(required=False)
     concept = serializers.CharField(required=False, allow_blank=True, max_length=500, default="")
-    scheduled_at = serializers.DateTimeField(required=False)
+    scheduled_at = WallClockDateTimeField(
+        required=False,
+        help_text="ONE_OFF and RECURRING: a future time; without an offset it is read in `time_zone` (else UTC).",
+    )
     recurrence = serializers.ChoiceField(choices=Distribution.Recurrence.choices, required=False)
     catch_up = serializers.ChoiceField(
         choices=Distribution.CatchUp.values,
@@ -81,10 +101,13 @@ class DistributionCreateSerializer(StrictSerializer):
         "asset paused. latest (default): run the latest, skip the rest; all: run every one; none: skip them all.",
         error_messages={"invalid_choice": f"must be one of {', '.join(Distribution.CatchUp.values)}"},
     )
+    time_zone = serializers.CharField(required=False, allow_blank=True, max_length=64, help_text=TIME_ZONE_HELP)
 
-    def validate_scheduled_at(self, value: Any) -> Any:
-        if value <= timezone.now():
-            raise serializers.ValidationError("must be in the future")
+    def validate_time_zone(self, value: str) -> str:
+        if not known_time_zone(value):
+            raise serializers.ValidationError(
+                f"unknown time zone {value!r}: use an IANA name such as Europe/Madrid or UTC"
+            )
         return value
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
@@ -127,6 +150,16 @@ class DistributionCreateSerializer(StrictSerializer):
                 errors.setdefault(field, [f"not allowed when amount_type is {attrs['amount_type']}"])
         if "catch_up" in attrs and attrs["subtype"] != Distribution.Subtype.RECURRING:
             errors["catch_up"] = ["only RECURRING series have a catch-up policy"]
+        if "time_zone" in attrs and attrs["subtype"] != Distribution.Subtype.RECURRING:
+            errors["time_zone"] = ["only RECURRING series have a time zone"]
+        scheduled_at = attrs.get("scheduled_at")
+        if scheduled_at is not None:
+            if timezone.is_naive(scheduled_at):
+                in_zone = zone(attrs["time_zone"]) if "time_zone" not in errors and "time_zone" in attrs else UTC
+                scheduled_at = local_instant(scheduled_at, in_zone)
+            if scheduled_at <= timezone.now():
+                errors["scheduled_at"] = ["must be in the future"]
+            out["scheduled_at"] = scheduled_at
         if errors:
             raise serializers.ValidationError(errors)
         out["recurrence"] = attrs.get("recurrence", "")
@@ -201,6 +234,8 @@ class DistributionSerializer(serializers.ModelSerializer[Distribution]):
     progress = serializers.SerializerMethodField()
     execution_seconds = serializers.SerializerMethodField()
     catch_up = serializers.SerializerMethodField()
+    time_zone = serializers.SerializerMethodField()
+    cancel_scope = serializers.SerializerMethodField()
 
     class Meta:
         model = Distribution
@@ -220,10 +255,12 @@ class DistributionSerializer(serializers.ModelSerializer[Distribution]):
             "scheduled_at",
             "recurrence",
             "catch_up",
+            "time_zone",
             "occurrence",
             "series_id",
             "status",
             "status_reason",
+            "cancel_scope",
             "holders_count",
             "batches_count",
             "batch_size",
@@ -267,8 +304,26 @@ class DistributionSerializer(serializers.ModelSerializer[Distribution]):
         # Only a recurring series misses occurrences; elsewhere the stored default means nothing.
         return d.catch_up if d.subtype == Distribution.Subtype.RECURRING else None
 
+    def get_time_zone(self, d: Distribution) -> str | None:
+        # Only a recurring series is computed on a wall clock; elsewhere the stored default means nothing.
+        return d.time_zone if d.subtype == Distribution.Subtype.RECURRING else None
+
+    def get_cancel_scope(self, d: Distribution) -> str | None:
+        return d.cancel_scope or None
+
     def get_execution_seconds(self, d: Distribution) -> float | None:
         return None if d.execution_duration is None else d.execution_duration.total_seconds()
+
+
+class DistributionCancelSerializer(StrictSerializer):
+    scope = serializers.ChoiceField(
+        choices=Distribution.CancelScope.values,
+        default=Distribution.CancelScope.OCCURRENCE,
+        help_text="occurrence (default): this SCHEDULED distribution only; a series goes on with its next "
+        "occurrence at its own time. series: every SCHEDULED occurrence of its series (any occurrence may "
+        "be named; a running one finishes); no occurrence of it is ever created again.",
+        error_messages={"invalid_choice": f"must be one of {', '.join(Distribution.CancelScope.values)}"},
+    )
 
 
 class BatchSerializer(serializers.ModelSerializer[BatchPayout]):

@@ -20,6 +20,7 @@ from payouts.api.serializers import (
     AssetImportSerializer,
     AssetSerializer,
     BatchSerializer,
+    DistributionCancelSerializer,
     DistributionCreateSerializer,
     DistributionSerializer,
     HolderSerializer,
@@ -233,11 +234,18 @@ class DistributionExecuteApi(_DistributionAction):
         return services.distribution_start(distribution_id=distribution.pk)
 
 
-class DistributionCancelApi(_DistributionAction):
-    action_status = status.HTTP_200_OK
-
-    def act(self, distribution: Distribution) -> Distribution:
-        return services.distribution_cancel(distribution_id=distribution.pk)
+class DistributionCancelApi(APIView):
+    @idempotent
+    @extend_schema(request=DistributionCancelSerializer, responses={200: DistributionSerializer})
+    def post(self, request: Request, distribution_id: str) -> Response:
+        """Cancel this SCHEDULED occurrence only (default), or with `{"scope": "series"}` its whole series."""
+        distribution = _distribution(distribution_id)
+        body = DistributionCancelSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        scope = body.validated_data["scope"]
+        result = _call(lambda: services.distribution_cancel(distribution_id=distribution.pk, scope=scope))
+        result = selectors.distribution_get(str(result.pk)) or result
+        return Response(DistributionSerializer(result).data, status=status.HTTP_200_OK)
 
 
 class DistributionRetryApi(_DistributionAction):

@@ -31,7 +31,7 @@ from django.db import transaction
 from config.alerts import AlertField, send_alert
 from payouts.errors import Conflict, NotFound
 from payouts.models import Asset, Distribution
-from payouts.recurrence import latest_due_occurrence, occurrence_time
+from payouts.recurrence import DEFAULT_TIME_ZONE, latest_due_occurrence, occurrence_time, wall_clock_text
 from payouts.services.distributions import build_occurrence, distribution_claim, funds_for_start
 from payouts.services.funding import FundsRead, Underfunded
 
@@ -99,7 +99,12 @@ def _latest_due(distribution: Distribution, *, now: datetime) -> int | None:
     """The latest due occurrence of a RECURRING series (None for anything else)."""
     if distribution.subtype != Distribution.Subtype.RECURRING or distribution.recurrence_anchor is None:
         return None  # an anchorless series fails in `distribution_start`, as it always did
-    return latest_due_occurrence(anchor=distribution.recurrence_anchor, recurrence=distribution.recurrence, now=now)
+    return latest_due_occurrence(
+        anchor=distribution.recurrence_anchor,
+        recurrence=distribution.recurrence,
+        now=now,
+        time_zone=distribution.time_zone,
+    )
 
 
 def _skip_missed(
@@ -167,9 +172,14 @@ def _fell_behind_now(distribution: Distribution) -> bool:
 def _at(distribution: Distribution, occurrence: int) -> str:
     assert distribution.recurrence_anchor is not None  # noqa: S101 - RECURRING only
     moment = occurrence_time(
-        anchor=distribution.recurrence_anchor, recurrence=distribution.recurrence, occurrence=occurrence
+        anchor=distribution.recurrence_anchor,
+        recurrence=distribution.recurrence,
+        occurrence=occurrence,
+        time_zone=distribution.time_zone,
     )
-    return moment.isoformat()
+    if distribution.time_zone == DEFAULT_TIME_ZONE:
+        return moment.isoformat()
+    return wall_clock_text(moment, distribution.time_zone)
 
 
 def _alert_after_commit(distribution: Distribution, *, latest: int, skipped: range, next_text: str) -> None:

@@ -1,5 +1,8 @@
 """Distribution lifecycle before execution: create, cancel, start (the exactly-once claim).
 
+`distribution_cancel` cancels one SCHEDULED occurrence (a series goes on: its next occurrence is
+scheduled at its own time) or, with scope `series`, every SCHEDULED occurrence of a series for good.
+
 `distribution_start` is the only way into IN_PROGRESS from SCHEDULED: a conditional
 `UPDATE ... WHERE status='SCHEDULED'` whose row count says who won, so two triggers at the same
 moment (operator + beat, two operators) produce one execution. Before it, with the asset row locked
@@ -24,12 +27,13 @@ from chain.fields import UINT256_MAX
 from payouts import gateway
 from payouts.errors import Conflict, InvalidInput, NotFound
 from payouts.models import Asset, Distribution
-from payouts.recurrence import occurrence_time
+from payouts.recurrence import DEFAULT_TIME_ZONE, known_time_zone, occurrence_time, wall_clock_text
 from payouts.services.funding import FundsRead, funds_read, funds_require, planned_need
 
 logger = logging.getLogger(__name__)
 
 Status = Distribution.Status
+CancelScope = Distribution.CancelScope
 
 
 def distribution_create(
@@ -45,10 +49,12 @@ def distribution_create(
     scheduled_at: datetime | None = None,
     recurrence: str = "",
     catch_up: str | None = None,
+    time_zone: str | None = None,
 ) -> Distribution:
     """Create a payout (or bond cash-out); IMMEDIATE ones start at once.
 
-    `catch_up` (RECURRING only, default latest) is the series' policy for missed occurrences.
+    `catch_up` (RECURRING only, default latest) is the series' policy for missed occurrences;
+    `time_zone` (RECURRING only, an IANA name, default UTC) the zone whose wall clock it keeps.
     """
     now = timezone.now()
     _check_shape(
@@ -61,6 +67,7 @@ def distribution_create(
         scheduled_at=scheduled_at,
         recurrence=recurrence,
         catch_up=catch_up,
+        time_zone=time_zone,
         now=now,
     )
     read = None
@@ -95,6 +102,7 @@ def distribution_create(
             series_id=uuid.uuid4() if series else None,
             recurrence_anchor=scheduled_at if subtype == Distribution.Subtype.RECURRING else None,
             catch_up=catch_up or Distribution.CatchUp.LATEST,
+            time_zone=time_zone or DEFAULT_TIME_ZONE,
             chain_distribution_id=gateway.chain_distribution_id(distribution_id),
         )
         logger.info("distribution created distribution_id=%s subtype=%s", distribution.id, subtype)
@@ -114,6 +122,7 @@ def _check_shape(
     scheduled_at: datetime | None,
     recurrence: str,
     catch_up: str | None,
+    time_zone: str | None,
     now: datetime,
 ) -> None:
     """Invariants the API serializer also checks; services refuse bad calls from any caller."""
@@ -160,20 +169,106 @@ def _check_shape(
         raise InvalidInput("catch_up", "only RECURRING series have a catch-up policy")
     if catch_up is not None and catch_up not in Distribution.CatchUp.values:
         raise InvalidInput("catch_up", f"must be one of {', '.join(Distribution.CatchUp.values)}")
+    if time_zone is not None and subtype != Distribution.Subtype.RECURRING:
+        raise InvalidInput("time_zone", "only RECURRING series have a time zone")
+    if time_zone is not None and not known_time_zone(time_zone):
+        raise InvalidInput("time_zone", f"unknown time zone {time_zone!r}: use an IANA name such as Europe/Madrid")
 
 
-def distribution_cancel(*, distribution_id: uuid.UUID) -> Distribution:
+def distribution_cancel(*, distribution_id: uuid.UUID, scope: str = CancelScope.OCCURRENCE) -> Distribution:
+    """Cancel a SCHEDULED distribution (scope `occurrence`), or a whole series (scope `series`).
+
+    One occurrence of a RECURRING or AUTOMATED series: only it is skipped, and the series goes on with
+    its next occurrence at that one's own time (AUTOMATED: on the next deposit). A series: `distribution_id`
+    may be any of its occurrences (a running one finishes); every SCHEDULED occurrence is cancelled and
+    none is ever created again. Either way the asset row is locked first, like every start, so a start at
+    the same moment either committed before (and the occurrence it created is cancelled here too) or finds
+    its occurrence CANCELLED. The reason goes in `status_reason`, the scope in `cancel_scope`.
+    """
+    if scope not in CancelScope.values:
+        raise InvalidInput("scope", f"must be one of {', '.join(CancelScope.values)}")
+    asset_id = Distribution.objects.filter(pk=distribution_id).values_list("asset_id", flat=True).first()
+    if asset_id is None:
+        raise NotFound("distribution not found")
+    now = timezone.now()
     with transaction.atomic():
-        distribution = Distribution.objects.select_for_update().filter(pk=distribution_id).first()
-        if distribution is None:
-            raise NotFound("distribution not found")
-        if distribution.status != Status.SCHEDULED:
-            raise Conflict(f"only SCHEDULED distributions can be cancelled (this one is {distribution.status})")
-        distribution.transition(Status.CANCELLED)
-        distribution.finished_at = timezone.now()
-        distribution.save(update_fields=["status", "finished_at", "updated_at"])
-    logger.info("distribution cancelled distribution_id=%s", distribution_id)
+        Asset.objects.select_for_update().filter(pk=asset_id).first()  # one lock order with starts: asset first
+        if scope == CancelScope.SERIES:
+            # the named occurrence may be running: only the SCHEDULED ones are locked (and changed)
+            named = Distribution.objects.get(pk=distribution_id)
+            _cancel_series(named, now=now)
+            return Distribution.objects.get(pk=distribution_id)
+        distribution = Distribution.objects.select_for_update().get(pk=distribution_id)
+        _cancel_occurrence(distribution, now=now)
     return distribution
+
+
+def _cancel_occurrence(distribution: Distribution, *, now: datetime) -> None:
+    if distribution.status != Status.SCHEDULED:
+        raise Conflict(f"only SCHEDULED distributions can be cancelled (this one is {distribution.status})")
+    distribution.transition(Status.CANCELLED)
+    distribution.finished_at = now
+    if distribution.series_id is None:
+        distribution.status_reason = "cancelled before it started"
+    else:
+        # the next occurrence is otherwise created only when this one starts: without it the series would end here
+        following = (
+            _create_next_occurrence(distribution)
+            or Distribution.objects.filter(series_id=distribution.series_id, occurrence=distribution.occurrence + 1)
+            .only("occurrence", "scheduled_at", "time_zone")
+            .first()
+        )
+        distribution.cancel_scope = CancelScope.OCCURRENCE
+        distribution.status_reason = "cancelled: this occurrence only; the series goes on" + (
+            f" with occurrence {following.occurrence} {_when(following)}" if following is not None else ""
+        )
+    distribution.save(update_fields=["status", "status_reason", "cancel_scope", "finished_at", "updated_at"])
+    logger.info(
+        "distribution cancelled distribution_id=%s series_id=%s scope=occurrence",
+        distribution.pk,
+        distribution.series_id,
+    )
+
+
+def _when(occurrence: Distribution) -> str:
+    if occurrence.scheduled_at is None:  # AUTOMATED: due when payment tokens arrive
+        return "when payment tokens next arrive at the payout contract"
+    return f"at {wall_clock_text(occurrence.scheduled_at, occurrence.time_zone)}"
+
+
+def _cancel_series(distribution: Distribution, *, now: datetime) -> None:
+    series_id = distribution.series_id
+    if series_id is None:
+        raise InvalidInput(
+            "scope", "only RECURRING and AUTOMATED distributions belong to a series: cancel this one as an occurrence"
+        )
+    if _series_cancelled(series_id):
+        raise Conflict("the series is already cancelled")
+    scheduled = list(
+        Distribution.objects.select_for_update()
+        .filter(series_id=series_id, status=Status.SCHEDULED)
+        .values_list("pk", flat=True)
+    )
+    if not scheduled:
+        raise Conflict("the series has no SCHEDULED occurrence: it is over, there is nothing to cancel")
+    Status.check_move(Status.SCHEDULED, Status.CANCELLED)
+    reason = (
+        f"cancelled with its whole series (from occurrence {distribution.occurrence}): "
+        "no further occurrence is scheduled"
+    )
+    Distribution.objects.filter(pk__in=scheduled, status=Status.SCHEDULED).update(
+        status=Status.CANCELLED, cancel_scope=CancelScope.SERIES, status_reason=reason, finished_at=now, updated_at=now
+    )
+    logger.info(
+        "distribution series cancelled series_id=%s from_distribution_id=%s cancelled=%s",
+        series_id,
+        distribution.pk,
+        len(scheduled),
+    )
+
+
+def _series_cancelled(series_id: uuid.UUID) -> bool:
+    return Distribution.objects.filter(series_id=series_id, cancel_scope=CancelScope.SERIES).exists()
 
 
 def distribution_start(*, distribution_id: uuid.UUID) -> Distribution:
@@ -227,11 +322,15 @@ def distribution_claim(distribution_id: uuid.UUID, *, now: datetime, read: Funds
 
 
 def _create_next_occurrence(distribution: Distribution) -> Distribution | None:
-    """The next SCHEDULED occurrence of a recurring or automated series (idempotent)."""
+    """The next SCHEDULED occurrence of a recurring or automated series (idempotent); never for a
+    cancelled series. The caller holds the asset row lock, as `distribution_cancel` does."""
     if distribution.series_id is None:
         return None
     occurrence = distribution.occurrence + 1
     if Distribution.objects.filter(series_id=distribution.series_id, occurrence=occurrence).exists():
+        return None
+    if _series_cancelled(distribution.series_id):
+        logger.warning("cancelled series not continued series_id=%s", distribution.series_id)
         return None
     following = build_occurrence(distribution, occurrence=occurrence)
     following.save(force_insert=True)
@@ -246,7 +345,10 @@ def build_occurrence(distribution: Distribution, *, occurrence: int, **fields: A
     if distribution.subtype == Distribution.Subtype.RECURRING:
         assert distribution.recurrence_anchor is not None  # noqa: S101 - set at creation for RECURRING
         fields["scheduled_at"] = occurrence_time(
-            anchor=distribution.recurrence_anchor, recurrence=distribution.recurrence, occurrence=occurrence
+            anchor=distribution.recurrence_anchor,
+            recurrence=distribution.recurrence,
+            occurrence=occurrence,
+            time_zone=distribution.time_zone,
         )
     next_id = uuid.uuid4()
     return Distribution(
@@ -265,6 +367,7 @@ def build_occurrence(distribution: Distribution, *, occurrence: int, **fields: A
         occurrence=occurrence,
         recurrence_anchor=distribution.recurrence_anchor,
         catch_up=distribution.catch_up,
+        time_zone=distribution.time_zone,
         chain_distribution_id=gateway.chain_distribution_id(next_id),
         **fields,
     )
