@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('payouts', '0003_funds_withdrawal_snapshot_block'),
+        ('payouts', '0004_asset_pause_state'),
     ]
 
     operations = [
