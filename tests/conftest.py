@@ -57,11 +57,17 @@ def clean_redis() -> None:
 
 
 @pytest.fixture
-def celery_worker(transactional_db: None, clean_redis: None) -> Iterator[WorkController]:
+def celery_worker(
+    request: pytest.FixtureRequest, transactional_db: None, clean_redis: None
+) -> Iterator[WorkController]:
     """A real Celery worker (threads pool) consuming every queue from the Redis broker.
 
     Tasks run in other threads with their own database connections, so tests that use it see only
-    committed data: hence `transactional_db`.
+    committed data: hence `transactional_db`. In a chain test the chain is set up first, so that it
+    is reverted only after the worker has stopped (a task still sending then would leak a
+    transaction into the next test).
     """
+    if "chain_client" in request.fixturenames:
+        request.getfixturevalue("chain_client")
     with running_worker() as worker:
         yield worker
