@@ -38,6 +38,10 @@ LANE_LOCK_WAIT = 20  # seconds a submission waits for the lane before it retries
 CONFIRM_DELAY_SECONDS = 2
 SWEEP_STALE_AFTER = datetime.timedelta(seconds=30)
 SWEEP_BATCH = 500
+# Runs of a failing handler (the first one included) before the sweeper stops and alerts; the
+# sweeper's n-th re-run waits SWEEP_STALE_AFTER x 2^(n-1), so five runs span about eight minutes.
+HANDLER_MAX_ATTEMPTS = 5
+ERROR_MAX_CHARS = 2000
 
 _handlers: dict[str, TransactionHandler] = {}
 _chain_ids: dict[str, int] = {}
@@ -52,8 +56,12 @@ class ReplaceRefused(ChainError):
 
 
 def register_transaction_handler(purpose: str, handler: TransactionHandler) -> None:
-    """Call `handler(transaction)` once when a transaction of `purpose` reaches CONFIRMED, REVERTED
-    or FAILED, inside the database transaction that records that state (register in ready())."""
+    """Call `handler(transaction)` when a transaction of `purpose` reaches a final state, inside the
+    database transaction that records that state, in its own savepoint (register in ready()).
+
+    If it raises, its writes are undone, the state is recorded anyway, the error is kept on the row
+    (`handler_error`) and the sweeper runs it again later: it must be idempotent.
+    """
     _handlers[purpose] = handler
 
 
@@ -171,16 +179,46 @@ def record_receipt(transaction_id: Any, receipt: Receipt) -> None:
 
 
 def finish(transaction_id: Any, status: str, **fields: Any) -> None:
-    """Record a final state and run the purpose's handler in the same database transaction."""
+    """Record a final state and run the purpose's handler in the same database transaction.
+
+    The state is a fact about the chain: a handler that raises never keeps it from being recorded.
+    """
     with transaction.atomic():
         locked = ChainTransaction.objects.select_for_update().get(pk=transaction_id)
         if locked.is_final:
             return
         locked.transition(status, **fields)
-        handler = _handlers.get(locked.purpose)
-        if handler is not None:
-            handler(locked)
+        run_handler(locked)
     logger.info("chain transaction %s id=%s hash=%s", status.lower(), transaction_id, fields.get("tx_hash", ""))
+
+
+def run_handler(locked: ChainTransaction, *, again: bool = False) -> bool:
+    """Run the purpose's handler on a final row the caller locked, in a savepoint, and record the
+    outcome on the row (`handler_error`, `handler_attempts`). True when it ran fine.
+
+    Never raises what the handler raised: like the listener's processors, one app's fault is
+    recorded and logged, and whoever called (a confirm task, the sweeper) goes on. `again`: a
+    re-run, where a purpose with no handler (any more) is an error rather than nothing to do.
+    """
+    handler = _handlers.get(locked.purpose)
+    if handler is None and not again:
+        return True
+    locked.handler_attempts += 1
+    try:
+        if handler is None:
+            raise LookupError(f"no handler is registered for purpose {locked.purpose!r}")
+        with transaction.atomic():
+            handler(locked)
+    except Exception as exc:
+        locked.handler_error = f"{type(exc).__name__}: {exc}"[:ERROR_MAX_CHARS]
+        logger.exception(
+            "chain transaction handler failed id=%s purpose=%s status=%s attempt=%s",
+            locked.pk, locked.purpose, locked.status, locked.handler_attempts,
+        )  # fmt: skip
+    else:
+        locked.handler_error = ""
+    locked.save(update_fields=["handler_error", "handler_attempts", "updated_at"])
+    return not locked.handler_error
 
 
 # --- small helpers -----------------------------------------------------------------------------

@@ -4,7 +4,8 @@ nonce row per (chain, sender).
 A transaction moves PENDING -> SIGNED -> BROADCAST -> CONFIRMED | REVERTED, or PENDING -> FAILED
 when it can never be sent (its gas estimate reverts). Every signed version is stored, with its
 hash, before it is broadcast; all versions of one transaction share its nonce, so at most one of
-them can ever be mined.
+them can ever be mined. The purpose's handler runs when a final state is recorded; its last error
+and its runs are kept on the row (`handler_error`, `handler_attempts`).
 """
 
 from __future__ import annotations
@@ -63,6 +64,10 @@ class ChainTransaction(models.Model):
     gas_used = models.BigIntegerField(null=True, blank=True)
     error = models.TextField(blank=True, default="")
     attempts = models.PositiveIntegerField(default=0)
+    handler_error = models.TextField(
+        blank=True, default="", help_text="The purpose's handler raised this on its last run (empty: it ran fine)."
+    )
+    handler_attempts = models.PositiveIntegerField(default=0, help_text="Times the purpose's handler was run.")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     signed_at = models.DateTimeField(null=True, blank=True)

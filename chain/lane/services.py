@@ -1,4 +1,5 @@
-"""The submission lane's services: enqueue, submit (sign, store, broadcast), confirm, replace, sweep.
+"""The submission lane's services: enqueue, submit (sign, store, broadcast), confirm, replace, re-run
+a failed handler, sweep.
 
 Rules that keep money safe (see README "Chain"):
 - A signed transaction and its hash are stored BEFORE it is broadcast; recovery re-sends exactly
@@ -14,6 +15,8 @@ from __future__ import annotations
 
 import datetime
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from django.db import transaction
@@ -25,6 +28,7 @@ from chain.errors import ChainError, NonceTooLow, TransactionReverted, Underpric
 from chain.lane.base import (
     DEFAULT_FEE_BUMP_PERCENT,
     GAS_HEADROOM_PERCENT,
+    HANDLER_MAX_ATTEMPTS,
     SWEEP_BATCH,
     SWEEP_STALE_AFTER,
     Lane,
@@ -40,9 +44,11 @@ from chain.lane.base import (
     register_transaction_handler,
     required,
     resolve_used_nonce,
+    run_handler,
     transaction_dict,
 )
 from chain.lane.models import ChainTransaction, SenderNonce, SignedVersion
+from config.alerts import AlertField, send_alert
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +59,7 @@ __all__ = [
     "register_transaction_handler",
     "transaction_confirm",
     "transaction_enqueue",
+    "transaction_handler_rerun",
     "transaction_prepare",
     "transaction_replace",
     "transaction_submit",
@@ -331,17 +338,76 @@ def transaction_replace(*, transaction_id: str, fee_bump_percent: int = DEFAULT_
     return ChainTransaction.objects.get(pk=transaction_id)
 
 
+# --- handlers ------------------------------------------------------------------------------------
+def transaction_handler_rerun(*, transaction_id: str) -> ChainTransaction:
+    """Run the purpose's handler again for a final transaction whose handler failed; the outcome is
+    recorded on the row like the first run's. A transaction whose handler did not fail is returned
+    unchanged (nothing runs twice)."""
+    with transaction.atomic():
+        locked = ChainTransaction.objects.select_for_update().get(pk=transaction_id)
+        if locked.is_final and locked.handler_error:
+            run_handler(locked, again=True)
+    return locked
+
+
+def _failed_handlers_due(stale_after: datetime.timedelta) -> list[ChainTransaction]:
+    """Final transactions whose handler failed and may run again now: the n-th re-run waits
+    `stale_after` x 2^(n-1) after the last run, until HANDLER_MAX_ATTEMPTS runs."""
+    now = timezone.now()
+    failed = (
+        ChainTransaction.objects.filter(status__in=Status.final(), handler_attempts__lt=HANDLER_MAX_ATTEMPTS)
+        .exclude(handler_error="")
+        .order_by("updated_at")[:SWEEP_BATCH]
+    )
+    return [row for row in failed if row.updated_at <= now - stale_after * 2 ** max(0, row.handler_attempts - 1)]
+
+
+def _alert_handler_gave_up(row: ChainTransaction) -> None:
+    send_alert(
+        cause=f"chain-handler-failed:{row.purpose}",
+        title="Chain transaction handler keeps failing",
+        description=(
+            f"The {row.purpose} handler of chain transaction {row.pk} failed {row.handler_attempts} times and "
+            f"the sweeper stopped running it. The transaction is recorded as {row.status}, but what its handler "
+            "does (settle a payout batch, a withdrawal, ...) has not happened. Fix the cause, then select the "
+            "transaction in Chain transactions and run Run handler again."
+        ),
+        fields=[
+            AlertField("transaction", str(row.pk)),
+            AlertField("purpose", row.purpose),
+            AlertField("status", str(row.status)),
+            AlertField("error", row.handler_error),
+        ],
+    )
+
+
 # --- sweep ----------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class SweepResult:
     resubmitted: int
     checked: int
     finished: int
+    handlers_rerun: int = 0
+
+
+@contextmanager
+def _on_its_own(step: str, transaction_id: object) -> Iterator[None]:
+    """One row's work in the sweep: whatever it raises is logged, and the sweep goes on with the next."""
+    try:
+        yield
+    except ChainError as exc:
+        logger.warning("sweep could not %s id=%s error=%s", step, transaction_id, exc)
+    except Exception:
+        logger.exception("sweep failed to %s id=%s", step, transaction_id)
 
 
 def transaction_sweep(*, stale_after: datetime.timedelta = SWEEP_STALE_AFTER) -> SweepResult:
-    """Re-enqueue submissions the broker lost (PENDING/SIGNED untouched for `stale_after`) and
-    confirm every BROADCAST transaction (receipts, dropped or displaced ones)."""
+    """Re-enqueue submissions the broker lost (PENDING/SIGNED untouched for `stale_after`), confirm
+    every BROADCAST transaction (receipts, dropped or displaced ones) and run failed handlers again.
+
+    Each row is handled on its own: a row that raises (a chain error, a lock timeout, a bug) is
+    logged and the sweep goes on with the next one.
+    """
     from chain.lane.tasks import submit_transaction_task
 
     cutoff = timezone.now() - stale_after
@@ -351,7 +417,8 @@ def transaction_sweep(*, stale_after: datetime.timedelta = SWEEP_STALE_AFTER) ->
         .values_list("pk", flat=True)[:SWEEP_BATCH]
     )
     for transaction_id in stale:
-        submit_transaction_task.delay(str(transaction_id))
+        with _on_its_own("resubmit", transaction_id):
+            submit_transaction_task.delay(str(transaction_id))
     broadcast = list(
         ChainTransaction.objects.filter(status=Status.BROADCAST)
         .order_by("nonce")
@@ -359,12 +426,15 @@ def transaction_sweep(*, stale_after: datetime.timedelta = SWEEP_STALE_AFTER) ->
     )
     finished = 0
     for transaction_id in broadcast:
-        try:
-            status = transaction_confirm(transaction_id=str(transaction_id))
-        except ChainError as exc:
-            logger.warning("sweep could not confirm id=%s error=%s", transaction_id, exc)
-            continue
-        finished += status in Status.final()
+        with _on_its_own("confirm", transaction_id):
+            finished += transaction_confirm(transaction_id=str(transaction_id)) in Status.final()
+    handlers_rerun = 0
+    for row in _failed_handlers_due(stale_after):
+        with _on_its_own("run the handler of", row.pk):
+            after = transaction_handler_rerun(transaction_id=str(row.pk))
+            handlers_rerun += 1
+            if after.handler_error and after.handler_attempts >= HANDLER_MAX_ATTEMPTS:
+                _alert_handler_gave_up(after)
     from chain.selectors import stuck_transactions
 
     for stuck in stuck_transactions()[:20]:
@@ -372,4 +442,4 @@ def transaction_sweep(*, stale_after: datetime.timedelta = SWEEP_STALE_AFTER) ->
             "chain transaction stuck id=%s nonce=%s hash=%s broadcast_at=%s: replace it in the admin",
             stuck.pk, stuck.nonce, stuck.tx_hash, stuck.broadcast_at.isoformat() if stuck.broadcast_at else "",
         )  # fmt: skip
-    return SweepResult(resubmitted=len(stale), checked=len(broadcast), finished=finished)
+    return SweepResult(resubmitted=len(stale), checked=len(broadcast), finished=finished, handlers_rerun=handlers_rerun)

@@ -6,6 +6,7 @@ sweeping run on `default`. All are idempotent, so they are acknowledged late.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 from typing import Any
 
@@ -49,7 +50,6 @@ def confirm_transaction_task(self: Task[Any, Any], transaction_id: str) -> str:
 @shared_task(name="chain.tasks.sweep_transactions_task")
 @single_instance("chain.sweep_transactions")
 def sweep_transactions_task(stale_seconds: float | None = None) -> dict[str, int]:
-    """Periodic: re-enqueue lost submissions and confirm broadcast transactions."""
+    """Periodic: re-enqueue lost submissions, confirm broadcast transactions, re-run failed handlers."""
     stale_after = SWEEP_STALE_AFTER if stale_seconds is None else datetime.timedelta(seconds=stale_seconds)
-    result = services.transaction_sweep(stale_after=stale_after)
-    return {"resubmitted": result.resubmitted, "checked": result.checked, "finished": result.finished}
+    return dataclasses.asdict(services.transaction_sweep(stale_after=stale_after))

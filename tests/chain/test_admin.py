@@ -1,4 +1,5 @@
-"""Admin pages of the submission lane: read-only list and detail, and the replace action."""
+"""Admin pages of the submission lane: read-only list and detail, the replace, cancel and
+run-handler-again actions."""
 
 from __future__ import annotations
 
@@ -8,9 +9,10 @@ from django.test import Client
 from django.urls import reverse
 
 from chain.client import ChainClient
+from chain.lane import base as lane_base
 from chain.localchain import DeployedContracts
 from chain.models import ChainTransaction, SignedVersion
-from chain.services import transaction_submit
+from chain.services import register_transaction_handler, transaction_confirm, transaction_submit
 from tests.chain.factories import batch_intent, enqueue_batch
 from tests.fixtures.chain import AnvilNode
 
@@ -72,3 +74,40 @@ def test_staff_without_permissions_cannot_see_the_transactions(client: Client, o
     response = client.get(reverse("admin:chain_chaintransaction_changelist"))
     # then
     assert response.status_code == 403
+
+
+@pytest.mark.django_db
+def test_run_handler_again_applies_a_fixed_handler_and_clears_its_error(
+    admin_client: Client, chain_client: ChainClient, contracts: DeployedContracts, clean_redis: None
+) -> None:
+    # given a confirmed transaction whose handler failed, and the handler since fixed
+    calls: list[str] = []
+    failing = {"yes"}
+
+    def handler(row: ChainTransaction) -> None:
+        if failing:
+            raise RuntimeError("payouts database was read-only")
+        calls.append(row.intent_key)
+
+    register_transaction_handler("test_admin_rerun", handler)
+    try:
+        row = enqueue_batch(contracts, batch_intent(contracts), purpose="test_admin_rerun")
+        transaction_submit(transaction_id=str(row.pk))
+        assert transaction_confirm(transaction_id=str(row.pk)) == ChainTransaction.Status.CONFIRMED
+        listing = admin_client.get(reverse("admin:chain_chaintransaction_changelist"), {"handler_failed": "yes"})
+        failing.clear()
+        # when an operator runs the handler again
+        response = admin_client.post(
+            reverse("admin:chain_chaintransaction_changelist"),
+            {"action": "run_handler_again", "_selected_action": [str(row.pk)]},
+            follow=True,
+        )
+    finally:
+        lane_base._handlers.pop("test_admin_rerun", None)
+    # then the failure was listed, the handler ran once, and the row says so
+    assert "payouts database was read-only" in listing.text
+    assert response.status_code == 200
+    assert calls == [row.intent_key]
+    row.refresh_from_db()
+    assert (row.handler_error, row.handler_attempts) == ("", 2)
+    assert f"{row.intent_key[1:]}: handler ran (attempt 2)" in response.text  # the admin capitalises it

@@ -131,8 +131,9 @@ def test_a_failed_handler_is_run_again_by_the_sweeper_then_alerted_once_when_its
     settings.ALERT_RATE_LIMIT_SECONDS = 600
     healed, broken = _mined_but_unconfirmed(contracts, 2)
     handler.refuse.update({healed.intent_key, broken.intent_key})
-    lane_services.transaction_sweep(stale_after=NOW)
-    # when the cause is fixed for one of them and the sweeper keeps running
+    lane_services.transaction_sweep()
+    assert ChainTransaction.objects.filter(handler_attempts=1).exclude(handler_error="").count() == 2
+    # when the cause is fixed for one of them and the sweeper keeps running (no waits between runs)
     handler.refuse.discard(healed.intent_key)
     for _ in range(lane_base.HANDLER_MAX_ATTEMPTS + 2):
         lane_services.transaction_sweep(stale_after=NOW)
