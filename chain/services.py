@@ -5,6 +5,8 @@ from __future__ import annotations
 from chain.lane.services import (
     estimate_gas,
     register_transaction_handler,
+    transaction_cancel,
+    transaction_cancel_request,
     transaction_confirm,
     transaction_enqueue,
     transaction_handler_rerun,
@@ -16,6 +18,8 @@ from chain.lane.services import (
 __all__ = [
     "estimate_gas",
     "register_transaction_handler",
+    "transaction_cancel",
+    "transaction_cancel_request",
     "transaction_confirm",
     "transaction_enqueue",
     "transaction_handler_rerun",

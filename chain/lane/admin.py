@@ -1,5 +1,5 @@
-"""Admin pages of the submission lane: chain transactions (read-only) with the "replace stuck" and
-"run handler again" actions, their signed versions, and the nonce row per sender."""
+"""Admin pages of the submission lane: chain transactions (read-only) with the "replace stuck",
+"cancel" and "run handler again" actions, their signed versions, and the nonce row per sender."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from django.http import HttpRequest
 
 from chain.errors import ChainError
 from chain.lane.models import ChainTransaction, SenderNonce, SignedVersion
-from chain.lane.services import transaction_handler_rerun, transaction_replace
+from chain.lane.services import transaction_cancel, transaction_handler_rerun, transaction_replace
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
@@ -33,6 +33,7 @@ class SignedVersionInline(admin.TabularInline):  # type: ignore[type-arg]
         "max_fee_per_gas",
         "max_priority_fee_per_gas",
         "gas_limit",
+        "is_cancel",
         "created_at",
         "broadcast_at",
     )
@@ -77,11 +78,12 @@ class ChainTransactionAdmin(ReadOnlyAdmin):
     search_fields = ("intent_key", "tx_hash", "sender", "to", "=id")
     ordering = ("-created_at",)
     inlines = (SignedVersionInline,)
-    actions = ("replace_stuck", "run_handler_again")
+    actions = ("replace_stuck", "cancel_transaction", "run_handler_again")
     readonly_fields = (
         "id", "intent_key", "purpose", "status", "chain_id", "sender", "to", "value", "nonce", "gas_limit",
         "max_fee_per_gas", "max_priority_fee_per_gas", "tx_hash", "block_number", "gas_used", "error", "attempts",
-        "handler_error", "handler_attempts", "created_at", "signed_at", "broadcast_at", "finished_at", "data",
+        "handler_error", "handler_attempts", "cancel_requested_at", "created_at", "signed_at", "broadcast_at",
+        "finished_at", "data",
     )  # fmt: skip
     fields = readonly_fields
 
@@ -106,6 +108,28 @@ class ChainTransactionAdmin(ReadOnlyAdmin):
                 self.message_user(request, f"{row.intent_key}: not replaced ({exc})", messages.ERROR)
                 continue
             self.message_user(request, f"{row.intent_key}: now {replaced.status}, current hash {replaced.tx_hash}")
+
+    @admin.action(
+        description="Cancel transaction (zero-value transfer to itself at the same nonce; frees a halted lane)",
+        permissions=["operate"],
+    )
+    def cancel_transaction(self, request: HttpRequest, queryset: QuerySet[ChainTransaction]) -> None:
+        for row in queryset:
+            try:
+                after = transaction_cancel(transaction_id=str(row.pk))
+            except (ChainError, ValueError) as exc:
+                self.message_user(request, f"{row.intent_key}: not cancelled ({exc})", messages.ERROR)
+                continue
+            if after.is_final:
+                self.message_user(
+                    request, f"{row.intent_key}: {after.status}, mined before the cancel", messages.WARNING
+                )
+            else:
+                self.message_user(
+                    request,
+                    f"{row.intent_key}: cancel {after.tx_hash} sent at nonce {after.nonce}; "
+                    "it ends CANCELLED once mined (or as mined, if the original wins)",
+                )
 
     @admin.action(description="Run handler again (transactions whose handler failed)", permissions=["operate"])
     def run_handler_again(self, request: HttpRequest, queryset: QuerySet[ChainTransaction]) -> None:

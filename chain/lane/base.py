@@ -30,6 +30,7 @@ TransactionHandler = Callable[[ChainTransaction], None]
 
 GAS_HEADROOM_PERCENT = 20
 DEFAULT_FEE_BUMP_PERCENT = 15  # nodes want at least +10% on both fees to replace a pending transaction
+CANCEL_GAS_LIMIT = 21_000  # a plain transfer without data costs exactly this on every EVM chain
 # The Redis lane lock keeps one sender's submissions in order; correctness does not depend on it
 # (nonce rows and transaction rows are locked in PostgreSQL), so it may expire: a worker that died
 # holding it delays that sender's lane by at most LANE_LOCK_TIMEOUT seconds.
@@ -53,6 +54,10 @@ class LaneBusy(TransientChainError):
 
 class ReplaceRefused(ChainError):
     """Only a signed or broadcast transaction that is not yet mined can be replaced."""
+
+
+class CancelRefused(ReplaceRefused):
+    """Only a signed or broadcast transaction that is not yet mined, signed by this signer, can be cancelled."""
 
 
 def register_transaction_handler(purpose: str, handler: TransactionHandler) -> None:
@@ -187,9 +192,21 @@ def finish(transaction_id: Any, status: str, **fields: Any) -> None:
         locked = ChainTransaction.objects.select_for_update().get(pk=transaction_id)
         if locked.is_final:
             return
+        if status in (Status.CONFIRMED, Status.REVERTED) and _is_cancel_version(locked, fields.get("tx_hash")):
+            status = Status.CANCELLED
+            fields = {
+                **fields,
+                "error": f"cancelled: nonce {locked.nonce} was taken by its cancel (a zero-value transfer to itself)",
+            }
         locked.transition(status, **fields)
         run_handler(locked)
     logger.info("chain transaction %s id=%s hash=%s", status.lower(), transaction_id, fields.get("tx_hash", ""))
+
+
+def _is_cancel_version(row: ChainTransaction, tx_hash: str | None) -> bool:
+    return (
+        bool(tx_hash) and SignedVersion.objects.filter(transaction_id=row.pk, tx_hash=tx_hash, is_cancel=True).exists()
+    )
 
 
 def run_handler(locked: ChainTransaction, *, again: bool = False) -> bool:

@@ -1,7 +1,8 @@
 """Celery tasks of the submission lane (thin: ids in, one service call, retry policy).
 
-`submit_transaction_task` runs on the `chain` queue (route `chain.tasks.submit_*`); confirming and
-sweeping run on `default`. All are idempotent, so they are acknowledged late.
+`submit_transaction_task` and `cancel_transaction_task` run on the `chain` queue (routes
+`chain.tasks.submit_*`, `chain.tasks.cancel_*`); confirming and sweeping run on `default`. All are
+idempotent, so they are acknowledged late.
 """
 
 from __future__ import annotations
@@ -45,6 +46,18 @@ def confirm_transaction_task(self: Task[Any, Any], transaction_id: str) -> str:
         except MaxRetriesExceededError:
             return status  # the sweeper keeps checking
     return status
+
+
+@shared_task(bind=True, name="chain.tasks.cancel_transaction_task", acks_late=True, max_retries=8)
+def cancel_transaction_task(self: Task[Any, Any], transaction_id: str) -> str:
+    """Sign, store and broadcast the cancel an operator asked for (`transaction_cancel_request`)."""
+    try:
+        return services.transaction_cancel(transaction_id=transaction_id).status
+    except services.ReplaceRefused:  # a cancel too: mined or finished meanwhile, nothing left to cancel
+        return ChainTransaction.objects.get(pk=transaction_id).status
+    except TransientChainError as exc:
+        # The sweeper re-enqueues the request if these retries run out.
+        raise self.retry(exc=exc, countdown=min(2 ** (self.request.retries or 0), 30)) from exc
 
 
 @shared_task(name="chain.tasks.sweep_transactions_task")
