@@ -359,13 +359,11 @@ def transaction_replace(*, transaction_id: str, fee_bump_percent: int = DEFAULT_
 
 
 # --- cancel ----------------------------------------------------------------------------------------
-def _check_cancellable(row: ChainTransaction, signer: str | None = None) -> None:
+def _check_cancellable(row: ChainTransaction) -> None:
     if row.status not in (Status.SIGNED, Status.BROADCAST):
         raise CancelRefused(
             f"only a signed or broadcast transaction that is not mined yet can be cancelled (this one is {row.status})"
         )
-    if signer is not None and row.sender != signer:
-        raise CancelRefused(f"signed by {row.sender}: the configured signer {signer} cannot sign its cancel")
 
 
 def transaction_cancel_request(*, transaction_id: str) -> ChainTransaction:
@@ -403,7 +401,14 @@ def transaction_cancel(*, transaction_id: str, fee_bump_percent: int = DEFAULT_F
     lane = current_lane()
     with lane.locked():
         row = ChainTransaction.objects.get(pk=transaction_id)
-        _check_cancellable(row, lane.sender)
+        _check_cancellable(row)
+        if row.sender != lane.sender:
+            # Only its own key can sign at its nonce: drop the request (else the sweeper re-sends it forever).
+            message = f"not cancelled: signed by {row.sender}, the configured signer {lane.sender} cannot cancel it"
+            ChainTransaction.objects.filter(pk=row.pk).update(
+                cancel_requested_at=None, error=message, updated_at=timezone.now()
+            )
+            raise CancelRefused(message)
         if confirm_from_receipts(lane, row):
             return ChainTransaction.objects.get(pk=transaction_id)  # mined meanwhile: the original counts
         if row.cancel_requested_at is None:

@@ -16,7 +16,7 @@ from chain.client import ChainClient
 from chain.errors import ChainError
 from chain.lane import base as lane_base
 from chain.lane import services as lane_services
-from chain.localchain import DeployedContracts
+from chain.localchain import ANVIL_DEV_KEYS, DeployedContracts
 from chain.models import ChainTransaction, SignedVersion
 from chain.services import register_transaction_handler, transaction_confirm, transaction_submit
 from tests.agreements.servers import DiscordServer, field_of
@@ -209,3 +209,25 @@ def test_cancelling_what_cannot_be_cancelled_is_a_4xx_that_changes_nothing(
     row.refresh_from_db()
     assert (row.status, row.cancel_requested_at) == (Status.CONFIRMED, None)
     assert SignedVersion.objects.filter(transaction=row).count() == 1
+
+
+def test_a_cancel_the_configured_signer_cannot_sign_is_refused_and_dropped(
+    chain_settings: Settings,
+    chain_client: ChainClient,
+    contracts: DeployedContracts,
+    block_gas_limit: Callable[[int], None],
+    clean_redis: None,
+) -> None:
+    # given a halted lane whose stuck transaction was signed by the key used before a key change
+    stuck, _ = _halted_lane(chain_client, contracts, block_gas_limit)
+    lane_services.transaction_cancel_request(transaction_id=str(stuck.pk))
+    chain_settings.CHAIN_SIGNER_PRIVATE_KEY = ANVIL_DEV_KEYS[1]
+    # when the chain queue tries to cancel it
+    with pytest.raises(lane_services.CancelRefused, match="cannot cancel it"):
+        lane_services.transaction_cancel(transaction_id=str(stuck.pk))
+    # then nothing was signed, the request is dropped (the sweeper does not retry it) and the row says why
+    stuck.refresh_from_db()
+    assert (stuck.status, stuck.cancel_requested_at) == (Status.SIGNED, None)
+    assert stuck.error.startswith(f"not cancelled: signed by {stuck.sender}")
+    assert not SignedVersion.objects.filter(transaction=stuck, is_cancel=True).exists()
+    assert lane_services.transaction_sweep(stale_after=NOW).cancels_resent == 0
