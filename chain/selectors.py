@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 import datetime
+import uuid
+from dataclasses import dataclass
 
-from django.db.models import Count, QuerySet
+from django.db.models import Count, Max, Min, QuerySet
 from django.utils import timezone
 
 from chain.lane.models import ChainTransaction
 
 STUCK_AFTER = datetime.timedelta(minutes=5)
+
+
+def transaction_get(transaction_id: str) -> ChainTransaction | None:
+    """The transaction with this id (with its versions), or None, also for an id that is no UUID."""
+    try:
+        parsed = uuid.UUID(transaction_id)
+    except ValueError:
+        return None
+    return ChainTransaction.objects.prefetch_related("versions").filter(pk=parsed).first()
 
 
 def transaction_status_counts() -> dict[str, int]:
@@ -25,3 +36,42 @@ def stuck_transactions(*, older_than: datetime.timedelta = STUCK_AFTER) -> Query
     return ChainTransaction.objects.filter(
         status=ChainTransaction.Status.BROADCAST, broadcast_at__lte=timezone.now() - older_than
     ).order_by("nonce")
+
+
+@dataclass(frozen=True)
+class HaltedLane:
+    """A sender whose lowest unfinished nonce gets no receipt: everything it sends later waits."""
+
+    transaction: ChainTransaction  # the one holding that nonce
+    waiting_since: datetime.datetime
+    waiting_behind: int  # later unfinished transactions of the same sender
+
+
+def halted_lanes(*, older_than: datetime.timedelta) -> list[HaltedLane]:
+    """Senders whose lowest signed or broadcast nonce has had no receipt for longer than `older_than`,
+    counted from when it was broadcast (or signed) or from the sender's last mined transaction,
+    whichever is later: a long queue that keeps moving is busy, not halted."""
+    Status = ChainTransaction.Status
+    cutoff = timezone.now() - older_than
+    unfinished = ChainTransaction.objects.filter(status__in=[Status.SIGNED, Status.BROADCAST], nonce__isnull=False)
+    lanes = (
+        unfinished.values("chain_id", "sender")
+        .annotate(lowest=Min("nonce"), waiting=Count("pk"))
+        .order_by("chain_id", "sender")
+    )
+    halted: list[HaltedLane] = []
+    for lane in lanes:
+        first = unfinished.filter(chain_id=lane["chain_id"], sender=lane["sender"], nonce=lane["lowest"]).first()
+        if first is None:
+            continue
+        last_mined = ChainTransaction.objects.filter(
+            chain_id=lane["chain_id"],
+            sender=lane["sender"],
+            status__in=[Status.CONFIRMED, Status.REVERTED, Status.CANCELLED],
+        ).aggregate(at=Max("finished_at"))["at"]
+        since = first.broadcast_at or first.signed_at or first.created_at
+        if last_mined is not None and last_mined > since:
+            since = last_mined
+        if since <= cutoff:
+            halted.append(HaltedLane(transaction=first, waiting_since=since, waiting_behind=lane["waiting"] - 1))
+    return halted

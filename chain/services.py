@@ -5,8 +5,11 @@ from __future__ import annotations
 from chain.lane.services import (
     estimate_gas,
     register_transaction_handler,
+    transaction_cancel,
+    transaction_cancel_request,
     transaction_confirm,
     transaction_enqueue,
+    transaction_handler_rerun,
     transaction_replace,
     transaction_submit,
     transaction_sweep,
@@ -15,8 +18,11 @@ from chain.lane.services import (
 __all__ = [
     "estimate_gas",
     "register_transaction_handler",
+    "transaction_cancel",
+    "transaction_cancel_request",
     "transaction_confirm",
     "transaction_enqueue",
+    "transaction_handler_rerun",
     "transaction_replace",
     "transaction_submit",
     "transaction_sweep",

@@ -26,6 +26,7 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.conf.task_queues = [Queue(name) for name in ("default", "chain", "events", "webhooks")]
 app.conf.task_routes = {
     "chain.tasks.submit_*": {"queue": "chain"},
+    "chain.tasks.cancel_*": {"queue": "chain"},
     "chain.tasks.poll_*": {"queue": "events"},
     "agreements.tasks.deliver_*": {"queue": "webhooks"},
     "agreements.tasks.process_*": {"queue": "webhooks"},

@@ -207,6 +207,8 @@ CHAIN_SIGNER: str = env.str("CHAIN_SIGNER", default="local")  # "local" or "dfns
 CHAIN_SIGNER_PRIVATE_KEY: str = env.str("CHAIN_SIGNER_PRIVATE_KEY", default="")
 CHAIN_CONFIRMATIONS: int = env.int("CHAIN_CONFIRMATIONS", default=1)
 CHAIN_RPC_TIMEOUT: float = env.float("CHAIN_RPC_TIMEOUT", default=10.0)
+# A sender whose lowest unfinished nonce has had no receipt this long halts its lane: alert (sweeper).
+CHAIN_LANE_HALTED_AFTER_SECONDS: int = env.int("CHAIN_LANE_HALTED_AFTER_SECONDS", default=600)
 BLOCKCHAIN_POLLING_INTERVAL: int = env.int("BLOCKCHAIN_POLLING_INTERVAL", default=60_000)  # ms
 HEDERA_MIRROR_URL: str = env.str("HEDERA_MIRROR_URL", default="")
 DFNS_SERVICE_ACCOUNT_AUTHORIZATION_TOKEN: str = env.str("DFNS_SERVICE_ACCOUNT_AUTHORIZATION_TOKEN", default="")

@@ -18,6 +18,7 @@ api_v1: list[URLPattern | URLResolver] = [
     path("", ApiRootApi.as_view(), name="api-root"),
     path("", include("payouts.api.urls")),
     path("", include("agreements.api.urls")),
+    path("", include("chain.api.urls")),
 ]
 
 urlpatterns = [

@@ -30,6 +30,7 @@ TransactionHandler = Callable[[ChainTransaction], None]
 
 GAS_HEADROOM_PERCENT = 20
 DEFAULT_FEE_BUMP_PERCENT = 15  # nodes want at least +10% on both fees to replace a pending transaction
+CANCEL_GAS_LIMIT = 21_000  # a plain transfer without data costs exactly this on every EVM chain
 # The Redis lane lock keeps one sender's submissions in order; correctness does not depend on it
 # (nonce rows and transaction rows are locked in PostgreSQL), so it may expire: a worker that died
 # holding it delays that sender's lane by at most LANE_LOCK_TIMEOUT seconds.
@@ -38,6 +39,10 @@ LANE_LOCK_WAIT = 20  # seconds a submission waits for the lane before it retries
 CONFIRM_DELAY_SECONDS = 2
 SWEEP_STALE_AFTER = datetime.timedelta(seconds=30)
 SWEEP_BATCH = 500
+# Runs of a failing handler (the first one included) before the sweeper stops and alerts; the
+# sweeper's n-th re-run waits SWEEP_STALE_AFTER x 2^(n-1), so five runs span about eight minutes.
+HANDLER_MAX_ATTEMPTS = 5
+ERROR_MAX_CHARS = 2000
 
 _handlers: dict[str, TransactionHandler] = {}
 _chain_ids: dict[str, int] = {}
@@ -51,9 +56,17 @@ class ReplaceRefused(ChainError):
     """Only a signed or broadcast transaction that is not yet mined can be replaced."""
 
 
+class CancelRefused(ReplaceRefused):
+    """Only a signed or broadcast transaction that is not yet mined, signed by this signer, can be cancelled."""
+
+
 def register_transaction_handler(purpose: str, handler: TransactionHandler) -> None:
-    """Call `handler(transaction)` once when a transaction of `purpose` reaches CONFIRMED, REVERTED
-    or FAILED, inside the database transaction that records that state (register in ready())."""
+    """Call `handler(transaction)` when a transaction of `purpose` reaches a final state, inside the
+    database transaction that records that state, in its own savepoint (register in ready()).
+
+    If it raises, its writes are undone, the state is recorded anyway, the error is kept on the row
+    (`handler_error`) and the sweeper runs it again later: it must be idempotent.
+    """
     _handlers[purpose] = handler
 
 
@@ -171,16 +184,58 @@ def record_receipt(transaction_id: Any, receipt: Receipt) -> None:
 
 
 def finish(transaction_id: Any, status: str, **fields: Any) -> None:
-    """Record a final state and run the purpose's handler in the same database transaction."""
+    """Record a final state and run the purpose's handler in the same database transaction.
+
+    The state is a fact about the chain: a handler that raises never keeps it from being recorded.
+    """
     with transaction.atomic():
         locked = ChainTransaction.objects.select_for_update().get(pk=transaction_id)
         if locked.is_final:
             return
+        if status in (Status.CONFIRMED, Status.REVERTED) and _is_cancel_version(locked, fields.get("tx_hash")):
+            status = Status.CANCELLED
+            fields = {
+                **fields,
+                "error": f"cancelled: nonce {locked.nonce} was taken by its cancel (a zero-value transfer to itself)",
+            }
         locked.transition(status, **fields)
-        handler = _handlers.get(locked.purpose)
-        if handler is not None:
-            handler(locked)
+        run_handler(locked)
     logger.info("chain transaction %s id=%s hash=%s", status.lower(), transaction_id, fields.get("tx_hash", ""))
+
+
+def _is_cancel_version(row: ChainTransaction, tx_hash: str | None) -> bool:
+    return (
+        bool(tx_hash) and SignedVersion.objects.filter(transaction_id=row.pk, tx_hash=tx_hash, is_cancel=True).exists()
+    )
+
+
+def run_handler(locked: ChainTransaction, *, again: bool = False) -> bool:
+    """Run the purpose's handler on a final row the caller locked, in a savepoint, and record the
+    outcome on the row (`handler_error`, `handler_attempts`). True when it ran fine.
+
+    Never raises what the handler raised: like the listener's processors, one app's fault is
+    recorded and logged, and whoever called (a confirm task, the sweeper) goes on. `again`: a
+    re-run, where a purpose with no handler (any more) is an error rather than nothing to do.
+    """
+    handler = _handlers.get(locked.purpose)
+    if handler is None and not again:
+        return True
+    locked.handler_attempts += 1
+    try:
+        if handler is None:
+            raise LookupError(f"no handler is registered for purpose {locked.purpose!r}")
+        with transaction.atomic():
+            handler(locked)
+    except Exception as exc:
+        locked.handler_error = f"{type(exc).__name__}: {exc}"[:ERROR_MAX_CHARS]
+        logger.exception(
+            "chain transaction handler failed id=%s purpose=%s status=%s attempt=%s",
+            locked.pk, locked.purpose, locked.status, locked.handler_attempts,
+        )  # fmt: skip
+    else:
+        locked.handler_error = ""
+    locked.save(update_fields=["handler_error", "handler_attempts", "updated_at"])
+    return not locked.handler_error
 
 
 # --- small helpers -----------------------------------------------------------------------------

@@ -2,9 +2,12 @@
 nonce row per (chain, sender).
 
 A transaction moves PENDING -> SIGNED -> BROADCAST -> CONFIRMED | REVERTED, or PENDING -> FAILED
-when it can never be sent (its gas estimate reverts). Every signed version is stored, with its
-hash, before it is broadcast; all versions of one transaction share its nonce, so at most one of
-them can ever be mined.
+when it can never be sent (its gas estimate reverts), or to CANCELLED when an operator cancelled it
+and a cancel version (a zero-value transfer to the sender itself, at the same nonce) was mined
+instead. Every signed version is stored, with its hash, before it is broadcast; all versions of one
+transaction share its nonce, so at most one of them can ever be mined. The purpose's handler runs
+when a final state is recorded; its last error and its runs are kept on the row (`handler_error`,
+`handler_attempts`).
 """
 
 from __future__ import annotations
@@ -30,19 +33,25 @@ class ChainTransaction(models.Model):
         CONFIRMED = "CONFIRMED", "confirmed"
         REVERTED = "REVERTED", "reverted on chain"
         FAILED = "FAILED", "failed (never sent)"
+        CANCELLED = "CANCELLED", "cancelled (its cancel version took the nonce)"
 
         @classmethod
         def final(cls) -> frozenset[str]:
-            return frozenset({cls.CONFIRMED, cls.REVERTED, cls.FAILED})
+            return frozenset({cls.CONFIRMED, cls.REVERTED, cls.FAILED, cls.CANCELLED})
 
     ALLOWED: ClassVar[dict[str, frozenset[str]]] = {
-        Status.PENDING: frozenset({Status.SIGNED, Status.FAILED}),
-        # back to PENDING only when the chain proves another transaction consumed the nonce
-        Status.SIGNED: frozenset({Status.BROADCAST, Status.CONFIRMED, Status.REVERTED, Status.PENDING}),
-        Status.BROADCAST: frozenset({Status.CONFIRMED, Status.REVERTED, Status.PENDING}),
+        # PENDING -> CANCELLED: cancelled, then its nonce proven used by another transaction (never re-sent)
+        Status.PENDING: frozenset({Status.SIGNED, Status.FAILED, Status.CANCELLED}),
+        # back to PENDING only when the chain proves another transaction consumed the nonce;
+        # CANCELLED when the mined version is the operator's cancel
+        Status.SIGNED: frozenset(
+            {Status.BROADCAST, Status.CONFIRMED, Status.REVERTED, Status.PENDING, Status.CANCELLED}
+        ),
+        Status.BROADCAST: frozenset({Status.CONFIRMED, Status.REVERTED, Status.PENDING, Status.CANCELLED}),
         Status.CONFIRMED: frozenset(),
         Status.REVERTED: frozenset(),
         Status.FAILED: frozenset(),
+        Status.CANCELLED: frozenset(),
     }
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
@@ -63,6 +72,13 @@ class ChainTransaction(models.Model):
     gas_used = models.BigIntegerField(null=True, blank=True)
     error = models.TextField(blank=True, default="")
     attempts = models.PositiveIntegerField(default=0)
+    handler_error = models.TextField(
+        blank=True, default="", help_text="The purpose's handler raised this on its last run (empty: it ran fine)."
+    )
+    handler_attempts = models.PositiveIntegerField(default=0, help_text="Times the purpose's handler was run.")
+    cancel_requested_at = models.DateTimeField(
+        null=True, blank=True, help_text="An operator asked to cancel it: every version signed since is a cancel."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     signed_at = models.DateTimeField(null=True, blank=True)
@@ -109,8 +125,8 @@ class ChainTransaction(models.Model):
 
 
 class SignedVersion(models.Model):
-    """One signed version of a transaction (the first one, then each replacement), stored before
-    it is broadcast so that recovery can re-send or look up exactly what was signed."""
+    """One signed version of a transaction (the first one, then each replacement or cancel), stored
+    before it is broadcast so that recovery can re-send or look up exactly what was signed."""
 
     transaction = models.ForeignKey(ChainTransaction, on_delete=models.CASCADE, related_name="versions")
     tx_hash = models.CharField(max_length=66, unique=True)
@@ -119,6 +135,9 @@ class SignedVersion(models.Model):
     max_fee_per_gas = Uint256Field()
     max_priority_fee_per_gas = Uint256Field()
     gas_limit = models.BigIntegerField()
+    is_cancel = models.BooleanField(
+        default=False, help_text="A cancel: a zero-value transfer to the sender itself, at the same nonce."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     broadcast_at = models.DateTimeField(null=True, blank=True)
 

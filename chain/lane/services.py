@@ -1,4 +1,5 @@
-"""The submission lane's services: enqueue, submit (sign, store, broadcast), confirm, replace, sweep.
+"""The submission lane's services: enqueue, submit (sign, store, broadcast), confirm, replace, cancel,
+re-run a failed handler, sweep.
 
 Rules that keep money safe (see README "Chain"):
 - A signed transaction and its hash are stored BEFORE it is broadcast; recovery re-sends exactly
@@ -14,8 +15,11 @@ from __future__ import annotations
 
 import datetime
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Max
 from django.utils import timezone
@@ -23,10 +27,13 @@ from eth_utils.address import to_checksum_address
 
 from chain.errors import ChainError, NonceTooLow, TransactionReverted, Underpriced
 from chain.lane.base import (
+    CANCEL_GAS_LIMIT,
     DEFAULT_FEE_BUMP_PERCENT,
     GAS_HEADROOM_PERCENT,
+    HANDLER_MAX_ATTEMPTS,
     SWEEP_BATCH,
     SWEEP_STALE_AFTER,
+    CancelRefused,
     Lane,
     LaneBusy,
     ReplaceRefused,
@@ -40,19 +47,26 @@ from chain.lane.base import (
     register_transaction_handler,
     required,
     resolve_used_nonce,
+    run_handler,
     transaction_dict,
 )
 from chain.lane.models import ChainTransaction, SenderNonce, SignedVersion
+from chain.selectors import HaltedLane, halted_lanes, stuck_transactions
+from config.alerts import AlertField, send_alert
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
+    "CancelRefused",
     "LaneBusy",
     "ReplaceRefused",
     "estimate_gas",
     "register_transaction_handler",
+    "transaction_cancel",
+    "transaction_cancel_request",
     "transaction_confirm",
     "transaction_enqueue",
+    "transaction_handler_rerun",
     "transaction_prepare",
     "transaction_replace",
     "transaction_submit",
@@ -122,6 +136,11 @@ def transaction_prepare(*, transaction_id: str, lane: Lane | None = None) -> Cha
     row = ChainTransaction.objects.get(pk=transaction_id)
     if row.status != Status.PENDING:
         return row
+    if row.cancel_requested_at is not None and row.nonce is None:
+        # Cancelled, then its nonce proven used by another transaction: it holds no nonce any more,
+        # and an intent an operator cancelled is never signed again.
+        finish(row.pk, Status.CANCELLED, error="cancelled: its nonce was used by another transaction; not sent again")
+        return ChainTransaction.objects.get(pk=transaction_id)
     if row.sender and row.sender != lane.sender:
         record_error(row, f"signer changed: transaction belongs to {row.sender}, signer is {lane.sender}")
         raise ChainError("the configured signer is not this transaction's sender")
@@ -268,17 +287,22 @@ def _any_version_known(lane: Lane, row: ChainTransaction) -> bool:
 
 # --- replace ---------------------------------------------------------------------------------------
 def _sign_replacement(lane: Lane, row: ChainTransaction, fee_bump_percent: int) -> SignedVersion:
-    """Sign and store a new version with the same nonce and higher fees; it becomes current."""
+    """Sign and store a new version with the same nonce and higher fees; it becomes current.
+
+    Once a cancel was requested, every new version is a cancel: a zero-value transfer to the sender
+    itself, without data, so the original intent is never signed again.
+    """
+    cancelling = row.cancel_requested_at is not None
     fees = lane.client.fees()
     tip = max(bump(required(row.max_priority_fee_per_gas), fee_bump_percent), fees.max_priority_fee_per_gas)
     max_fee = max(bump(required(row.max_fee_per_gas), fee_bump_percent), fees.max_fee_per_gas, tip)
     replacement = ChainTransaction(
         pk=row.pk,
-        to=row.to,
-        data=row.data,
-        value=row.value,
+        to=lane.sender if cancelling else row.to,
+        data="0x" if cancelling else row.data,
+        value=0 if cancelling else row.value,
         nonce=row.nonce,
-        gas_limit=row.gas_limit,
+        gas_limit=CANCEL_GAS_LIMIT if cancelling else row.gas_limit,
         max_fee_per_gas=max_fee,
         max_priority_fee_per_gas=tip,
     )
@@ -287,6 +311,8 @@ def _sign_replacement(lane: Lane, row: ChainTransaction, fee_bump_percent: int) 
         locked = ChainTransaction.objects.select_for_update().get(pk=row.pk)
         if locked.status not in (Status.SIGNED, Status.BROADCAST) or locked.nonce != row.nonce:
             raise ReplaceRefused(f"transaction {row.pk} is {locked.status}")
+        if locked.cancel_requested_at is not None and not cancelling:
+            raise ReplaceRefused(f"transaction {row.pk}: a cancel was requested meanwhile")
         version = SignedVersion.objects.create(
             transaction=locked,
             tx_hash=signed.tx_hash,
@@ -294,7 +320,8 @@ def _sign_replacement(lane: Lane, row: ChainTransaction, fee_bump_percent: int) 
             nonce=required(row.nonce),
             max_fee_per_gas=max_fee,
             max_priority_fee_per_gas=tip,
-            gas_limit=required(row.gas_limit),
+            gas_limit=required(replacement.gas_limit),
+            is_cancel=cancelling,
         )
         locked.transition(locked.status, tx_hash=signed.tx_hash, max_fee_per_gas=max_fee, max_priority_fee_per_gas=tip)
     logger.info("chain transaction replacement signed id=%s nonce=%s hash=%s", row.pk, row.nonce, signed.tx_hash)
@@ -331,18 +358,166 @@ def transaction_replace(*, transaction_id: str, fee_bump_percent: int = DEFAULT_
     return ChainTransaction.objects.get(pk=transaction_id)
 
 
+# --- cancel ----------------------------------------------------------------------------------------
+def _check_cancellable(row: ChainTransaction) -> None:
+    if row.status not in (Status.SIGNED, Status.BROADCAST):
+        raise CancelRefused(
+            f"only a signed or broadcast transaction that is not mined yet can be cancelled (this one is {row.status})"
+        )
+
+
+def transaction_cancel_request(*, transaction_id: str) -> ChainTransaction:
+    """Record an operator's request to cancel a transaction; the chain queue cancels it after commit
+    (`transaction_cancel`), and the sweeper re-enqueues a request the broker lost. No network I/O.
+
+    Raises CancelRefused (nothing changed) unless it is SIGNED or BROADCAST.
+    """
+    from chain.lane.tasks import cancel_transaction_task
+
+    with transaction.atomic():
+        locked = ChainTransaction.objects.select_for_update().get(pk=transaction_id)
+        _check_cancellable(locked)
+        if locked.cancel_requested_at is None:
+            locked.cancel_requested_at = timezone.now()
+            locked.save(update_fields=["cancel_requested_at", "updated_at"])
+        transaction.on_commit(lambda: cancel_transaction_task.delay(str(transaction_id)), robust=True)
+    logger.info("chain transaction cancel requested id=%s nonce=%s", locked.pk, locked.nonce)
+    return locked
+
+
+def transaction_cancel(*, transaction_id: str, fee_bump_percent: int = DEFAULT_FEE_BUMP_PERCENT) -> ChainTransaction:
+    """Free the nonce of a transaction that will never be mined (the node refuses it, its fee is
+    too low, ...) while every later transaction of its sender waits behind it.
+
+    Signs a zero-value transfer to the sender itself, without data, at the SAME nonce, with fees
+    raised by at least `fee_bump_percent` (enough to replace it in a node's pool), stores it as a
+    version of the transaction, then broadcasts it. Whichever version is mined counts: the cancel
+    ends it CANCELLED, the original CONFIRMED or REVERTED as usual, and the purpose's handler is
+    called with either. The original intent is never signed again. Cancelling again re-sends the
+    stored cancel; `transaction_replace` raises its fees.
+    """
+    if fee_bump_percent < 10:
+        raise ValueError("nodes refuse replacements with less than a 10% fee bump")
+    lane = current_lane()
+    with lane.locked():
+        row = ChainTransaction.objects.get(pk=transaction_id)
+        _check_cancellable(row)
+        if row.sender != lane.sender:
+            # Only its own key can sign at its nonce: drop the request (else the sweeper re-sends it forever).
+            message = f"not cancelled: signed by {row.sender}, the configured signer {lane.sender} cannot cancel it"
+            ChainTransaction.objects.filter(pk=row.pk).update(
+                cancel_requested_at=None, error=message, updated_at=timezone.now()
+            )
+            raise CancelRefused(message)
+        if confirm_from_receipts(lane, row):
+            return ChainTransaction.objects.get(pk=transaction_id)  # mined meanwhile: the original counts
+        if row.cancel_requested_at is None:
+            ChainTransaction.objects.filter(pk=row.pk, cancel_requested_at__isnull=True).update(
+                cancel_requested_at=timezone.now(), updated_at=timezone.now()
+            )
+            row.refresh_from_db()
+        current = SignedVersion.objects.filter(transaction_id=row.pk, tx_hash=row.tx_hash).first()
+        version = (
+            current if current is not None and current.is_cancel else _sign_replacement(lane, row, fee_bump_percent)
+        )
+        row.refresh_from_db()
+        logger.warning("chain transaction cancel sent id=%s nonce=%s hash=%s", row.pk, row.nonce, version.tx_hash)
+        return _send_version(lane, row, version)
+
+
+def _send_version(lane: Lane, row: ChainTransaction, version: SignedVersion) -> ChainTransaction:
+    """Broadcast a stored version (caller holds the lane lock); SIGNED -> BROADCAST once a node took it."""
+    try:
+        lane.client.send_raw_transaction(version.raw_bytes)
+    except NonceTooLow:
+        resolve_used_nonce(lane, row)
+        return ChainTransaction.objects.get(pk=row.pk)
+    except ChainError as exc:
+        record_error(row, str(exc))
+        raise
+    with transaction.atomic():
+        SignedVersion.objects.filter(pk=version.pk, broadcast_at__isnull=True).update(broadcast_at=timezone.now())
+        locked = ChainTransaction.objects.select_for_update().get(pk=row.pk)
+        if locked.status == Status.SIGNED and locked.tx_hash == version.tx_hash:
+            locked.transition(Status.BROADCAST, error="")
+        enqueue_confirm(row.pk)
+    return ChainTransaction.objects.get(pk=row.pk)
+
+
+# --- handlers ------------------------------------------------------------------------------------
+def transaction_handler_rerun(*, transaction_id: str) -> ChainTransaction:
+    """Run the purpose's handler again for a final transaction whose handler failed; the outcome is
+    recorded on the row like the first run's. A transaction whose handler did not fail is returned
+    unchanged (nothing runs twice)."""
+    with transaction.atomic():
+        locked = ChainTransaction.objects.select_for_update().get(pk=transaction_id)
+        if locked.is_final and locked.handler_error:
+            run_handler(locked, again=True)
+    return locked
+
+
+def _failed_handlers_due(stale_after: datetime.timedelta) -> list[ChainTransaction]:
+    """Final transactions whose handler failed and may run again now: the n-th re-run waits
+    `stale_after` x 2^(n-1) after the last run, until HANDLER_MAX_ATTEMPTS runs."""
+    now = timezone.now()
+    failed = (
+        ChainTransaction.objects.filter(status__in=Status.final(), handler_attempts__lt=HANDLER_MAX_ATTEMPTS)
+        .exclude(handler_error="")
+        .order_by("updated_at")[:SWEEP_BATCH]
+    )
+    return [row for row in failed if row.updated_at <= now - stale_after * 2 ** max(0, row.handler_attempts - 1)]
+
+
+def _alert_handler_gave_up(row: ChainTransaction) -> None:
+    send_alert(
+        cause=f"chain-handler-failed:{row.purpose}",
+        title="Chain transaction handler keeps failing",
+        description=(
+            f"The {row.purpose} handler of chain transaction {row.pk} failed {row.handler_attempts} times and "
+            f"the sweeper stopped running it. The transaction is recorded as {row.status}, but what its handler "
+            "does (settle a payout batch, a withdrawal, ...) has not happened. Fix the cause, then select the "
+            "transaction in Chain transactions and run Run handler again."
+        ),
+        fields=[
+            AlertField("transaction", str(row.pk)),
+            AlertField("purpose", row.purpose),
+            AlertField("status", str(row.status)),
+            AlertField("error", row.handler_error),
+        ],
+    )
+
+
 # --- sweep ----------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class SweepResult:
     resubmitted: int
     checked: int
     finished: int
+    handlers_rerun: int = 0
+    cancels_resent: int = 0
+    halted: int = 0
+
+
+@contextmanager
+def _on_its_own(step: str, transaction_id: object) -> Iterator[None]:
+    """One row's work in the sweep: whatever it raises is logged, and the sweep goes on with the next."""
+    try:
+        yield
+    except ChainError as exc:
+        logger.warning("sweep could not %s id=%s error=%s", step, transaction_id, exc)
+    except Exception:
+        logger.exception("sweep failed to %s id=%s", step, transaction_id)
 
 
 def transaction_sweep(*, stale_after: datetime.timedelta = SWEEP_STALE_AFTER) -> SweepResult:
-    """Re-enqueue submissions the broker lost (PENDING/SIGNED untouched for `stale_after`) and
-    confirm every BROADCAST transaction (receipts, dropped or displaced ones)."""
-    from chain.lane.tasks import submit_transaction_task
+    """Re-enqueue submissions and cancel requests the broker lost (untouched for `stale_after`),
+    confirm every BROADCAST transaction (receipts, dropped or displaced ones), run failed handlers
+    again, and alert about halted lanes (CHAIN_LANE_HALTED_AFTER_SECONDS without a receipt).
+
+    Each row is handled on its own: a row that raises (a chain error, a lock timeout, a bug) is
+    logged and the sweep goes on with the next one.
+    """
+    from chain.lane.tasks import cancel_transaction_task, submit_transaction_task
 
     cutoff = timezone.now() - stale_after
     stale = list(
@@ -351,7 +526,16 @@ def transaction_sweep(*, stale_after: datetime.timedelta = SWEEP_STALE_AFTER) ->
         .values_list("pk", flat=True)[:SWEEP_BATCH]
     )
     for transaction_id in stale:
-        submit_transaction_task.delay(str(transaction_id))
+        with _on_its_own("resubmit", transaction_id):
+            submit_transaction_task.delay(str(transaction_id))
+    lost_cancels = list(
+        ChainTransaction.objects.filter(status__in=[Status.SIGNED, Status.BROADCAST], cancel_requested_at__lte=cutoff)
+        .exclude(versions__is_cancel=True)
+        .values_list("pk", flat=True)[:SWEEP_BATCH]
+    )
+    for transaction_id in lost_cancels:
+        with _on_its_own("re-enqueue the cancel of", transaction_id):
+            cancel_transaction_task.delay(str(transaction_id))
     broadcast = list(
         ChainTransaction.objects.filter(status=Status.BROADCAST)
         .order_by("nonce")
@@ -359,17 +543,53 @@ def transaction_sweep(*, stale_after: datetime.timedelta = SWEEP_STALE_AFTER) ->
     )
     finished = 0
     for transaction_id in broadcast:
-        try:
-            status = transaction_confirm(transaction_id=str(transaction_id))
-        except ChainError as exc:
-            logger.warning("sweep could not confirm id=%s error=%s", transaction_id, exc)
-            continue
-        finished += status in Status.final()
-    from chain.selectors import stuck_transactions
-
+        with _on_its_own("confirm", transaction_id):
+            finished += transaction_confirm(transaction_id=str(transaction_id)) in Status.final()
+    handlers_rerun = 0
+    for row in _failed_handlers_due(stale_after):
+        with _on_its_own("run the handler of", row.pk):
+            after = transaction_handler_rerun(transaction_id=str(row.pk))
+            handlers_rerun += 1
+            if after.handler_error and after.handler_attempts >= HANDLER_MAX_ATTEMPTS:
+                _alert_handler_gave_up(after)
     for stuck in stuck_transactions()[:20]:
         logger.warning(
             "chain transaction stuck id=%s nonce=%s hash=%s broadcast_at=%s: replace it in the admin",
             stuck.pk, stuck.nonce, stuck.tx_hash, stuck.broadcast_at.isoformat() if stuck.broadcast_at else "",
         )  # fmt: skip
-    return SweepResult(resubmitted=len(stale), checked=len(broadcast), finished=finished)
+    halted = halted_lanes(older_than=datetime.timedelta(seconds=settings.CHAIN_LANE_HALTED_AFTER_SECONDS))
+    for lane in halted:
+        _alert_halted_lane(lane)
+    return SweepResult(
+        resubmitted=len(stale),
+        checked=len(broadcast),
+        finished=finished,
+        handlers_rerun=handlers_rerun,
+        cancels_resent=len(lost_cancels),
+        halted=len(halted),
+    )
+
+
+def _alert_halted_lane(halted: HaltedLane) -> None:
+    row = halted.transaction
+    minutes = int((timezone.now() - halted.waiting_since).total_seconds() // 60)
+    send_alert(
+        cause=f"chain-lane-halted:{row.chain_id}:{row.sender}",
+        title="Chain lane halted",
+        description=(
+            f"Chain transaction {row.pk} ({row.purpose}, {row.status}) holds nonce {row.nonce} of {row.sender} "
+            f"and has had no receipt for {minutes} min; {halted.waiting_behind} later transaction(s) of this "
+            "sender wait behind it, whatever their asset. In the admin, Chain transactions, select it and run "
+            "Replace stuck transaction (same call, higher fees) if it can still be mined, or Cancel transaction "
+            "(a zero-value transfer to itself at that nonce) if it never will, or "
+            f"POST /api/v1/chain/transactions/{row.pk}/cancel. A cancelled transaction ends CANCELLED and its "
+            "purpose's handler is told (a payout batch's holders then fail and can be retried)."
+        ),
+        fields=[
+            AlertField("transaction", str(row.pk)),
+            AlertField("nonce", str(row.nonce)),
+            AlertField("sender", row.sender),
+            AlertField("current hash", row.tx_hash),
+            AlertField("last error", row.error),
+        ],
+    )

@@ -1,11 +1,13 @@
 """Celery tasks of the submission lane (thin: ids in, one service call, retry policy).
 
-`submit_transaction_task` runs on the `chain` queue (route `chain.tasks.submit_*`); confirming and
-sweeping run on `default`. All are idempotent, so they are acknowledged late.
+`submit_transaction_task` and `cancel_transaction_task` run on the `chain` queue (routes
+`chain.tasks.submit_*`, `chain.tasks.cancel_*`); confirming and sweeping run on `default`. All are
+idempotent, so they are acknowledged late.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 from typing import Any
 
@@ -46,10 +48,21 @@ def confirm_transaction_task(self: Task[Any, Any], transaction_id: str) -> str:
     return status
 
 
+@shared_task(bind=True, name="chain.tasks.cancel_transaction_task", acks_late=True, max_retries=8)
+def cancel_transaction_task(self: Task[Any, Any], transaction_id: str) -> str:
+    """Sign, store and broadcast the cancel an operator asked for (`transaction_cancel_request`)."""
+    try:
+        return services.transaction_cancel(transaction_id=transaction_id).status
+    except services.ReplaceRefused:  # a cancel too: mined or finished meanwhile, nothing left to cancel
+        return ChainTransaction.objects.get(pk=transaction_id).status
+    except TransientChainError as exc:
+        # The sweeper re-enqueues the request if these retries run out.
+        raise self.retry(exc=exc, countdown=min(2 ** (self.request.retries or 0), 30)) from exc
+
+
 @shared_task(name="chain.tasks.sweep_transactions_task")
 @single_instance("chain.sweep_transactions")
 def sweep_transactions_task(stale_seconds: float | None = None) -> dict[str, int]:
-    """Periodic: re-enqueue lost submissions and confirm broadcast transactions."""
+    """Periodic: re-enqueue lost submissions, confirm broadcast transactions, re-run failed handlers."""
     stale_after = SWEEP_STALE_AFTER if stale_seconds is None else datetime.timedelta(seconds=stale_seconds)
-    result = services.transaction_sweep(stale_after=stale_after)
-    return {"resubmitted": result.resubmitted, "checked": result.checked, "finished": result.finished}
+    return dataclasses.asdict(services.transaction_sweep(stale_after=stale_after))

@@ -355,7 +355,7 @@ def batch_reconcile(*, batch_id: int, attempt: int) -> bool:
     if chain_transaction is None:
         return False
     status = str(chain_transaction.status)
-    if status in ("REVERTED", "FAILED"):
+    if status in ("REVERTED", "FAILED", "CANCELLED"):
         with transaction.atomic():
             lock_distributions(BatchPayout.objects.filter(pk=batch_id).values_list("distribution_id", flat=True))
             batch = BatchPayout.objects.select_for_update().get(pk=batch_id)

@@ -190,7 +190,7 @@ def _batches_with_final_transactions(cutoff: datetime) -> list[tuple[int, int]]:
     from chain.models import ChainTransaction
 
     final = ChainTransaction.objects.filter(
-        id=OuterRef("chain_transaction_id"), status__in=["CONFIRMED", "REVERTED", "FAILED"]
+        id=OuterRef("chain_transaction_id"), status__in=["CONFIRMED", "REVERTED", "FAILED", "CANCELLED"]
     )
     return list(
         BatchPayout.objects.filter(status=BatchPayout.Status.IN_PROGRESS, submitted_at__lt=cutoff)

@@ -98,3 +98,18 @@ def test_uint256_field_validation_refuses_what_a_uint256_cannot_hold(value: int,
     with pytest.raises(ValidationError, match=message):
         field.clean(value, None)
     assert field.clean(MAX_UINT256, None) == MAX_UINT256
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("start", [Status.PENDING, Status.SIGNED, Status.BROADCAST])
+def test_an_unmined_transaction_can_end_cancelled_and_a_cancelled_one_moves_nowhere(start: str) -> None:
+    # given
+    row = _row(status=start)
+    # when
+    row.transition(Status.CANCELLED, error="cancelled")
+    # then
+    row.refresh_from_db()
+    assert (row.status, row.is_final, row.finished_at is not None) == (Status.CANCELLED, True, True)
+    for target in set(Status.values) - {Status.CANCELLED}:
+        with pytest.raises(IllegalTransition):
+            row.transition(target)

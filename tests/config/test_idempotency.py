@@ -55,6 +55,7 @@ IN_SCOPE = {
     "/api/v1/webhook-deliveries/{delivery_id}/resend/",
     "/api/v1/webhook-deliveries/resend-failed/",
     "/api/v1/blockchain-events/{event_id}/reprocess/",
+    "/api/v1/chain/transactions/{transaction_id}/cancel",
 }
 
 
