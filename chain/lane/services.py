@@ -7,6 +7,9 @@ Rules that keep money safe (see README "Chain"):
 - Nonces come from one row per (chain, sender), locked with select_for_update, and every submission
   for a sender runs under a Redis lock, so the lane stays ordered with any number of workers.
 - No receipt is awaited before the next send: confirmation is a separate task plus the sweeper.
+- Signed transactions are broadcast lowest nonce first. A node that does not buffer transactions by
+  nonce (Hedera's JSON-RPC relay) refuses a nonce above the account's next one: the refused one and
+  those above it stay SIGNED, same nonce, same bytes, and are sent again when a lower one is mined.
 - No network I/O inside `transaction.atomic()`.
 """
 
@@ -21,7 +24,7 @@ from django.db.models import F, Max
 from django.utils import timezone
 from eth_utils.address import to_checksum_address
 
-from chain.errors import ChainError, NonceTooLow, TransactionReverted, Underpriced
+from chain.errors import ChainError, NonceTooHigh, NonceTooLow, TransactionReverted, Underpriced
 from chain.lane.base import (
     DEFAULT_FEE_BUMP_PERCENT,
     GAS_HEADROOM_PERCENT,
@@ -106,7 +109,7 @@ def transaction_submit(*, transaction_id: str) -> str:
                 row.refresh_from_db()
             if row.status != Status.SIGNED:
                 break
-            _broadcast_current(lane, row)
+            _broadcast_in_nonce_order(lane, up_to=row)
             row.refresh_from_db()
             if row.status != Status.PENDING:
                 break
@@ -192,6 +195,49 @@ def _assign_nonce(lane: Lane, row: ChainTransaction) -> ChainTransaction | None:
     return locked
 
 
+def _broadcast_in_nonce_order(lane: Lane, *, up_to: ChainTransaction | None = None) -> None:
+    """Broadcast this sender's SIGNED transactions lowest nonce first, up to `up_to` (all if None).
+
+    Stops at the first one the node refuses as "nonce too high": every nonce above it would be
+    refused too, so they wait, signed and in place, until a lower one is mined (`transaction_confirm`
+    then calls this again). On a node that buffers by nonce nothing is refused, and each transaction
+    goes out as soon as it is signed. Errors of `up_to` itself are raised; a lower one's are logged
+    (its own submit task or the sweeper retries it). Hold the lane lock.
+    """
+    from chain.lane.tasks import submit_transaction_task
+
+    waiting = ChainTransaction.objects.filter(
+        chain_id=lane.chain_id, sender=lane.sender, status=Status.SIGNED, nonce__isnull=False
+    )
+    if up_to is not None:
+        waiting = waiting.filter(nonce__lte=up_to.nonce)
+    for row in waiting.order_by("nonce")[:SWEEP_BATCH]:
+        is_target = up_to is not None and row.pk == up_to.pk
+        try:
+            _broadcast_current(lane, row)
+        except ChainError as exc:
+            if is_target:
+                raise
+            logger.warning("chain transaction not broadcast id=%s nonce=%s error=%s", row.pk, row.nonce, exc)
+            continue
+        status = ChainTransaction.objects.values_list("status", flat=True).get(pk=row.pk)
+        if status == Status.SIGNED:  # refused: nonce too high
+            if up_to is not None and not is_target:
+                record_error(up_to, f"waiting: nonce {row.nonce} must be accepted first")
+            return
+        if status == Status.PENDING and not is_target:  # its nonce was proven used by another transaction
+            submit_transaction_task.delay(str(row.pk))
+
+
+def _broadcast_waiting(lane: Lane) -> None:
+    """A nonce was mined: send what waited for it (refused as "nonce too high"), in nonce order."""
+    if ChainTransaction.objects.filter(
+        chain_id=lane.chain_id, sender=lane.sender, status=Status.SIGNED, attempts__gt=0
+    ).exists():
+        with lane.locked():
+            _broadcast_in_nonce_order(lane)
+
+
 def _broadcast_current(lane: Lane, row: ChainTransaction) -> None:
     """Send the stored current version. SIGNED -> BROADCAST, or resolve what the node told us."""
     version = SignedVersion.objects.get(tx_hash=row.tx_hash)
@@ -200,6 +246,13 @@ def _broadcast_current(lane: Lane, row: ChainTransaction) -> None:
         lane.client.send_raw_transaction(version.raw_bytes)
     except NonceTooLow:
         resolve_used_nonce(lane, row)
+        return
+    except NonceTooHigh as exc:
+        # The node does not buffer by nonce (Hedera's relay): a lower nonce is not mined yet, as the
+        # node sees it. Same nonce, same bytes, sent again when a lower one is mined; no task retry.
+        # (If the node merely lags behind a mined nonce, the sweeper's re-submission sends it later.)
+        record_error(row, f"waiting for the lower nonces to be mined: {exc}")
+        logger.info("chain transaction waits for lower nonces id=%s nonce=%s", row.pk, row.nonce)
         return
     except Underpriced as exc:
         record_error(row, str(exc))
@@ -227,13 +280,15 @@ def _broadcast_current(lane: Lane, row: ChainTransaction) -> None:
 def transaction_confirm(*, transaction_id: str) -> str:
     """Look for a receipt of any signed version and record it; recover a dropped or displaced one.
 
-    Returns the status afterwards (SIGNED or BROADCAST means: still waiting).
+    Returns the status afterwards (SIGNED or BROADCAST means: still waiting). A mined nonce lets the
+    transactions refused behind it ("nonce too high") go out.
     """
     row = ChainTransaction.objects.get(pk=transaction_id)
     if row.status not in (Status.SIGNED, Status.BROADCAST):
         return row.status
     lane = current_lane()
     if confirm_from_receipts(lane, row):
+        _broadcast_waiting(lane)
         return ChainTransaction.objects.get(pk=transaction_id).status
     if row.status != Status.BROADCAST or row.nonce is None:
         return row.status  # SIGNED: the submit task (or the sweeper) broadcasts it
@@ -321,6 +376,9 @@ def transaction_replace(*, transaction_id: str, fee_bump_percent: int = DEFAULT_
             lane.client.send_raw_transaction(version.raw_bytes)
         except NonceTooLow:
             resolve_used_nonce(lane, row)
+            return ChainTransaction.objects.get(pk=transaction_id)
+        except NonceTooHigh as exc:  # stored; sent in nonce order once the lower ones are mined
+            record_error(row, f"replacement waiting for the lower nonces to be mined: {exc}")
             return ChainTransaction.objects.get(pk=transaction_id)
         with transaction.atomic():
             SignedVersion.objects.filter(pk=version.pk).update(broadcast_at=timezone.now())
