@@ -64,8 +64,8 @@ class ChainTransactionAdmin(ReadOnlyAdmin):
     actions = ("replace_stuck",)
     readonly_fields = (
         "id", "intent_key", "purpose", "status", "chain_id", "sender", "to", "value", "nonce", "gas_limit",
-        "max_fee_per_gas", "max_priority_fee_per_gas", "tx_hash", "block_number", "gas_used", "error", "attempts",
-        "created_at", "signed_at", "broadcast_at", "finished_at", "data",
+        "max_fee_per_gas", "max_priority_fee_per_gas", "tx_hash", "block_number", "block_hash", "gas_used", "error",
+        "attempts", "created_at", "signed_at", "broadcast_at", "finished_at", "data",
     )  # fmt: skip
     fields = readonly_fields
 

@@ -1,10 +1,12 @@
 """Tables of the submission lane: one row per intended transaction, one per signed version, one
 nonce row per (chain, sender).
 
-A transaction moves PENDING -> SIGNED -> BROADCAST -> CONFIRMED | REVERTED, or PENDING -> FAILED
-when it can never be sent (its gas estimate reverts). Every signed version is stored, with its
-hash, before it is broadcast; all versions of one transaction share its nonce, so at most one of
-them can ever be mined.
+A transaction moves PENDING -> SIGNED -> BROADCAST -> MINED -> CONFIRMED | REVERTED, or PENDING ->
+FAILED when it can never be sent (its gas estimate reverts). MINED: a receipt was seen, but its block
+is less than CHAIN_CONFIRMATIONS deep and may still be reorganised away (then back to BROADCAST);
+the result is final, and handed to the purpose's handler, only from a receipt that deep whose block
+is still canonical. Every signed version is stored, with its hash, before it is broadcast; all
+versions of one transaction share its nonce, so at most one of them can ever be mined.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ class ChainTransaction(models.Model):
         PENDING = "PENDING", "pending (not signed)"
         SIGNED = "SIGNED", "signed (stored, not yet accepted by the node)"
         BROADCAST = "BROADCAST", "broadcast (waiting for a receipt)"
+        MINED = "MINED", "mined (waiting for CHAIN_CONFIRMATIONS blocks on top)"
         CONFIRMED = "CONFIRMED", "confirmed"
         REVERTED = "REVERTED", "reverted on chain"
         FAILED = "FAILED", "failed (never sent)"
@@ -38,8 +41,10 @@ class ChainTransaction(models.Model):
     ALLOWED: ClassVar[dict[str, frozenset[str]]] = {
         Status.PENDING: frozenset({Status.SIGNED, Status.FAILED}),
         # back to PENDING only when the chain proves another transaction consumed the nonce
-        Status.SIGNED: frozenset({Status.BROADCAST, Status.CONFIRMED, Status.REVERTED, Status.PENDING}),
-        Status.BROADCAST: frozenset({Status.CONFIRMED, Status.REVERTED, Status.PENDING}),
+        Status.SIGNED: frozenset({Status.BROADCAST, Status.MINED, Status.CONFIRMED, Status.REVERTED, Status.PENDING}),
+        Status.BROADCAST: frozenset({Status.MINED, Status.CONFIRMED, Status.REVERTED, Status.PENDING}),
+        # back to BROADCAST when the receipt's block was reorganised away
+        Status.MINED: frozenset({Status.CONFIRMED, Status.REVERTED, Status.BROADCAST}),
         Status.CONFIRMED: frozenset(),
         Status.REVERTED: frozenset(),
         Status.FAILED: frozenset(),
@@ -60,6 +65,9 @@ class ChainTransaction(models.Model):
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     tx_hash = models.CharField(max_length=66, blank=True, default="", help_text="Hash of the version that counts.")
     block_number = models.BigIntegerField(null=True, blank=True)
+    block_hash = models.CharField(
+        max_length=66, blank=True, default="", help_text="Block of the receipt the status comes from."
+    )
     gas_used = models.BigIntegerField(null=True, blank=True)
     error = models.TextField(blank=True, default="")
     attempts = models.PositiveIntegerField(default=0)

@@ -10,6 +10,8 @@ Rules that keep money safe (see README "Chain"):
 - Signed transactions are broadcast lowest nonce first. A node that does not buffer transactions by
   nonce (Hedera's JSON-RPC relay) refuses a nonce above the account's next one: the refused one and
   those above it stay SIGNED, same nonce, same bytes, and are sent again when a lower one is mined.
+- A result is final (and handed to the purpose's handler) only from a receipt CHAIN_CONFIRMATIONS
+  blocks deep whose block is still canonical; until then the transaction is MINED.
 - No network I/O inside `transaction.atomic()`.
 """
 
@@ -40,6 +42,7 @@ from chain.lane.base import (
     enqueue_confirm,
     finish,
     record_error,
+    record_reorged_out,
     register_transaction_handler,
     required,
     resolve_used_nonce,
@@ -98,7 +101,7 @@ def transaction_submit(*, transaction_id: str) -> str:
     Safe to call any number of times and after a crash at any point.
     """
     row = ChainTransaction.objects.get(pk=transaction_id)
-    if row.is_final or row.status == Status.BROADCAST:
+    if row.is_final or row.status in (Status.BROADCAST, Status.MINED):
         return row.status
     lane = current_lane()
     with lane.locked():
@@ -175,7 +178,7 @@ def _assign_nonce(lane: Lane, row: ChainTransaction) -> ChainTransaction | None:
         held = ChainTransaction.objects.filter(
             chain_id=lane.chain_id,
             sender=lane.sender,
-            status__in=[Status.PENDING, Status.SIGNED, Status.BROADCAST],
+            status__in=[Status.PENDING, Status.SIGNED, Status.BROADCAST, Status.MINED],
             nonce__isnull=False,
         ).aggregate(highest=Max("nonce"))["highest"]
         nonce = max(chain_pending, -1 if held is None else held + 1)
@@ -280,16 +283,21 @@ def _broadcast_current(lane: Lane, row: ChainTransaction) -> None:
 def transaction_confirm(*, transaction_id: str) -> str:
     """Look for a receipt of any signed version and record it; recover a dropped or displaced one.
 
-    Returns the status afterwards (SIGNED or BROADCAST means: still waiting). A mined nonce lets the
+    Returns the status afterwards (SIGNED, BROADCAST or MINED means: still waiting). A receipt only
+    makes the result final once CHAIN_CONFIRMATIONS blocks deep (MINED until then); a MINED one
+    without a receipt any more was reorganised out and is waited for again. A mined nonce lets the
     transactions refused behind it ("nonce too high") go out.
     """
     row = ChainTransaction.objects.get(pk=transaction_id)
-    if row.status not in (Status.SIGNED, Status.BROADCAST):
+    if row.status not in (Status.SIGNED, Status.BROADCAST, Status.MINED):
         return row.status
     lane = current_lane()
     if confirm_from_receipts(lane, row):
         _broadcast_waiting(lane)
         return ChainTransaction.objects.get(pk=transaction_id).status
+    if row.status == Status.MINED:
+        record_reorged_out(row)
+        row.refresh_from_db()
     if row.status != Status.BROADCAST or row.nonce is None:
         return row.status  # SIGNED: the submit task (or the sweeper) broadcasts it
     if lane.client.nonce(lane.sender, "latest") <= row.nonce and _any_version_known(lane, row):
@@ -399,7 +407,8 @@ class SweepResult:
 
 def transaction_sweep(*, stale_after: datetime.timedelta = SWEEP_STALE_AFTER) -> SweepResult:
     """Re-enqueue submissions the broker lost (PENDING/SIGNED untouched for `stale_after`) and
-    confirm every BROADCAST transaction (receipts, dropped or displaced ones)."""
+    confirm every BROADCAST or MINED transaction (receipts, finality, reorgs, dropped or displaced
+    ones)."""
     from chain.lane.tasks import submit_transaction_task
 
     cutoff = timezone.now() - stale_after
@@ -411,7 +420,7 @@ def transaction_sweep(*, stale_after: datetime.timedelta = SWEEP_STALE_AFTER) ->
     for transaction_id in stale:
         submit_transaction_task.delay(str(transaction_id))
     broadcast = list(
-        ChainTransaction.objects.filter(status=Status.BROADCAST)
+        ChainTransaction.objects.filter(status__in=[Status.BROADCAST, Status.MINED])
         .order_by("nonce")
         .values_list("pk", flat=True)[:SWEEP_BATCH]
     )

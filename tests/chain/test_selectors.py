@@ -30,5 +30,5 @@ def test_status_counts_and_stuck_transactions() -> None:
     counts = transaction_status_counts()
     stuck = list(stuck_transactions().values_list("intent_key", flat=True))
     # then
-    assert counts == {"PENDING": 1, "SIGNED": 0, "BROADCAST": 2, "CONFIRMED": 1, "REVERTED": 0, "FAILED": 0}
+    assert counts == {"PENDING": 1, "SIGNED": 0, "BROADCAST": 2, "MINED": 0, "CONFIRMED": 1, "REVERTED": 0, "FAILED": 0}
     assert stuck == ["a"]
