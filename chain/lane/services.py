@@ -22,7 +22,7 @@ import logging
 from dataclasses import dataclass
 
 from django.db import transaction
-from django.db.models import F, Max
+from django.db.models import F, Max, Q
 from django.utils import timezone
 from eth_utils.address import to_checksum_address
 
@@ -51,6 +51,10 @@ from chain.lane.base import (
 from chain.lane.models import ChainTransaction, SenderNonce, SignedVersion
 
 logger = logging.getLogger(__name__)
+
+# Prefix of the error of a signed transaction the node refused as "nonce too high" (or held back
+# behind one): it is sent again, in nonce order, when a lower nonce is mined.
+WAITING_FOR_LOWER_NONCES = "waiting for the lower nonces to be mined"
 
 __all__ = [
     "LaneBusy",
@@ -204,16 +208,20 @@ def _broadcast_in_nonce_order(lane: Lane, *, up_to: ChainTransaction | None = No
     Stops at the first one the node refuses as "nonce too high": every nonce above it would be
     refused too, so they wait, signed and in place, until a lower one is mined (`transaction_confirm`
     then calls this again). On a node that buffers by nonce nothing is refused, and each transaction
-    goes out as soon as it is signed. Errors of `up_to` itself are raised; a lower one's are logged
-    (its own submit task or the sweeper retries it). Hold the lane lock.
+    goes out as soon as it is signed. A lower one is sent along only if it was never tried or waits
+    for its turn; one the node refused otherwise (fees, say) is left to its own submit task and the
+    sweeper. Errors of `up_to` itself are raised; a lower one's are logged. Hold the lane lock.
     """
     from chain.lane.tasks import submit_transaction_task
 
+    eligible = Q(attempts=0) | Q(error__startswith=WAITING_FOR_LOWER_NONCES)
     waiting = ChainTransaction.objects.filter(
         chain_id=lane.chain_id, sender=lane.sender, status=Status.SIGNED, nonce__isnull=False
     )
     if up_to is not None:
+        eligible |= Q(pk=up_to.pk)
         waiting = waiting.filter(nonce__lte=up_to.nonce)
+    waiting = waiting.filter(eligible)
     for row in waiting.order_by("nonce")[:SWEEP_BATCH]:
         is_target = up_to is not None and row.pk == up_to.pk
         try:
@@ -226,7 +234,7 @@ def _broadcast_in_nonce_order(lane: Lane, *, up_to: ChainTransaction | None = No
         status = ChainTransaction.objects.values_list("status", flat=True).get(pk=row.pk)
         if status == Status.SIGNED:  # refused: nonce too high
             if up_to is not None and not is_target:
-                record_error(up_to, f"waiting: nonce {row.nonce} must be accepted first")
+                record_error(up_to, f"{WAITING_FOR_LOWER_NONCES}: nonce {row.nonce} is not accepted yet")
             return
         if status == Status.PENDING and not is_target:  # its nonce was proven used by another transaction
             submit_transaction_task.delay(str(row.pk))
@@ -235,7 +243,7 @@ def _broadcast_in_nonce_order(lane: Lane, *, up_to: ChainTransaction | None = No
 def _broadcast_waiting(lane: Lane) -> None:
     """A nonce was mined: send what waited for it (refused as "nonce too high"), in nonce order."""
     if ChainTransaction.objects.filter(
-        chain_id=lane.chain_id, sender=lane.sender, status=Status.SIGNED, attempts__gt=0
+        chain_id=lane.chain_id, sender=lane.sender, status=Status.SIGNED, error__startswith=WAITING_FOR_LOWER_NONCES
     ).exists():
         with lane.locked():
             _broadcast_in_nonce_order(lane)
@@ -254,7 +262,7 @@ def _broadcast_current(lane: Lane, row: ChainTransaction) -> None:
         # The node does not buffer by nonce (Hedera's relay): a lower nonce is not mined yet, as the
         # node sees it. Same nonce, same bytes, sent again when a lower one is mined; no task retry.
         # (If the node merely lags behind a mined nonce, the sweeper's re-submission sends it later.)
-        record_error(row, f"waiting for the lower nonces to be mined: {exc}")
+        record_error(row, f"{WAITING_FOR_LOWER_NONCES}: {exc}")
         logger.info("chain transaction waits for lower nonces id=%s nonce=%s", row.pk, row.nonce)
         return
     except Underpriced as exc:

@@ -68,6 +68,7 @@ def test_a_nonce_the_relay_refuses_as_too_high_waits_signed_and_is_sent_once_the
     assert statuses == [Status.SIGNED, Status.SIGNED]
     assert [row.nonce for row in rows] == [first_nonce, first_nonce + 1, first_nonce + 2]
     assert relay.refused_nonces[0] == first_nonce + 1
+    assert all(row.error.startswith("waiting for the lower nonces to be mined") for row in rows[1:])
     # when: the relay's view moves one block at a time and the lane confirms what was mined
     for row in rows:
         anvil.rpc("evm_mine")
