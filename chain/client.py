@@ -54,6 +54,7 @@ class Receipt:
     block_number: int
     status: str  # "ok" or "failed"
     gas_used: int
+    block_hash: str = ""
     logs: tuple[dict[str, Any], ...] = field(default=(), hash=False)
 
     @property
@@ -124,6 +125,16 @@ class ChainClient:
 
     def block_number(self) -> int:
         return int(self._rpc(lambda: self.web3.eth.block_number))
+
+    def block_hash(self, block_number: int) -> str | None:
+        """The hash of the canonical block at `block_number`, or None when the chain is not that long."""
+        try:
+            block = self.web3.eth.get_block(block_number)
+        except web3_exceptions.BlockNotFound:
+            return None
+        except Exception as exc:
+            raise map_exception(exc) from exc
+        return to_hex(block["hash"]) if block.get("hash") else None
 
     def block_gas_limit(self) -> int:
         return int(self._rpc(lambda: self.web3.eth.get_block("latest"))["gasLimit"])
@@ -268,6 +279,7 @@ class ChainClient:
             block_number=int(receipt["blockNumber"]),
             status="ok" if int(receipt["status"]) == 1 else "failed",
             gas_used=int(receipt["gasUsed"]),
+            block_hash=to_hex(receipt["blockHash"]),
             logs=tuple(_raw_log(log) for log in receipt["logs"]),
         )
 

@@ -30,6 +30,12 @@ class NonceTooLow(TransientChainError):
     """The nonce was already used: recover the nonce from the chain (and check our own receipt)."""
 
 
+class NonceTooHigh(TransientChainError):
+    """The nonce is above the account's next one as the node sees it. Hedera's JSON-RPC relay does
+    not buffer transactions by nonce: keep the signed transaction and send it again once the lower
+    nonces are mined (never sign it again under another nonce)."""
+
+
 class Underpriced(TransientChainError):
     """Fees too low for the node (or for replacing a pending transaction): bump and retry."""
 
@@ -55,6 +61,7 @@ class UndecodableLog(ChainError):
 
 
 _NONCE_TOO_LOW = ("nonce too low", "nonce has already been used", "already been used", "oldnonce")
+_NONCE_TOO_HIGH = ("nonce too high",)
 _UNDERPRICED = (
     "underpriced",
     "fee too low",
@@ -81,6 +88,8 @@ def classify_message(message: str) -> ChainError | None:
     lowered = message.lower()
     if any(marker in lowered for marker in _NONCE_TOO_LOW):
         return NonceTooLow(message)
+    if any(marker in lowered for marker in _NONCE_TOO_HIGH):
+        return NonceTooHigh(message)
     if any(marker in lowered for marker in _UNDERPRICED):
         return Underpriced(message)
     if any(marker in lowered for marker in _INSUFFICIENT_FUNDS):

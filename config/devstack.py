@@ -62,6 +62,9 @@ def _local_chain(env: dict[str, str]) -> list[LocalService]:
     env["CHAIN_RPC_URL"] = service.url
     env["CHAIN_SIGNER"] = "local"
     env["CHAIN_SIGNER_PRIVATE_KEY"] = ANVIL_DEV_KEYS[0]  # anvil's public dev key: local chain only
+    # automine anvil mines only when a transaction arrives, so no block would ever come on top of the
+    # last one; it never reorganises either: results are final at the receipt
+    env.setdefault("CHAIN_CONFIRMATIONS", "0")
     env["LOCAL_CHAIN_FILE"] = str(chain_file(RUN_DIR))
     env["LOCAL_CHAIN_PAYMENT_TOKEN"] = contracts.payment_token
     env["LOCAL_CHAIN_EQUITY_TOKEN"] = contracts.equity_token

@@ -81,9 +81,9 @@ class ChainTransactionAdmin(ReadOnlyAdmin):
     actions = ("replace_stuck", "cancel_transaction", "run_handler_again")
     readonly_fields = (
         "id", "intent_key", "purpose", "status", "chain_id", "sender", "to", "value", "nonce", "gas_limit",
-        "max_fee_per_gas", "max_priority_fee_per_gas", "tx_hash", "block_number", "gas_used", "error", "attempts",
-        "handler_error", "handler_attempts", "cancel_requested_at", "created_at", "signed_at", "broadcast_at",
-        "finished_at", "data",
+        "max_fee_per_gas", "max_priority_fee_per_gas", "tx_hash", "block_number", "block_hash", "gas_used", "error",
+        "attempts", "handler_error", "handler_attempts", "cancel_requested_at", "created_at", "signed_at",
+        "broadcast_at", "finished_at", "data",
     )  # fmt: skip
     fields = readonly_fields
 

@@ -61,8 +61,10 @@ class CancelRefused(ReplaceRefused):
 
 
 def register_transaction_handler(purpose: str, handler: TransactionHandler) -> None:
-    """Call `handler(transaction)` when a transaction of `purpose` reaches a final state, inside the
-    database transaction that records that state, in its own savepoint (register in ready()).
+    """Call `handler(transaction)` when a transaction of `purpose` reaches a final state (CONFIRMED,
+    REVERTED, FAILED or CANCELLED), inside the database transaction that records that state, in its
+    own savepoint (register in ready()). CONFIRMED and REVERTED come from a receipt CHAIN_CONFIRMATIONS
+    blocks deep, never a shallower one.
 
     If it raises, its writes are undone, the state is recorded anyway, the error is kept on the row
     (`handler_error`) and the sweeper runs it again later: it must be idempotent.
@@ -164,22 +166,84 @@ def find_receipt(lane: Lane, row: ChainTransaction) -> Receipt | None:
 
 
 def confirm_from_receipts(lane: Lane, row: ChainTransaction) -> bool:
+    """Record what a receipt of any signed version says (MINED, or final once deep enough)."""
     receipt = find_receipt(lane, row)
     if receipt is None:
         return False
-    record_receipt(row.pk, receipt)
+    record_receipt(lane, row.pk, receipt)
     return True
 
 
-def record_receipt(transaction_id: Any, receipt: Receipt) -> None:
+def receipt_is_final(lane: Lane, receipt: Receipt) -> bool:
+    """CHAIN_CONFIRMATIONS blocks on top of the receipt's block (as the listener stays behind the
+    head), and that block still canonical. The hash is read after the head, so a reorg between the
+    receipt and the head shows up as another hash rather than as depth."""
+    confirmations = settings.CHAIN_CONFIRMATIONS
+    if confirmations <= 0:
+        return True
+    if lane.client.block_number() - receipt.block_number < confirmations:
+        return False
+    return lane.client.block_hash(receipt.block_number) == receipt.block_hash
+
+
+def record_receipt(lane: Lane, transaction_id: Any, receipt: Receipt) -> None:
+    """A receipt deep enough is the final result (and runs the handler); a shallower one only says
+    MINED, because its block may still be reorganised away."""
+    if not receipt_is_final(lane, receipt):
+        record_mined(transaction_id, receipt)
+        return
     status = Status.CONFIRMED if receipt.succeeded else Status.REVERTED
     finish(
         transaction_id,
         status,
         tx_hash=receipt.tx_hash,
         block_number=receipt.block_number,
+        block_hash=receipt.block_hash,
         gas_used=receipt.gas_used,
         error="" if receipt.succeeded else "reverted on chain",
+    )
+
+
+def record_mined(transaction_id: Any, receipt: Receipt) -> None:
+    """MINED in the receipt's block (again, or in another block after a reorg); no handler runs."""
+    with transaction.atomic():
+        locked = ChainTransaction.objects.select_for_update().get(pk=transaction_id)
+        if locked.status not in (Status.SIGNED, Status.BROADCAST, Status.MINED):
+            return
+        if (locked.status, locked.tx_hash, locked.block_hash) == (Status.MINED, receipt.tx_hash, receipt.block_hash):
+            return
+        if locked.status == Status.SIGNED:
+            enqueue_confirm(transaction_id)  # found mined by recovery: no confirm task was ever enqueued
+        locked.transition(
+            Status.MINED,
+            tx_hash=receipt.tx_hash,
+            block_number=receipt.block_number,
+            block_hash=receipt.block_hash,
+            gas_used=receipt.gas_used,
+            error="",
+        )
+    logger.info(
+        "chain transaction mined id=%s block=%s hash=%s confirmations_needed=%s",
+        transaction_id, receipt.block_number, receipt.tx_hash, settings.CHAIN_CONFIRMATIONS,
+    )  # fmt: skip
+
+
+def record_reorged_out(row: ChainTransaction) -> None:
+    """No receipt any more for a MINED transaction: its block left the canonical chain. Wait for it
+    again (it may be back in the pool, or dropped and then re-sent from the stored bytes)."""
+    with transaction.atomic():
+        locked = ChainTransaction.objects.select_for_update().get(pk=row.pk)
+        if locked.status != Status.MINED or locked.block_hash != row.block_hash:
+            return  # someone saw it mined again meanwhile
+        locked.transition(
+            Status.BROADCAST,
+            block_number=None,
+            block_hash="",
+            gas_used=None,
+            error=f"block {row.block_number} ({row.block_hash}) left the canonical chain; waiting to be mined again",
+        )
+    logger.warning(
+        "chain transaction reorganised out id=%s block=%s block_hash=%s", row.pk, row.block_number, row.block_hash
     )
 
 

@@ -1,13 +1,15 @@
 """Tables of the submission lane: one row per intended transaction, one per signed version, one
 nonce row per (chain, sender).
 
-A transaction moves PENDING -> SIGNED -> BROADCAST -> CONFIRMED | REVERTED, or PENDING -> FAILED
-when it can never be sent (its gas estimate reverts), or to CANCELLED when an operator cancelled it
-and a cancel version (a zero-value transfer to the sender itself, at the same nonce) was mined
-instead. Every signed version is stored, with its hash, before it is broadcast; all versions of one
-transaction share its nonce, so at most one of them can ever be mined. The purpose's handler runs
-when a final state is recorded; its last error and its runs are kept on the row (`handler_error`,
-`handler_attempts`).
+A transaction moves PENDING -> SIGNED -> BROADCAST -> MINED -> CONFIRMED | REVERTED, or PENDING ->
+FAILED when it can never be sent (its gas estimate reverts), or ends CANCELLED when an operator
+cancelled it and a cancel version (a zero-value transfer to the sender itself, at the same nonce) was
+mined instead. MINED: a receipt was seen, but its block is less than CHAIN_CONFIRMATIONS deep and may
+still be reorganised away (then back to BROADCAST); the result is final, and handed to the purpose's
+handler, only from a receipt that deep whose block is still canonical. Every signed version is
+stored, with its hash, before it is broadcast; all versions of one transaction share its nonce, so at
+most one of them can ever be mined. The handler's last error and its runs are kept on the row
+(`handler_error`, `handler_attempts`).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ class ChainTransaction(models.Model):
         PENDING = "PENDING", "pending (not signed)"
         SIGNED = "SIGNED", "signed (stored, not yet accepted by the node)"
         BROADCAST = "BROADCAST", "broadcast (waiting for a receipt)"
+        MINED = "MINED", "mined (waiting for CHAIN_CONFIRMATIONS blocks on top)"
         CONFIRMED = "CONFIRMED", "confirmed"
         REVERTED = "REVERTED", "reverted on chain"
         FAILED = "FAILED", "failed (never sent)"
@@ -45,9 +48,13 @@ class ChainTransaction(models.Model):
         # back to PENDING only when the chain proves another transaction consumed the nonce;
         # CANCELLED when the mined version is the operator's cancel
         Status.SIGNED: frozenset(
-            {Status.BROADCAST, Status.CONFIRMED, Status.REVERTED, Status.PENDING, Status.CANCELLED}
+            {Status.BROADCAST, Status.MINED, Status.CONFIRMED, Status.REVERTED, Status.PENDING, Status.CANCELLED}
         ),
-        Status.BROADCAST: frozenset({Status.CONFIRMED, Status.REVERTED, Status.PENDING, Status.CANCELLED}),
+        Status.BROADCAST: frozenset(
+            {Status.MINED, Status.CONFIRMED, Status.REVERTED, Status.PENDING, Status.CANCELLED}
+        ),
+        # back to BROADCAST when the receipt's block was reorganised away
+        Status.MINED: frozenset({Status.CONFIRMED, Status.REVERTED, Status.BROADCAST, Status.CANCELLED}),
         Status.CONFIRMED: frozenset(),
         Status.REVERTED: frozenset(),
         Status.FAILED: frozenset(),
@@ -69,6 +76,9 @@ class ChainTransaction(models.Model):
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     tx_hash = models.CharField(max_length=66, blank=True, default="", help_text="Hash of the version that counts.")
     block_number = models.BigIntegerField(null=True, blank=True)
+    block_hash = models.CharField(
+        max_length=66, blank=True, default="", help_text="Block of the receipt the status comes from."
+    )
     gas_used = models.BigIntegerField(null=True, blank=True)
     error = models.TextField(blank=True, default="")
     attempts = models.PositiveIntegerField(default=0)

@@ -8,6 +8,11 @@ Rules that keep money safe (see README "Chain"):
 - Nonces come from one row per (chain, sender), locked with select_for_update, and every submission
   for a sender runs under a Redis lock, so the lane stays ordered with any number of workers.
 - No receipt is awaited before the next send: confirmation is a separate task plus the sweeper.
+- Signed transactions are broadcast lowest nonce first. A node that does not buffer transactions by
+  nonce (Hedera's JSON-RPC relay) refuses a nonce above the account's next one: the refused one and
+  those above it stay SIGNED, same nonce, same bytes, and are sent again when a lower one is mined.
+- A result is final (and handed to the purpose's handler) only from a receipt CHAIN_CONFIRMATIONS
+  blocks deep whose block is still canonical; until then the transaction is MINED.
 - No network I/O inside `transaction.atomic()`.
 """
 
@@ -21,11 +26,11 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Max
+from django.db.models import F, Max, Q
 from django.utils import timezone
 from eth_utils.address import to_checksum_address
 
-from chain.errors import ChainError, NonceTooLow, TransactionReverted, Underpriced
+from chain.errors import ChainError, NonceTooHigh, NonceTooLow, TransactionReverted, Underpriced
 from chain.lane.base import (
     CANCEL_GAS_LIMIT,
     DEFAULT_FEE_BUMP_PERCENT,
@@ -44,6 +49,7 @@ from chain.lane.base import (
     enqueue_confirm,
     finish,
     record_error,
+    record_reorged_out,
     register_transaction_handler,
     required,
     resolve_used_nonce,
@@ -55,6 +61,10 @@ from chain.selectors import HaltedLane, halted_lanes, stuck_transactions
 from config.alerts import AlertField, send_alert
 
 logger = logging.getLogger(__name__)
+
+# Prefix of the error of a signed transaction the node refused as "nonce too high" (or held back
+# behind one): it is sent again, in nonce order, when a lower nonce is mined.
+WAITING_FOR_LOWER_NONCES = "waiting for the lower nonces to be mined"
 
 __all__ = [
     "CancelRefused",
@@ -109,7 +119,7 @@ def transaction_submit(*, transaction_id: str) -> str:
     Safe to call any number of times and after a crash at any point.
     """
     row = ChainTransaction.objects.get(pk=transaction_id)
-    if row.is_final or row.status == Status.BROADCAST:
+    if row.is_final or row.status in (Status.BROADCAST, Status.MINED):
         return row.status
     lane = current_lane()
     with lane.locked():
@@ -120,7 +130,7 @@ def transaction_submit(*, transaction_id: str) -> str:
                 row.refresh_from_db()
             if row.status != Status.SIGNED:
                 break
-            _broadcast_current(lane, row)
+            _broadcast_in_nonce_order(lane, up_to=row)
             row.refresh_from_db()
             if row.status != Status.PENDING:
                 break
@@ -191,7 +201,7 @@ def _assign_nonce(lane: Lane, row: ChainTransaction) -> ChainTransaction | None:
         held = ChainTransaction.objects.filter(
             chain_id=lane.chain_id,
             sender=lane.sender,
-            status__in=[Status.PENDING, Status.SIGNED, Status.BROADCAST],
+            status__in=[Status.PENDING, Status.SIGNED, Status.BROADCAST, Status.MINED],
             nonce__isnull=False,
         ).aggregate(highest=Max("nonce"))["highest"]
         nonce = max(chain_pending, -1 if held is None else held + 1)
@@ -211,6 +221,53 @@ def _assign_nonce(lane: Lane, row: ChainTransaction) -> ChainTransaction | None:
     return locked
 
 
+def _broadcast_in_nonce_order(lane: Lane, *, up_to: ChainTransaction | None = None) -> None:
+    """Broadcast this sender's SIGNED transactions lowest nonce first, up to `up_to` (all if None).
+
+    Stops at the first one the node refuses as "nonce too high": every nonce above it would be
+    refused too, so they wait, signed and in place, until a lower one is mined (`transaction_confirm`
+    then calls this again). On a node that buffers by nonce nothing is refused, and each transaction
+    goes out as soon as it is signed. A lower one is sent along only if it was never tried or waits
+    for its turn; one the node refused otherwise (fees, say) is left to its own submit task and the
+    sweeper. Errors of `up_to` itself are raised; a lower one's are logged. Hold the lane lock.
+    """
+    from chain.lane.tasks import submit_transaction_task
+
+    eligible = Q(attempts=0) | Q(error__startswith=WAITING_FOR_LOWER_NONCES)
+    waiting = ChainTransaction.objects.filter(
+        chain_id=lane.chain_id, sender=lane.sender, status=Status.SIGNED, nonce__isnull=False
+    )
+    if up_to is not None:
+        eligible |= Q(pk=up_to.pk)
+        waiting = waiting.filter(nonce__lte=up_to.nonce)
+    waiting = waiting.filter(eligible)
+    for row in waiting.order_by("nonce")[:SWEEP_BATCH]:
+        is_target = up_to is not None and row.pk == up_to.pk
+        try:
+            _broadcast_current(lane, row)
+        except ChainError as exc:
+            if is_target:
+                raise
+            logger.warning("chain transaction not broadcast id=%s nonce=%s error=%s", row.pk, row.nonce, exc)
+            continue
+        status = ChainTransaction.objects.values_list("status", flat=True).get(pk=row.pk)
+        if status == Status.SIGNED:  # refused: nonce too high
+            if up_to is not None and not is_target:
+                record_error(up_to, f"{WAITING_FOR_LOWER_NONCES}: nonce {row.nonce} is not accepted yet")
+            return
+        if status == Status.PENDING and not is_target:  # its nonce was proven used by another transaction
+            submit_transaction_task.delay(str(row.pk))
+
+
+def _broadcast_waiting(lane: Lane) -> None:
+    """A nonce was mined: send what waited for it (refused as "nonce too high"), in nonce order."""
+    if ChainTransaction.objects.filter(
+        chain_id=lane.chain_id, sender=lane.sender, status=Status.SIGNED, error__startswith=WAITING_FOR_LOWER_NONCES
+    ).exists():
+        with lane.locked():
+            _broadcast_in_nonce_order(lane)
+
+
 def _broadcast_current(lane: Lane, row: ChainTransaction) -> None:
     """Send the stored current version. SIGNED -> BROADCAST, or resolve what the node told us."""
     version = SignedVersion.objects.get(tx_hash=row.tx_hash)
@@ -219,6 +276,13 @@ def _broadcast_current(lane: Lane, row: ChainTransaction) -> None:
         lane.client.send_raw_transaction(version.raw_bytes)
     except NonceTooLow:
         resolve_used_nonce(lane, row)
+        return
+    except NonceTooHigh as exc:
+        # The node does not buffer by nonce (Hedera's relay): a lower nonce is not mined yet, as the
+        # node sees it. Same nonce, same bytes, sent again when a lower one is mined; no task retry.
+        # (If the node merely lags behind a mined nonce, the sweeper's re-submission sends it later.)
+        record_error(row, f"{WAITING_FOR_LOWER_NONCES}: {exc}")
+        logger.info("chain transaction waits for lower nonces id=%s nonce=%s", row.pk, row.nonce)
         return
     except Underpriced as exc:
         record_error(row, str(exc))
@@ -246,14 +310,21 @@ def _broadcast_current(lane: Lane, row: ChainTransaction) -> None:
 def transaction_confirm(*, transaction_id: str) -> str:
     """Look for a receipt of any signed version and record it; recover a dropped or displaced one.
 
-    Returns the status afterwards (SIGNED or BROADCAST means: still waiting).
+    Returns the status afterwards (SIGNED, BROADCAST or MINED means: still waiting). A receipt only
+    makes the result final once CHAIN_CONFIRMATIONS blocks deep (MINED until then); a MINED one
+    without a receipt any more was reorganised out and is waited for again. A mined nonce lets the
+    transactions refused behind it ("nonce too high") go out.
     """
     row = ChainTransaction.objects.get(pk=transaction_id)
-    if row.status not in (Status.SIGNED, Status.BROADCAST):
+    if row.status not in (Status.SIGNED, Status.BROADCAST, Status.MINED):
         return row.status
     lane = current_lane()
     if confirm_from_receipts(lane, row):
+        _broadcast_waiting(lane)
         return ChainTransaction.objects.get(pk=transaction_id).status
+    if row.status == Status.MINED:
+        record_reorged_out(row)
+        row.refresh_from_db()
     if row.status != Status.BROADCAST or row.nonce is None:
         return row.status  # SIGNED: the submit task (or the sweeper) broadcasts it
     if lane.client.nonce(lane.sender, "latest") <= row.nonce and _any_version_known(lane, row):
@@ -348,6 +419,9 @@ def transaction_replace(*, transaction_id: str, fee_bump_percent: int = DEFAULT_
             lane.client.send_raw_transaction(version.raw_bytes)
         except NonceTooLow:
             resolve_used_nonce(lane, row)
+            return ChainTransaction.objects.get(pk=transaction_id)
+        except NonceTooHigh as exc:  # stored; sent in nonce order once the lower ones are mined
+            record_error(row, f"replacement waiting for the lower nonces to be mined: {exc}")
             return ChainTransaction.objects.get(pk=transaction_id)
         with transaction.atomic():
             SignedVersion.objects.filter(pk=version.pk).update(broadcast_at=timezone.now())
@@ -511,8 +585,9 @@ def _on_its_own(step: str, transaction_id: object) -> Iterator[None]:
 
 def transaction_sweep(*, stale_after: datetime.timedelta = SWEEP_STALE_AFTER) -> SweepResult:
     """Re-enqueue submissions and cancel requests the broker lost (untouched for `stale_after`),
-    confirm every BROADCAST transaction (receipts, dropped or displaced ones), run failed handlers
-    again, and alert about halted lanes (CHAIN_LANE_HALTED_AFTER_SECONDS without a receipt).
+    confirm every BROADCAST or MINED transaction (receipts, finality, reorgs, dropped or displaced
+    ones), run failed handlers again, and alert about halted lanes (CHAIN_LANE_HALTED_AFTER_SECONDS
+    without a receipt).
 
     Each row is handled on its own: a row that raises (a chain error, a lock timeout, a bug) is
     logged and the sweep goes on with the next one.
@@ -537,7 +612,7 @@ def transaction_sweep(*, stale_after: datetime.timedelta = SWEEP_STALE_AFTER) ->
         with _on_its_own("re-enqueue the cancel of", transaction_id):
             cancel_transaction_task.delay(str(transaction_id))
     broadcast = list(
-        ChainTransaction.objects.filter(status=Status.BROADCAST)
+        ChainTransaction.objects.filter(status__in=[Status.BROADCAST, Status.MINED])
         .order_by("nonce")
         .values_list("pk", flat=True)[:SWEEP_BATCH]
     )

@@ -20,7 +20,7 @@ from chain.lane.base import CONFIRM_DELAY_SECONDS, SWEEP_STALE_AFTER
 from chain.lane.models import ChainTransaction
 from config.locks import single_instance
 
-WAITING = (ChainTransaction.Status.SIGNED, ChainTransaction.Status.BROADCAST)
+WAITING = (ChainTransaction.Status.SIGNED, ChainTransaction.Status.BROADCAST, ChainTransaction.Status.MINED)
 
 
 @shared_task(bind=True, name="chain.tasks.submit_transaction_task", acks_late=True, max_retries=8)
@@ -35,7 +35,8 @@ def submit_transaction_task(self: Task[Any, Any], transaction_id: str) -> str:
 
 @shared_task(bind=True, name="chain.tasks.confirm_transaction_task", acks_late=True, max_retries=30)
 def confirm_transaction_task(self: Task[Any, Any], transaction_id: str) -> str:
-    """Record the receipt of a broadcast transaction; retried while it is not mined yet."""
+    """Record the receipt of a broadcast transaction; retried while it is not mined yet, or not yet
+    CHAIN_CONFIRMATIONS deep."""
     try:
         status = services.transaction_confirm(transaction_id=transaction_id)
     except TransientChainError as exc:

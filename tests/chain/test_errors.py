@@ -17,6 +17,7 @@ from chain.client import ChainClient
 from chain.deploy import send_and_wait
 from chain.errors import (
     InsufficientFunds,
+    NonceTooHigh,
     NonceTooLow,
     PermanentChainError,
     RpcConnectionError,
@@ -25,6 +26,7 @@ from chain.errors import (
     TransientChainError,
     UndecodableLog,
     Underpriced,
+    classify_message,
 )
 from chain.localchain import ANVIL_DEV_KEYS, DeployedContracts
 from chain.signers import LocalKeySigner
@@ -106,6 +108,23 @@ def test_node_refusals_are_typed(chain_client: ChainClient, anvil: AnvilNode, de
         chain_client.send_raw_transaction(
             _transfer(deployer, chain_client, nonce=chain_client.nonce(deployer.address) - 1, value=2)
         )
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "Nonce too high. Provided nonce: 16, current nonce: 15",  # Hedera's JSON-RPC relay
+        "[Request ID: 3ec591b4-9396-49f4-a03f-06c415a7cc6a] Nonce too high. Provided nonce: 16, current nonce: 15",
+        "nonce too high",  # geth and others
+    ],
+)
+def test_the_relays_nonce_too_high_is_transient_and_not_a_used_nonce(message: str) -> None:
+    # given / when
+    error = classify_message(message)
+    # then: wait for the lower nonces (never treat it as consumed, never give up)
+    assert isinstance(error, NonceTooHigh)
+    assert isinstance(error, TransientChainError)
+    assert not isinstance(error, NonceTooLow)
 
 
 def test_a_revert_carries_its_reason(

@@ -31,6 +31,7 @@ def test_status_counts_and_stuck_transactions() -> None:
     stuck = list(stuck_transactions().values_list("intent_key", flat=True))
     # then
     assert counts == {
-        "PENDING": 1, "SIGNED": 0, "BROADCAST": 2, "CONFIRMED": 1, "REVERTED": 0, "FAILED": 0, "CANCELLED": 0
+        "PENDING": 1, "SIGNED": 0, "BROADCAST": 2, "MINED": 0, "CONFIRMED": 1, "REVERTED": 0, "FAILED": 0,
+        "CANCELLED": 0,
     }  # fmt: skip
     assert stuck == ["a"]

@@ -25,6 +25,9 @@ class Command(BaseCommand):
         try:
             self.stdout.write(f"CHAIN_RPC_URL={service.url}")
             self.stdout.write(f"CHAIN_SIGNER_PRIVATE_KEY={ANVIL_DEV_KEYS[0]}  # anvil's public dev key: local only")
+            if options["block_time"] is None:
+                # automine adds no block on top of the last transaction: results are final at the receipt
+                self.stdout.write("CHAIN_CONFIRMATIONS=0  # automine: no block comes on top of the last one")
             self.stdout.write(f"payment token  {contracts.payment_token}")
             self.stdout.write(f"equity token   {contracts.equity_token}  payout contract {contracts.equity_payout}")
             self.stdout.write(f"bond token     {contracts.bond_token}  payout contract {contracts.bond_payout}")
