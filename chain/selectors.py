@@ -48,12 +48,16 @@ class HaltedLane:
 
 
 def halted_lanes(*, older_than: datetime.timedelta) -> list[HaltedLane]:
-    """Senders whose lowest signed or broadcast nonce has had no receipt for longer than `older_than`,
+    """Senders whose lowest unfinished nonce (signed, broadcast, or taken but never signed) has had no
+    receipt for longer than `older_than`,
     counted from when it was broadcast (or signed) or from the sender's last mined transaction,
     whichever is later: a long queue that keeps moving is busy, not halted."""
     Status = ChainTransaction.Status
     cutoff = timezone.now() - older_than
-    unfinished = ChainTransaction.objects.filter(status__in=[Status.SIGNED, Status.BROADCAST], nonce__isnull=False)
+    # PENDING with a nonce: it took one, and was never signed (its signer refused it, say)
+    unfinished = ChainTransaction.objects.filter(
+        status__in=[Status.PENDING, Status.SIGNED, Status.BROADCAST], nonce__isnull=False
+    )
     lanes = (
         unfinished.values("chain_id", "sender")
         .annotate(lowest=Min("nonce"), waiting=Count("pk"))

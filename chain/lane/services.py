@@ -30,7 +30,7 @@ from django.db.models import F, Max, Q
 from django.utils import timezone
 from eth_utils.address import to_checksum_address
 
-from chain.errors import ChainError, NonceTooHigh, NonceTooLow, TransactionReverted, Underpriced
+from chain.errors import ChainError, NonceTooHigh, NonceTooLow, PermanentChainError, TransactionReverted, Underpriced
 from chain.lane.base import (
     CANCEL_GAS_LIMIT,
     DEFAULT_FEE_BUMP_PERCENT,
@@ -159,7 +159,16 @@ def transaction_prepare(*, transaction_id: str, lane: Lane | None = None) -> Cha
         if assigned is None or assigned.status != Status.PENDING:
             return ChainTransaction.objects.get(pk=transaction_id)
         row = assigned
-    signed = lane.signer.sign_transaction(transaction_dict(lane, row))
+    if row.cancel_requested_at is not None:
+        return row  # an operator cancelled it: only its cancel version is signed (`transaction_cancel`)
+    try:
+        signed = lane.signer.sign_transaction(transaction_dict(lane, row))
+    except PermanentChainError as exc:
+        # The signer refuses for good (a custody policy, say): the transaction keeps its nonce, so
+        # everything after it waits. Say why on the row; the sweeper names it as the halted lane,
+        # and an operator cancels it (a zero-value self-transfer fills the nonce) or fixes the policy.
+        record_error(row, f"the signer refused: {exc}")
+        raise
     with transaction.atomic():
         locked = ChainTransaction.objects.select_for_update().get(pk=transaction_id)
         if locked.status != Status.PENDING or locked.nonce != row.nonce:
@@ -380,7 +389,10 @@ def _sign_replacement(lane: Lane, row: ChainTransaction, fee_bump_percent: int) 
     signed = lane.signer.sign_transaction(transaction_dict(lane, replacement))
     with transaction.atomic():
         locked = ChainTransaction.objects.select_for_update().get(pk=row.pk)
-        if locked.status not in (Status.SIGNED, Status.BROADCAST) or locked.nonce != row.nonce:
+        replaceable = (
+            (Status.SIGNED, Status.BROADCAST, Status.PENDING) if cancelling else (Status.SIGNED, Status.BROADCAST)
+        )
+        if locked.status not in replaceable or locked.nonce != row.nonce:
             raise ReplaceRefused(f"transaction {row.pk} is {locked.status}")
         if locked.cancel_requested_at is not None and not cancelling:
             raise ReplaceRefused(f"transaction {row.pk}: a cancel was requested meanwhile")
@@ -394,7 +406,9 @@ def _sign_replacement(lane: Lane, row: ChainTransaction, fee_bump_percent: int) 
             gas_limit=required(replacement.gas_limit),
             is_cancel=cancelling,
         )
-        locked.transition(locked.status, tx_hash=signed.tx_hash, max_fee_per_gas=max_fee, max_priority_fee_per_gas=tip)
+        # a PENDING one (never signed: its signer refused it) becomes SIGNED with its cancel version
+        moved = Status.SIGNED if locked.status == Status.PENDING else locked.status
+        locked.transition(moved, tx_hash=signed.tx_hash, max_fee_per_gas=max_fee, max_priority_fee_per_gas=tip)
     logger.info("chain transaction replacement signed id=%s nonce=%s hash=%s", row.pk, row.nonce, signed.tx_hash)
     return version
 
@@ -434,9 +448,11 @@ def transaction_replace(*, transaction_id: str, fee_bump_percent: int = DEFAULT_
 
 # --- cancel ----------------------------------------------------------------------------------------
 def _check_cancellable(row: ChainTransaction) -> None:
-    if row.status not in (Status.SIGNED, Status.BROADCAST):
+    holds_a_nonce = row.status == Status.PENDING and row.nonce is not None  # e.g. its signer refused it
+    if row.status not in (Status.SIGNED, Status.BROADCAST) and not holds_a_nonce:
         raise CancelRefused(
-            f"only a signed or broadcast transaction that is not mined yet can be cancelled (this one is {row.status})"
+            "only a transaction that holds a nonce and is not mined yet can be cancelled "
+            f"(this one is {row.status}{'' if row.nonce is not None else ', without a nonce'})"
         )
 
 

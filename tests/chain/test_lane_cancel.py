@@ -201,7 +201,7 @@ def test_cancelling_what_cannot_be_cancelled_is_a_4xx_that_changes_nothing(
     refused = api_client.post(url, HTTP_IDEMPOTENCY_KEY="cancel-confirmed")
     assert refused.status_code == 409
     assert refused.json()["detail"] == (
-        "only a signed or broadcast transaction that is not mined yet can be cancelled (this one is CONFIRMED)"
+        "only a transaction that holds a nonce and is not mined yet can be cancelled (this one is CONFIRMED)"
     )
     assert api_client.post("/api/v1/chain/transactions/not-a-uuid/cancel").status_code == 404
     assert api_client.post(f"/api/v1/chain/transactions/{row.pk.hex[::-1]}/cancel").status_code == 404

@@ -6,6 +6,7 @@ final (permanent, with DFNS's reason)."""
 
 from __future__ import annotations
 
+import datetime
 import json
 import time
 from collections.abc import Iterator
@@ -21,8 +22,11 @@ from chain import abi
 from chain.client import ChainClient
 from chain.deploy import build_transaction
 from chain.errors import PermanentChainError, TransientChainError
+from chain.lane.models import SignedVersion
+from chain.lane.services import transaction_cancel
 from chain.localchain import ANVIL_DEV_KEYS, DeployedContracts
 from chain.models import ChainTransaction
+from chain.selectors import halted_lanes
 from chain.services import transaction_confirm, transaction_enqueue, transaction_submit
 from chain.signers import DfnsSigner, LocalKeySigner, SignerError, get_signer, recover_sender, serialize_unsigned
 from tests.chain.fake_dfns import FakeDfns, decode_unsigned_eip1559
@@ -377,3 +381,35 @@ def test_a_dfns_unavailable_past_the_bound_keeps_the_nonce_for_the_retry(
     assert nonce is not None
     assert (row.status, row.nonce) == (ChainTransaction.Status.BROADCAST, nonce)
     assert transaction_confirm(transaction_id=str(row.pk)) == ChainTransaction.Status.CONFIRMED
+
+
+def test_a_transaction_its_signer_refuses_for_good_is_named_as_the_halted_lane_and_its_cancel_frees_the_nonce(
+    dfns_settings: Settings,
+    fake_dfns: FakeDfns,
+    chain_client: ChainClient,
+    contracts: DeployedContracts,
+    db: None,
+    clean_redis: None,
+) -> None:
+    # given a transaction that took a nonce, then a DFNS policy refused to sign it (for good)
+    refused = _enqueue_approve(contracts, "dfns-refused", 1)
+    fake_dfns.deny = "policy: approvals above the limit need a human"
+    with pytest.raises(SignerError):
+        transaction_submit(transaction_id=str(refused.pk))
+    refused.refresh_from_db()
+    assert (refused.status, refused.nonce is not None) == (ChainTransaction.Status.PENDING, True)
+    assert "approvals above the limit need a human" in refused.error
+    # and the next transaction of the same sender, signed and sent behind the gap it leaves
+    fake_dfns.deny = ""
+    behind = _enqueue_approve(contracts, "dfns-behind", 2)
+    transaction_submit(transaction_id=str(behind.pk))
+    assert transaction_confirm(transaction_id=str(behind.pk)) == ChainTransaction.Status.BROADCAST
+    # when the sweeper looks for halted lanes, then it names the refused one, at the lower nonce
+    (halted,) = halted_lanes(older_than=datetime.timedelta(0))
+    assert (halted.transaction.pk, halted.waiting_behind) == (refused.pk, 1)
+    # when an operator cancels it (a zero-value self-transfer at its nonce, which the policy allows)
+    transaction_cancel(transaction_id=str(refused.pk))
+    # then the nonce is filled, the one behind it is mined, and the refused intent is never signed
+    assert transaction_confirm(transaction_id=str(refused.pk)) == ChainTransaction.Status.CANCELLED
+    assert transaction_confirm(transaction_id=str(behind.pk)) == ChainTransaction.Status.CONFIRMED
+    assert [v.is_cancel for v in SignedVersion.objects.filter(transaction_id=refused.pk)] == [True]
