@@ -228,6 +228,11 @@ DFNS_SIGNATURE_WAIT_SECONDS: float = env.float("DFNS_SIGNATURE_WAIT_SECONDS", de
 PAYOUT_BATCH_SIZE: int = env.int("PAYOUT_BATCH_SIZE", default=100)
 PAYOUT_MAX_RETRIES: int = env.int("PAYOUT_MAX_RETRIES", default=3)
 PAYOUT_SYNC_PAGE_SIZE: int = env.int("PAYOUT_SYNC_PAGE_SIZE", default=500)
+# Holders one sync or planning task reads before handing on to the next task (each stays far
+# below the worker's time limit however many holders an asset has).
+PAYOUT_CHUNK_HOLDERS: int = env.int("PAYOUT_CHUNK_HOLDERS", default=20_000)
+# Times the sweeper re-sends a sync or a planning that makes no progress before failing it (alert).
+PAYOUT_MAX_SWEEPS: int = env.int("PAYOUT_MAX_SWEEPS", default=6)
 SCHEDULED_PAYOUTS_CRON: str = env.str("SCHEDULED_PAYOUTS_CRON", default="0 */5 * * * *")
 
 # --- Agreements (agreements app) ------------------------------------------------------------------

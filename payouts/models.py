@@ -93,6 +93,12 @@ class Asset(models.Model):
     sync_started_at = models.DateTimeField(null=True, blank=True)
     last_synced_at = models.DateTimeField(null=True, blank=True)
     sync_error = models.TextField(blank=True, default="")
+    # A sync runs in chunks of PAYOUT_CHUNK_HOLDERS, one task each, every chunk read at the block the
+    # first one pinned; `sync_cursor` is the holder-list position the next chunk starts at.
+    sync_block = models.BigIntegerField(null=True, blank=True)
+    sync_cursor = models.PositiveIntegerField(default=0)
+    # Times the sweeper re-sent this sync without it making progress (reset by every chunk).
+    sync_sweeps = models.PositiveSmallIntegerField(default=0)
     holders_count = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -256,6 +262,13 @@ class Distribution(models.Model):
     planned_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     execution_duration = models.DurationField(null=True, blank=True)
+    # Planning reads the holders in chunks of PAYOUT_CHUNK_HOLDERS, one task each, into
+    # PlanningHolder; `plan_cursor` is where the next chunk starts (a holder-list position, or the
+    # last address read for a corporate action), `plan_read_done` says every holder was read.
+    plan_cursor = models.CharField(max_length=42, blank=True, default="")
+    plan_read_done = models.BooleanField(default=False)
+    # Times the sweeper re-sent this planning without it making progress (reset by every chunk).
+    plan_sweeps = models.PositiveSmallIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -314,6 +327,23 @@ Distribution.Status._moves = {  # type: ignore[attr-defined]
     "CANCELLED": set(),
     "SKIPPED": set(),
 }
+
+
+class PlanningHolder(models.Model):
+    """A holder read by a distribution's planning, kept between its chunks; deleted once planned."""
+
+    id = models.BigAutoField(primary_key=True)
+    distribution = models.ForeignKey(Distribution, on_delete=models.CASCADE, related_name="+")
+    address = models.CharField(max_length=42)
+    balance = Uint256Field()
+
+    class Meta:
+        constraints: ClassVar[list[models.BaseConstraint]] = [
+            models.UniqueConstraint(fields=["distribution", "address"], name="planning_holder_unique_address"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.address} held {self.balance}"
 
 
 class BatchPayout(models.Model):

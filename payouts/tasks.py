@@ -24,10 +24,12 @@ TRANSIENT: tuple[type[Exception], ...] = (TransientChainError, *INFRASTRUCTURE_E
 
 @shared_task(acks_late=True, autoretry_for=TRANSIENT, retry_backoff=5, retry_backoff_max=300, max_retries=5)
 def plan_distribution_task(distribution_id: str) -> None:
-    # One planner per distribution; a second one would only redo the snapshot and find it planned.
+    """One chunk of planning; the next chunk is queued once this one's lock is released."""
+    # One planner per distribution at a time; a second one would only find the chunk read.
     with redis_lock(f"payouts:plan:{distribution_id}", timeout=900) as acquired:
-        if acquired:
-            services.distribution_plan(distribution_id=uuid.UUID(distribution_id))
+        more = acquired and services.distribution_plan_step(distribution_id=uuid.UUID(distribution_id))
+    if more:
+        plan_distribution_task.delay(distribution_id)
 
 
 @shared_task(acks_late=True, autoretry_for=TRANSIENT, retry_backoff=5, retry_backoff_max=300, max_retries=5)
@@ -57,9 +59,11 @@ def reconcile_batch_task(self: object, batch_id: int, attempt: int) -> bool:
 
 @shared_task(acks_late=True, autoretry_for=TRANSIENT, retry_backoff=5, retry_backoff_max=300, max_retries=5)
 def sync_asset_task(asset_id: str) -> None:
+    """One chunk of a sync; the next chunk is queued once this one's lock is released."""
     with redis_lock(f"payouts:sync:{asset_id}", timeout=1800) as acquired:
-        if acquired:
-            services.asset_sync(asset_id=uuid.UUID(asset_id))
+        more = acquired and services.asset_sync_step(asset_id=uuid.UUID(asset_id))
+    if more:
+        sync_asset_task.delay(asset_id)
 
 
 @shared_task(acks_late=True, autoretry_for=TRANSIENT, retry_backoff=5, retry_backoff_max=300, max_retries=5)

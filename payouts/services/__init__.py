@@ -18,6 +18,7 @@ from payouts.services.assets import (
     asset_request_sync,
     asset_set_sync_enabled,
     asset_sync,
+    asset_sync_step,
     assets_sync_due,
 )
 from payouts.services.catch_up import distribution_start_due
@@ -29,7 +30,7 @@ from payouts.services.confirmation import (
     payout_transaction_finished,
 )
 from payouts.services.distributions import distribution_cancel, distribution_create, distribution_start
-from payouts.services.execution import distribution_plan, distribution_submit_batches
+from payouts.services.execution import distribution_plan, distribution_plan_step, distribution_submit_batches
 from payouts.services.funding import Underfunded
 from payouts.services.operations import (
     distribution_retry,
@@ -48,12 +49,14 @@ __all__ = [
     "asset_set_paused",
     "asset_set_sync_enabled",
     "asset_sync",
+    "asset_sync_step",
     "assets_sync_due",
     "batch_reconcile",
     "batch_roll_up",
     "distribution_cancel",
     "distribution_create",
     "distribution_plan",
+    "distribution_plan_step",
     "distribution_retry",
     "distribution_roll_up",
     "distribution_start",

@@ -7,6 +7,9 @@ page and balance is read at ONE pinned block: the token reorders its list when a
 at that block drop to a zero balance (rows are kept). Every balance carries the block it was read
 at, so a late HolderBalanceUpdated event never overwrites a newer value. The sync also reads the
 payout contract's pause flag, and writes it only if no operator toggled the asset meanwhile.
+A sync runs in chunks of PAYOUT_CHUNK_HOLDERS holders, one task each (`asset_sync_step`), so no task
+outlives the worker's time limit however many holders there are; the cursor and the pinned block
+live on the asset row, so a chunk lost with its worker or its message resumes where it stopped.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from config.alerts import AlertField, send_alert
 from payouts import gateway
 from payouts.bulk import upsert_holder_balances
 from payouts.errors import Conflict, InvalidInput, NotFound
@@ -96,6 +100,10 @@ def asset_import(
     return asset
 
 
+# A sync (re)starts from the top of the holder list, at a block its first chunk pins.
+SYNC_RESTART = {"sync_block": None, "sync_cursor": 0, "sync_sweeps": 0}
+
+
 def asset_request_sync(*, asset_id: uuid.UUID) -> Asset:
     from payouts.tasks import sync_asset_task
 
@@ -108,47 +116,62 @@ def asset_request_sync(*, asset_id: uuid.UUID) -> Asset:
         Asset.SyncStatus.check_move(asset.sync_status, Asset.SyncStatus.SYNCING)
         asset.sync_status = Asset.SyncStatus.SYNCING
         asset.sync_started_at = timezone.now()
-        asset.save(update_fields=["sync_status", "sync_started_at", "updated_at"])
+        for field, value in SYNC_RESTART.items():
+            setattr(asset, field, value)
+        asset.save(update_fields=["sync_status", "sync_started_at", *SYNC_RESTART, "updated_at"])
         transaction.on_commit(lambda: sync_asset_task.delay(str(asset_id)), robust=True)
     return asset
 
 
 def asset_sync(*, asset_id: uuid.UUID) -> Asset:
-    """Deploy/attach the payout contract, watch the contracts, load every holder; SYNCED or FAILED."""
-    from chain.errors import ChainError
-
-    asset = Asset.objects.get(pk=asset_id)
-    started = timezone.now()
-    Asset.objects.filter(pk=asset_id).update(sync_status=Asset.SyncStatus.SYNCING, sync_started_at=started)
-    try:
-        _sync(asset, started)
-    except ChainError as exc:
-        Asset.objects.filter(pk=asset_id).update(
-            sync_status=Asset.SyncStatus.FAILED, sync_error=str(exc)[:2000], updated_at=timezone.now()
-        )
-        logger.warning("asset sync failed asset_id=%s error=%s", asset_id, exc)
+    """The whole sync in this process, chunk after chunk (the task runs one chunk per task)."""
+    Asset.objects.filter(pk=asset_id).update(
+        sync_status=Asset.SyncStatus.SYNCING, sync_started_at=timezone.now(), updated_at=timezone.now(), **SYNC_RESTART
+    )
+    while asset_sync_step(asset_id=asset_id):
+        pass
     return Asset.objects.get(pk=asset_id)
 
 
-def _sync(asset: Asset, started: object) -> None:
+def asset_sync_step(*, asset_id: uuid.UUID) -> bool:
+    """One chunk of a running sync: at most PAYOUT_CHUNK_HOLDERS holders, from where the last chunk
+    stopped. The first chunk deploys/attaches the payout contract, watches the contracts and pins
+    the block; the last one settles the asset SYNCED. True while chunks remain (the caller queues
+    the next); a chain error fails the sync (FAILED, with the reason)."""
+    from chain.errors import ChainError
+
+    asset = Asset.objects.filter(pk=asset_id, sync_status=Asset.SyncStatus.SYNCING).first()
+    if asset is None:
+        return False
+    try:
+        if asset.sync_block is None:
+            _sync_begin(asset)
+        if _sync_chunk(asset):
+            return True
+        _sync_finish(asset)
+    except ChainError as exc:
+        Asset.objects.filter(pk=asset_id, sync_status=Asset.SyncStatus.SYNCING).update(
+            sync_status=Asset.SyncStatus.FAILED, sync_error=str(exc)[:2000], updated_at=timezone.now()
+        )
+        logger.warning("asset sync failed asset_id=%s error=%s", asset_id, exc)
+    return False
+
+
+def _sync_begin(asset: Asset) -> None:
+    """Deploy (or attach) the payout contract, watch the three contracts, pin the sync's block."""
     from chain.deploy import deploy_payout_contract
     from chain.listener import listener_ensure
     from chain.signers import get_signer
 
     client = gateway.client()
-    token = gateway.checksum(asset.token_address)
-    details = client.token_details(token)
     if not asset.payout_contract_address:
+        token = gateway.checksum(asset.token_address)
         address = deploy_payout_contract(client, get_signer(), token, gateway.checksum(asset.payment_token_address))
         Asset.objects.filter(pk=asset.pk, payout_contract_address="").update(
             payout_contract_address=gateway.normalize(address)
         )
         asset.refresh_from_db(fields=["payout_contract_address"])
         logger.info("payout contract deployed asset_id=%s address=%s", asset.pk, address)
-    # The pause flag read here may be minutes old when the sync writes it: note what the database
-    # said just before reading it, so an operator's later (or still pending) toggle wins.
-    seen = pause_seen(asset.pk)
-    info = client.payout_contract_info(gateway.checksum(asset.payout_contract_address))
     block = client.block_number()
     for suffix, address, abi in (
         ("token", asset.token_address, "AssetToken"),
@@ -161,24 +184,66 @@ def _sync(asset: Asset, started: object) -> None:
             abi_name=abi,
             start_block=block,
         )
-    # Every holder read sees the state at `block`, so the pages tile one fixed list and a holder
-    # not seen is one who held nothing at `block` (later changes come from the token's listener).
+    Asset.objects.filter(pk=asset.pk, sync_block__isnull=True).update(
+        sync_block=block,
+        sync_cursor=0,
+        sync_started_at=asset.sync_started_at or timezone.now(),
+        updated_at=timezone.now(),
+    )
+    asset.refresh_from_db(fields=["sync_block", "sync_cursor", "sync_started_at"])
+
+
+def _sync_chunk(asset: Asset) -> bool:
+    """Read and store the next chunk of holders, page by page; True if holders remain after it.
+
+    Every holder read sees the state at the pinned block, so the chunks tile one fixed list and a
+    holder not seen is one who held nothing at that block (later changes come from the listener).
+    Each page is stored with the cursor moved past it in one transaction: a chunk cut short (a
+    worker killed) resumes after the last stored page."""
+    client = gateway.client()
+    token = gateway.checksum(asset.token_address)
+    block = asset.sync_block
+    assert block is not None  # noqa: S101 - pinned by _sync_begin
     page_size = max(1, settings.PAYOUT_SYNC_PAGE_SIZE)
     count = client.holder_count(token, block=block)
-    for offset in range(0, count, page_size):
-        holders = client.holders_page(token, offset, page_size, block=block)
+    end = min(count, asset.sync_cursor + max(1, settings.PAYOUT_CHUNK_HOLDERS))
+    for offset in range(asset.sync_cursor, end, page_size):
+        holders = client.holders_page(token, offset, min(page_size, end - offset), block=block)
         balances = client.balances_of(token, holders, block=block)
         page = sorted(zip((gateway.normalize(h) for h in holders), balances, strict=True))
         with transaction.atomic():
-            upsert_holder_balances(asset_id=asset.pk, rows=page, block=block, seen_at=started)  # type: ignore[arg-type]
+            moved = Asset.objects.filter(
+                pk=asset.pk, sync_status=Asset.SyncStatus.SYNCING, sync_block=block, sync_cursor=offset
+            ).update(sync_cursor=offset + len(holders), sync_sweeps=0, updated_at=timezone.now())
+            if not moved:  # restarted, failed or moved on by someone else: this chunk is not ours
+                return False
+            upsert_holder_balances(asset_id=asset.pk, rows=page, block=block, seen_at=asset.sync_started_at)  # type: ignore[arg-type]
         holders_page_seam(asset.pk, offset)
+    asset.sync_cursor = end
+    return end < count
+
+
+def _sync_finish(asset: Asset) -> None:
+    """Holders not seen at the pinned block drop to zero; details, pause flag; SYNCED."""
+    client = gateway.client()
+    block = asset.sync_block
+    details = client.token_details(gateway.checksum(asset.token_address))
+    # The pause flag read here may be old when it is written: note what the database said just
+    # before reading it, so an operator's later (or still pending) toggle wins.
+    seen = pause_seen(asset.pk)
+    info = client.payout_contract_info(gateway.checksum(asset.payout_contract_address))
     now = timezone.now()
     with transaction.atomic():
+        if (
+            not Asset.objects.select_for_update()
+            .filter(pk=asset.pk, sync_status=Asset.SyncStatus.SYNCING, sync_block=block)
+            .exists()
+        ):
+            return
         AssetHolder.objects.filter(asset=asset, balance__gt=0, balance_block__lte=block).exclude(
-            last_seen_sync_at=started  # type: ignore[misc]
+            last_seen_sync_at=asset.sync_started_at
         ).update(balance=0, balance_block=block, updated_at=now)
         Asset.objects.filter(pk=asset.pk).update(
-            name=asset.name,
             symbol=details.symbol,
             decimals=details.decimals,
             maturity_date=details.maturity_date,
@@ -186,10 +251,32 @@ def _sync(asset: Asset, started: object) -> None:
             sync_status=Asset.SyncStatus.SYNCED,
             last_synced_at=now,
             sync_error="",
+            sync_sweeps=0,
             updated_at=now,
         )
         pause_follow_chain(asset.pk, seen=seen, paused_on_chain=info.paused)
-    logger.info("asset synced asset_id=%s holders=%s block=%s", asset.pk, count, block)
+    logger.info("asset synced asset_id=%s holders=%s block=%s", asset.pk, asset.sync_cursor, block)
+
+
+def asset_sync_stalled(*, asset_id: uuid.UUID, sweeps: int) -> bool:
+    """The sweeper re-sent this sync `sweeps` times without progress: fail it and say so."""
+    message = (
+        f"the sync made no progress in {sweeps} sweeps (its task keeps failing or is never run: see the "
+        "worker log); sync it again once the cause is fixed"
+    )
+    failed = Asset.objects.filter(pk=asset_id, sync_status=Asset.SyncStatus.SYNCING, sync_sweeps=sweeps).update(
+        sync_status=Asset.SyncStatus.FAILED, sync_error=message, updated_at=timezone.now()
+    )
+    if not failed:
+        return False
+    logger.warning("asset sync stalled asset_id=%s sweeps=%s", asset_id, sweeps)
+    send_alert(
+        cause=f"asset-sync-stalled:{asset_id}",
+        title="Asset sync stalled",
+        description=f"The holder sync of asset {asset_id} failed: {message}.",
+        fields=[AlertField("Asset", str(asset_id))],
+    )
+    return True
 
 
 def asset_set_sync_enabled(*, asset_id: uuid.UUID, enabled: bool) -> Asset:

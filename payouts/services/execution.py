@@ -1,8 +1,11 @@
 """Executing a started distribution: snapshot, compute, write payments and batches, submit batches.
 
-`distribution_plan` (after `distribution_start`): chain reads and the snapshot happen outside any
-database transaction; then, under a row lock that makes planning happen once, the payments are
-streamed into the table (COPY on PostgreSQL) and the batch rows written.
+Planning (after `distribution_start`) runs in chunks of PAYOUT_CHUNK_HOLDERS holders, one task each
+(`distribution_plan_step`): chain reads happen outside any database transaction, each page of
+holders is stored in PlanningHolder with the cursor moved past it, so a lost chunk resumes where it
+stopped. Once every holder is read they are spooled in address order to a snapshot file; then,
+under a row lock that makes planning happen once, the payments are streamed into the table (COPY
+on PostgreSQL) and the batch rows written.
 `distribution_submit_batches` hands PENDING batches to the chain lane (`transaction_enqueue`)
 in chunks, each batch update atomic with its lane row, and re-enqueues itself while work remains.
 """
@@ -12,16 +15,17 @@ from __future__ import annotations
 import itertools
 import logging
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
 from chain.errors import PermanentChainError
+from config.alerts import AlertField, send_alert
 from payouts import allocation, gateway
 from payouts.bulk import PaymentRow, write_holder_payments
-from payouts.models import Asset, AssetHolder, BatchPayout, Distribution, HolderPayment
+from payouts.models import Asset, AssetHolder, BatchPayout, Distribution, HolderPayment, PlanningHolder
 from payouts.services.funding import funds_locked, funds_read, underfunded_message
 from payouts.snapshot import HolderSnapshot
 
@@ -41,79 +45,155 @@ class PlanningError(Exception):
 
 
 def distribution_plan(*, distribution_id: uuid.UUID) -> None:
-    """Plan once; a second call (or a concurrent one) finds it planned and only re-submits."""
+    """Plan in this process, chunk after chunk (the task runs one chunk per task)."""
+    while distribution_plan_step(distribution_id=distribution_id):
+        pass
+
+
+def distribution_plan_step(*, distribution_id: uuid.UUID) -> bool:
+    """One chunk of planning; True while holders remain to read (the caller queues the next chunk).
+
+    Each chunk reads at most PAYOUT_CHUNK_HOLDERS holders into PlanningHolder, from where the last
+    one stopped; the chunk that reads the last holder also plans: the total, the batch size, the
+    payments and batches, written once under a row lock. A planned distribution only re-submits.
+    """
     from payouts.tasks import submit_batches_task
 
     distribution = Distribution.objects.select_related("asset").get(pk=distribution_id)
     if distribution.status != Status.IN_PROGRESS:
-        return
+        return False
     if distribution.holders_count is not None:
         submit_batches_task.delay(str(distribution_id))
-        return
+        return False
     try:
-        with HolderSnapshot() as snapshot:
-            block = _take_snapshot(distribution, snapshot)
-            total = _fund_total(distribution, snapshot)
-            size = _fit_batch_size(distribution, snapshot, total=total)
-            with transaction.atomic():
-                # The asset comes with the row: nothing may lazy-load while the COPY streams.
-                locked = (
-                    Distribution.objects.select_related("asset").select_for_update(of=("self",)).get(pk=distribution_id)
-                )
-                if locked.status != Status.IN_PROGRESS or locked.holders_count is not None:
-                    return
-                _write_plan(locked, snapshot, total=total, size=size, block=block)
+        if not distribution.plan_read_done:
+            if _read_holders_chunk(distribution):
+                return True
+            distribution.refresh_from_db(fields=["status", "holders_count", "plan_read_done"])
+            if distribution.status != Status.IN_PROGRESS or not distribution.plan_read_done:
+                return False  # planning ended, or moved on, elsewhere
+        _plan_from_read_holders(distribution)
     except PlanningError as exc:
         _fail_planning(distribution_id, str(exc))
     except PermanentChainError as exc:  # a read that can never work (no token there, ...): say so now
         _fail_planning(distribution_id, f"could not read the holders from the chain: {exc}")
+    return False
 
 
-def _take_snapshot(distribution: Distribution, snapshot: HolderSnapshot) -> int | None:
-    """One consistent on-chain view of the holders; returns the block it was read at.
+def _read_holders_chunk(distribution: Distribution) -> bool:
+    """Read the next chunk of holders into PlanningHolder; True if holders remain after it.
 
     Corporate actions read every known address at the token's snapshot (the holder table has every
     address that held at it: the listener stored the event that created the action after every
-    balance change before it). Everything else reads the token's holder list and balances at ONE
-    block at or after the start: never the holder table, which trails the chain.
+    balance change before it); the cursor is the last address read. Everything else reads the
+    token's holder list and balances at ONE block pinned by the first chunk (never the holder
+    table, which trails the chain); the cursor is the position in that list.
     """
-    asset = distribution.asset
     if distribution.snapshot_id is not None:
-        _snapshot_from_chain(asset, int(distribution.snapshot_id), snapshot)
-        return distribution.snapshot_block
+        return _read_snapshot_chunk(distribution, int(distribution.snapshot_id))
     client = gateway.client()
-    token = gateway.checksum(asset.token_address)
-    block = client.block_number()
-    count = client.holder_count(token, block=block)
+    token = gateway.checksum(distribution.asset.token_address)
+    if distribution.snapshot_block is None:
+        Distribution.objects.filter(pk=distribution.pk, snapshot_block__isnull=True, holders_count__isnull=True).update(
+            snapshot_block=client.block_number()
+        )
+        distribution.refresh_from_db(fields=["snapshot_block", "plan_cursor"])
+    block = distribution.snapshot_block
+    assert block is not None  # noqa: S101 - pinned just above
     page = max(1, settings.PAYOUT_SYNC_PAGE_SIZE)
+    start = int(distribution.plan_cursor or 0)
+    count = client.holder_count(token, block=block)
+    end = min(count, start + max(1, settings.PAYOUT_CHUNK_HOLDERS))
+    for offset in range(start, end, page):
+        holders = client.holders_page(token, offset, min(page, end - offset), block=block)
+        balances = client.balances_of(token, holders, block=block)
+        rows = zip((gateway.normalize(holder) for holder in holders), balances, strict=True)
+        if not _store_read_holders(distribution, rows, cursor=distribution.plan_cursor, to=str(offset + len(holders))):
+            return False
+    if end < count:
+        return True
+    _holders_all_read(distribution, cursor=distribution.plan_cursor)
+    return False
 
-    def rows() -> Iterator[tuple[str, int]]:
-        for offset in range(0, count, page):
-            holders = client.holders_page(token, offset, page, block=block)
-            balances = client.balances_of(token, holders, block=block)
-            yield from zip((gateway.normalize(holder) for holder in holders), balances, strict=True)
 
-    snapshot.extend_unsorted(rows())
-    return block
-
-
-def _snapshot_from_chain(asset: Asset, snapshot_id: int, snapshot: HolderSnapshot) -> None:
-    """Balances at the token's snapshot for every address that ever held it, page by page."""
+def _read_snapshot_chunk(distribution: Distribution, snapshot_id: int) -> bool:
+    """Balances at the token's snapshot for the next known addresses, page by page."""
     client = gateway.client()
+    token = gateway.checksum(distribution.asset.token_address)
+    cursor, left = distribution.plan_cursor, max(1, settings.PAYOUT_CHUNK_HOLDERS)
+    while left:
+        size = min(SNAPSHOT_PAGE, left)
+        page = list(
+            AssetHolder.objects.filter(asset_id=distribution.asset_id, address__gt=cursor)
+            .order_by("address")
+            .values_list("address", flat=True)[:size]
+        )
+        if page:
+            balances = client.balances_of(token, [gateway.checksum(a) for a in page], snapshot_id=snapshot_id)
+            if not _store_read_holders(distribution, zip(page, balances, strict=True), cursor=cursor, to=page[-1]):
+                return False
+            cursor, left = page[-1], left - len(page)
+        if len(page) < size:
+            _holders_all_read(distribution, cursor=cursor)
+            return False
+    return True
+
+
+def _store_read_holders(distribution: Distribution, rows: Iterable[tuple[str, int]], *, cursor: str, to: str) -> bool:
+    """Store one page of read holders (positive balances) with the cursor moved past it, atomically;
+    False if the cursor is not where this page starts (planning moved on, or ended, elsewhere)."""
+    with transaction.atomic():
+        moved = Distribution.objects.filter(
+            pk=distribution.pk, status=Status.IN_PROGRESS, holders_count__isnull=True, plan_cursor=cursor
+        ).update(plan_cursor=to, plan_sweeps=0, updated_at=timezone.now())
+        if moved:
+            PlanningHolder.objects.bulk_create(
+                [
+                    PlanningHolder(distribution_id=distribution.pk, address=address, balance=balance)
+                    for address, balance in rows
+                    if balance > 0
+                ],
+                batch_size=1_000,
+            )
+    distribution.plan_cursor = to
+    return bool(moved)
+
+
+def _holders_all_read(distribution: Distribution, *, cursor: str) -> None:
+    Distribution.objects.filter(
+        pk=distribution.pk, status=Status.IN_PROGRESS, holders_count__isnull=True, plan_cursor=cursor
+    ).update(plan_read_done=True, updated_at=timezone.now())
+
+
+def _plan_from_read_holders(distribution: Distribution) -> None:
+    """Every holder is read: spool them in address order, fund the total, write the plan once."""
+    with HolderSnapshot() as snapshot:
+        snapshot.append_many(_read_holders(distribution.pk))
+        total = _fund_total(distribution, snapshot)
+        size = _fit_batch_size(distribution, snapshot, total=total)
+        with transaction.atomic():
+            # The asset comes with the row: nothing may lazy-load while the COPY streams.
+            locked = (
+                Distribution.objects.select_related("asset").select_for_update(of=("self",)).get(pk=distribution.pk)
+            )
+            if locked.status != Status.IN_PROGRESS or locked.holders_count is not None or not locked.plan_read_done:
+                return
+            _write_plan(locked, snapshot, total=total, size=size, block=locked.snapshot_block)
+            PlanningHolder.objects.filter(distribution_id=distribution.pk).delete()
+
+
+def _read_holders(distribution_id: uuid.UUID) -> Iterator[tuple[str, int]]:
     last = ""
     while True:
         page = list(
-            AssetHolder.objects.filter(asset=asset, address__gt=last)
+            PlanningHolder.objects.filter(distribution_id=distribution_id, address__gt=last)
             .order_by("address")
-            .values_list("address", flat=True)[:SNAPSHOT_PAGE]
+            .values_list("address", "balance")[:SNAPSHOT_PAGE]
         )
         if not page:
             return
-        balances = client.balances_of(
-            gateway.checksum(asset.token_address), [gateway.checksum(a) for a in page], snapshot_id=snapshot_id
-        )
-        snapshot.append_many(zip(page, balances, strict=True))
-        last = page[-1]
+        yield from ((address, int(balance)) for address, balance in page)
+        last = page[-1][0]
 
 
 def _fund_total(distribution: Distribution, snapshot: HolderSnapshot) -> int:
@@ -263,17 +343,43 @@ def _write_plan(
         transaction.on_commit(lambda: submit_batches_task.delay(distribution_key), robust=True)
 
 
-def _fail_planning(distribution_id: uuid.UUID, message: str) -> None:
+def _fail_planning(distribution_id: uuid.UUID, message: str) -> bool:
+    """FAILED with the reason, what planning read dropped (a retry plans afresh); False if it was
+    no longer planning."""
     now = timezone.now()
     with transaction.atomic():
         distribution = Distribution.objects.select_for_update().get(pk=distribution_id)
         if distribution.status != Status.IN_PROGRESS or distribution.holders_count is not None:
-            return
+            return False
         distribution.transition(Status.FAILED)
         distribution.error = message
         distribution.finished_at = now
-        distribution.save(update_fields=["status", "error", "finished_at", "updated_at"])
+        distribution.plan_cursor, distribution.plan_read_done, distribution.plan_sweeps = "", False, 0
+        fields = ["status", "error", "finished_at", "plan_cursor", "plan_read_done", "plan_sweeps", "updated_at"]
+        if distribution.snapshot_id is None:  # the token-list block is pinned afresh by the retry
+            distribution.snapshot_block = None
+            fields.append("snapshot_block")
+        distribution.save(update_fields=fields)
+        PlanningHolder.objects.filter(distribution_id=distribution_id).delete()
     logger.warning("distribution planning failed distribution_id=%s error=%s", distribution_id, message)
+    return True
+
+
+def distribution_plan_stalled(*, distribution_id: uuid.UUID, sweeps: int) -> bool:
+    """The sweeper re-sent this planning `sweeps` times without progress: fail it and say so."""
+    message = (
+        f"planning made no progress in {sweeps} sweeps (its task keeps failing or is never run: see the "
+        "worker log); retry it once the cause is fixed"
+    )
+    if not _fail_planning(distribution_id, message):
+        return False
+    send_alert(
+        cause=f"payout-plan-stalled:{distribution_id}",
+        title="Payout planning stalled",
+        description=f"Distribution {distribution_id} failed: {message}.",
+        fields=[AlertField("Distribution", str(distribution_id))],
+    )
+    return True
 
 
 def distribution_submit_batches(*, distribution_id: uuid.UUID, limit: int = SUBMIT_CHUNK) -> int:

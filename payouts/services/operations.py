@@ -18,7 +18,9 @@ from django.utils import timezone
 
 from payouts.errors import Conflict, NotFound
 from payouts.models import Asset, BatchPayout, Distribution, HolderPayment
+from payouts.services.assets import asset_sync_stalled
 from payouts.services.catch_up import distribution_start_due
+from payouts.services.execution import distribution_plan_stalled
 from payouts.services.funding import funds_read, funds_require, planned_need
 
 logger = logging.getLogger(__name__)
@@ -142,13 +144,16 @@ def distributions_sweep(*, now: datetime | None = None) -> dict[str, int]:
 
     now = now or timezone.now()
     cutoff = now - STUCK_AFTER
-    unplanned = list(
-        Distribution.objects.filter(
-            status=Status.IN_PROGRESS, holders_count__isnull=True, updated_at__lt=cutoff
-        ).values_list("id", flat=True)[:SCHEDULED_RUN_LIMIT]
+    unplanned = Distribution.objects.filter(
+        status=Status.IN_PROGRESS, holders_count__isnull=True, updated_at__lt=cutoff
     )
-    for distribution_id in unplanned:
-        plan_distribution_task.delay(str(distribution_id))
+    plans = stalled = 0
+    for distribution_id, sweeps in unplanned.values_list("id", "plan_sweeps")[:SCHEDULED_RUN_LIMIT]:
+        if sweeps >= settings.PAYOUT_MAX_SWEEPS:
+            stalled += distribution_plan_stalled(distribution_id=distribution_id, sweeps=sweeps)
+        elif Distribution.objects.filter(pk=distribution_id, plan_sweeps=sweeps).update(plan_sweeps=sweeps + 1):
+            plan_distribution_task.delay(str(distribution_id))  # each chunk resets the count
+            plans += 1
     pending = list(
         Distribution.objects.filter(
             status=Status.IN_PROGRESS, asset__is_paused=False, asset__pause_state=Asset.PauseState.ACTIVE
@@ -167,18 +172,20 @@ def distributions_sweep(*, now: datetime | None = None) -> dict[str, int]:
     unconfirmed = _batches_with_final_transactions(cutoff)
     for batch_id, attempts in unconfirmed:
         reconcile_batch_task.delay(batch_id, attempts)
-    syncing = list(
-        Asset.objects.filter(
-            sync_status=Asset.SyncStatus.SYNCING, sync_started_at__lt=now - SYNC_STUCK_AFTER
-        ).values_list("id", flat=True)[:SCHEDULED_RUN_LIMIT]
-    )
-    for asset_id in syncing:
-        sync_asset_task.delay(str(asset_id))
+    syncing = Asset.objects.filter(sync_status=Asset.SyncStatus.SYNCING, updated_at__lt=now - SYNC_STUCK_AFTER)
+    syncs = 0
+    for asset_id, sweeps in syncing.values_list("id", "sync_sweeps")[:SCHEDULED_RUN_LIMIT]:
+        if sweeps >= settings.PAYOUT_MAX_SWEEPS:
+            stalled += asset_sync_stalled(asset_id=asset_id, sweeps=sweeps)
+        elif Asset.objects.filter(pk=asset_id, sync_sweeps=sweeps).update(sync_sweeps=sweeps + 1):
+            sync_asset_task.delay(str(asset_id))  # each page stored resets the count
+            syncs += 1
     counts = {
-        "plans": len(unplanned),
+        "plans": plans,
         "submissions": len(pending),
         "reconciles": len(unconfirmed),
-        "syncs": len(syncing),
+        "syncs": syncs,
+        "stalled": stalled,
     }
     if any(counts.values()):
         logger.warning("sweeper re-enqueued stuck work %s", " ".join(f"{k}={v}" for k, v in counts.items()))
