@@ -13,19 +13,8 @@ from celery import shared_task
 from django.conf import settings
 
 from agreements.services.agreements import agreements_mark_overdue
-from agreements.services.inbound import (
-    alert_event_failed,
-    blockchain_event_process,
-    blockchain_event_record_failure,
-    blockchain_events_sweep,
-    enqueue_event,
-)
-from agreements.services.outbound import (
-    alert_delivery_failed,
-    enqueue_delivery,
-    webhook_deliveries_sweep,
-    webhook_delivery_send,
-)
+from agreements.services.inbound import EVENTS, blockchain_event_process, blockchain_event_record_failure
+from agreements.services.outbound import DELIVERIES, webhook_delivery_send
 from config.locks import single_instance
 from config.logging import redact
 
@@ -39,10 +28,8 @@ _DELIVERY_TIME_LIMIT = int(settings.WEBHOOK_TIMEOUT_SECONDS) + 60
 def deliver_webhook_task(delivery_id: str) -> str:
     """One try of an outbound webhook; schedules the next try or raises the final alert."""
     outcome = webhook_delivery_send(delivery_id=UUID(delivery_id))
-    if outcome.retry_in is not None:
-        enqueue_delivery(outcome.delivery_id, countdown=outcome.retry_in)
-    if outcome.final_failure:
-        alert_delivery_failed(delivery_id=outcome.delivery_id)
+    if outcome.failure is not None:
+        DELIVERIES.follow_up(outcome.delivery_id, outcome.failure)
     return outcome.status
 
 
@@ -55,12 +42,10 @@ def process_blockchain_event_task(event_id: str) -> str:
     except Exception as exc:
         logger.warning("inbound event processing failed event_id=%s error=%s", event_id, type(exc).__name__)
         failure = blockchain_event_record_failure(event_id=UUID(event_id), error=redact(f"{type(exc).__name__}: {exc}"))
-        if failure.retry_in is not None:
-            enqueue_event(UUID(event_id), countdown=failure.retry_in)
-            return "retrying"
-        if failure.final:
-            alert_event_failed(event_id=UUID(event_id))
-        return "failed"
+        if failure is None:
+            return "failed"
+        EVENTS.follow_up(UUID(event_id), failure)
+        return "retrying" if failure.retry_in is not None else "failed"
 
 
 @shared_task
@@ -74,4 +59,4 @@ def mark_overdue_agreements_task() -> int:
 @single_instance("agreements.sweep_webhooks")
 def sweep_webhook_deliveries_task() -> dict[str, int]:
     """Re-enqueue pending deliveries and unprocessed inbound events that the broker lost."""
-    return {"deliveries": webhook_deliveries_sweep(), "inbound_events": blockchain_events_sweep()}
+    return {"deliveries": DELIVERIES.sweep(), "inbound_events": EVENTS.sweep()}

@@ -4,6 +4,9 @@ Order of checks (nothing is stored unless all pass): size (413), signature and t
 JSON (400), body shape and types (400), known agreement (422), then replay and duplicates:
 the same `webhook-id` with the same body is acknowledged again (200), with another body refused
 (409); a `tx_hash` already received is acknowledged (200) and changes nothing.
+
+Enqueueing, retry counting, the sweeper and the final alert are the outbox's bookkeeping
+(`agreements.outbox`, shared with outbound deliveries).
 """
 
 from __future__ import annotations
@@ -15,7 +18,6 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from functools import partial
 from typing import Any
 from uuid import UUID
 
@@ -25,12 +27,10 @@ from django.utils import timezone
 
 from agreements import signing
 from agreements.models import Agreement, AgreementBlockchainLog, InboundBlockchainEvent
-from agreements.services.outbound import backoff_seconds, publish_now
-from config.alerts import AlertField, send_alert
+from agreements.outbox import FailedTry, Outbox
 
 logger = logging.getLogger(__name__)
 
-PROCESS_TASK = "agreements.tasks.process_blockchain_event_task"
 MAX_BODY_BYTES = 256 * 1024
 _TX_HASH = re.compile(r"^0x[0-9a-fA-F]{64,96}$")
 _ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
@@ -55,14 +55,22 @@ class InboundResult:
 
 
 # --- Receiving ------------------------------------------------------------------------------------
-def enqueue_event(event_id: UUID, *, countdown: float | None = None) -> bool:
-    """Send the processing task to the broker; False (logged) if unreachable. Never raises."""
-    try:
-        publish_now(PROCESS_TASK, str(event_id), countdown=countdown)
-    except Exception as exc:  # noqa: BLE001 - the sweeper covers any broker failure
-        logger.warning("event not enqueued, sweeper will retry event_id=%s error=%s", event_id, type(exc).__name__)
-        return False
-    return True
+def _alert_describe(event: InboundBlockchainEvent) -> tuple[str, str]:
+    """(alert cause, event) of an inbound event that could not be processed."""
+    return f"blockchain-event-failed:{event.type}", f"{event.type} {event.tx_hash}"
+
+
+EVENTS: Outbox[InboundBlockchainEvent] = Outbox(
+    model=InboundBlockchainEvent,
+    task="agreements.tasks.process_blockchain_event_task",
+    noun="event",
+    pending=InboundBlockchainEvent.Status.RECEIVED,
+    failed=InboundBlockchainEvent.Status.FAILED,
+    alert_title="Blockchain webhook could not be processed",
+    alert_remedy="Reprocess it from the admin once fixed.",
+    alert_row_label="Inbound event",
+    alert_describe=_alert_describe,
+)
 
 
 def _is_int(value: object) -> bool:
@@ -175,7 +183,7 @@ def _store(webhook_id: str, body_sha256: str, event: dict[str, Any], agreement_i
                 tx_hash=tx_hash,
                 payload=event,
             )
-            transaction.on_commit(partial(enqueue_event, stored.id), robust=True)
+            EVENTS.enqueue_on_commit(stored.id)
     except IntegrityError:
         # A concurrent request stored the same id or transaction first: answer as if we were second.
         return _duplicate(webhook_id, body_sha256, tx_hash) or InboundResult(200, "duplicate", "Already received.")
@@ -225,48 +233,18 @@ def blockchain_event_process(*, event_id: UUID) -> str:
     return InboundBlockchainEvent.Status.PROCESSED
 
 
-@dataclass(frozen=True)
-class ProcessingFailure:
-    retry_in: float | None
-    final: bool
+def blockchain_event_record_failure(*, event_id: UUID, error: str) -> FailedTry | None:
+    """Count a failed processing try: schedule the next one, or mark the event FAILED.
 
-
-def blockchain_event_record_failure(*, event_id: UUID, error: str) -> ProcessingFailure:
-    """Count a failed processing try: schedule the next one, or mark the event FAILED."""
+    None when the event was no longer waiting for a try (nothing to count).
+    """
     with transaction.atomic():
         event = InboundBlockchainEvent.objects.select_for_update().get(id=event_id)
         if event.status != InboundBlockchainEvent.Status.RECEIVED:
-            return ProcessingFailure(None, False)
-        event.attempt_count += 1
-        event.last_error = error[:2000]
-        retry_in: float | None = None
-        if event.attempt_count > settings.WEBHOOK_MAX_RETRIES:
-            event.status = InboundBlockchainEvent.Status.FAILED
-        else:
-            retry_in = backoff_seconds(event.attempt_count)
-            event.next_attempt_at = timezone.now() + timedelta(seconds=retry_in)
+            return None
+        failure = EVENTS.count_failure(event, error=error[:2000], now=timezone.now())
         event.save(update_fields=["attempt_count", "last_error", "status", "next_attempt_at"])
-    return ProcessingFailure(retry_in, event.status == InboundBlockchainEvent.Status.FAILED)
-
-
-def alert_event_failed(*, event_id: UUID) -> bool:
-    """One Discord alert for an inbound event that could not be processed (never raises)."""
-    try:
-        event = InboundBlockchainEvent.objects.get(id=event_id)
-        return send_alert(
-            cause=f"blockchain-event-failed:{event.type}",
-            title="Blockchain webhook could not be processed",
-            description=f"Gave up after {event.attempt_count} tries. Reprocess it from the admin once fixed.",
-            fields=[
-                AlertField("Agreement", str(event.agreement_id)),
-                AlertField("Event", f"{event.type} {event.tx_hash}"),
-                AlertField("Inbound event", str(event.id)),
-                AlertField("Last error", event.last_error or "-"),
-            ],
-        )
-    except Exception:  # noqa: BLE001 - an alert never fails the task
-        logger.warning("could not build event alert event_id=%s", event_id)
-        return False
+    return failure
 
 
 def blockchain_event_reprocess(*, event_id: UUID) -> InboundBlockchainEvent:
@@ -274,30 +252,5 @@ def blockchain_event_reprocess(*, event_id: UUID) -> InboundBlockchainEvent:
     with transaction.atomic():
         event = InboundBlockchainEvent.objects.select_for_update().get(id=event_id)
         if event.status == InboundBlockchainEvent.Status.FAILED:
-            event.status = InboundBlockchainEvent.Status.RECEIVED
-            event.attempt_count = 0
-            event.next_attempt_at = timezone.now()
-            event.save(update_fields=["status", "attempt_count", "next_attempt_at"])
-            transaction.on_commit(partial(enqueue_event, event.id), robust=True)
+            EVENTS.reopen(event)
     return event
-
-
-def blockchain_events_sweep(*, limit: int = 1000) -> int:
-    """Re-enqueue RECEIVED events overdue by WEBHOOK_SWEEP_AFTER_SECONDS (lost by the broker)."""
-    now = timezone.now()
-    cutoff = now - timedelta(seconds=settings.WEBHOOK_SWEEP_AFTER_SECONDS)
-    overdue = list(
-        InboundBlockchainEvent.objects.filter(
-            status=InboundBlockchainEvent.Status.RECEIVED, next_attempt_at__lte=cutoff
-        )
-        .order_by("next_attempt_at")
-        .values_list("id", flat=True)[:limit]
-    )
-    swept = 0
-    for event_id in overdue:
-        touched = InboundBlockchainEvent.objects.filter(
-            id=event_id, status=InboundBlockchainEvent.Status.RECEIVED, next_attempt_at__lte=cutoff
-        ).update(next_attempt_at=now)
-        if touched and enqueue_event(event_id):
-            swept += 1
-    return swept

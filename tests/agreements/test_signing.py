@@ -11,8 +11,9 @@ from django.core.management import call_command
 from pytest_django.fixtures import Settings
 
 from agreements import signing
+from agreements.outbox import backoff_seconds
 from agreements.payloads import from_units, to_units
-from agreements.services.outbound import backoff_seconds, parse_retry_after
+from agreements.services.outbound import parse_retry_after
 from tests.agreements.conftest import Application
 from tests.agreements.servers import sign_documented, verify_documented
 

@@ -1,0 +1,214 @@
+"""The webhook outbox, both directions: a row is the truth, a task makes its tries.
+
+Outbound deliveries (`WebhookDelivery`) and inbound events (`InboundBlockchainEvent`) keep the same
+books, so each kind of row declares an `Outbox` and its service uses it for:
+
+- enqueue: the row's task is published after commit without kombu's reconnect loop; a broker that
+  cannot take it costs milliseconds and a log line, never the transaction;
+- sweep: rows still to do whose due time is WEBHOOK_SWEEP_AFTER_SECONDS past (the broker lost their
+  message) are enqueued again;
+- retry: a failed try is counted under the row lock and the next one is scheduled with exponential
+  backoff and jitter, until WEBHOOK_MAX_RETRIES retries are spent and the row ends FAILED;
+- alert: one Discord alert for a row that gave up (never raising);
+- a fresh round: an operator's resend or reprocess puts a finished row back, its count at zero.
+
+What one try is (a signed POST, applying an event) stays with the row's service.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import partial
+from typing import Any, Generic, Protocol, TypeVar, cast
+from uuid import UUID
+
+from django.conf import settings
+from django.db import models, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from config.alerts import AlertField, send_alert
+from config.celery_app import app as celery_app
+
+logger = logging.getLogger(__name__)
+
+
+class OutboxRow(Protocol):
+    """The fields an outbox row keeps its books in."""
+
+    id: UUID
+    agreement_id: UUID
+    status: str
+    attempt_count: int
+    next_attempt_at: datetime
+    last_error: str
+
+
+RowT = TypeVar("RowT", bound=models.Model)
+
+
+@dataclass(frozen=True)
+class FailedTry:
+    """What a counted failure decided: the next try in `retry_in` seconds, or `final` (FAILED now)."""
+
+    retry_in: float | None
+    final: bool
+
+
+def publish_now(task_name: str, task_arg: str, *, countdown: float | None = None) -> None:
+    """Publish a task message or raise at once: never sit in kombu's reconnect loop.
+
+    Callers keep the truth in a row, so a broker outage must cost milliseconds, not a retry loop.
+    """
+    pool: Any = celery_app.pool  # a kombu connection pool (the stubs say otherwise)
+    with pool.acquire(block=True, timeout=5) as connection:
+        connection.ensure_connection(max_retries=0, timeout=2)
+        celery_app.send_task(task_name, args=[task_arg], countdown=countdown, retry=False, connection=connection)
+
+
+def backoff_seconds(retry_number: int) -> float:
+    """Exponential backoff with jitter: between half and all of base x 2^(n-1), capped."""
+    ceiling = settings.WEBHOOK_RETRY_BASE_SECONDS * 2 ** max(0, retry_number - 1)
+    delay = ceiling / 2 + random.uniform(0, ceiling / 2)  # noqa: S311 - jitter, not security
+    return float(min(delay, settings.WEBHOOK_RETRY_MAX_SECONDS))
+
+
+@dataclass(frozen=True)
+class Outbox(Generic[RowT]):
+    """The bookkeeping of one kind of outbox row (see the module docstring)."""
+
+    model: type[RowT]
+    task: str  # the task making one try; its one argument is the row id as a string
+    noun: str  # names the row in log lines: "<noun> not enqueued ... <noun>_id=…"
+    pending: str  # the status of a row still to be tried
+    failed: str  # the status of a row that gave up
+    alert_title: str
+    alert_remedy: str  # what an operator does once the cause is fixed
+    alert_row_label: str  # the alert field that carries the row id
+    alert_describe: Callable[[RowT], tuple[str, str]]  # a row -> (alert cause, event it is about)
+    leased: bool = False  # rows carry `locked_until`: a worker's claim while it tries
+    finished_at: str | None = None  # stamped when the row gives up, cleared by a fresh round
+
+    # --- Enqueueing -------------------------------------------------------------------------------
+    def enqueue(self, row_id: UUID, *, countdown: float | None = None) -> bool:
+        """Send the row's task to the broker; False (logged) if the broker is unreachable.
+
+        Never raises and never retries: the row is the truth and the sweeper re-enqueues it.
+        """
+        try:
+            publish_now(self.task, str(row_id), countdown=countdown)
+        except Exception as exc:  # noqa: BLE001 - the sweeper covers any broker failure
+            error = type(exc).__name__
+            logger.warning("%s not enqueued, sweeper will retry %s_id=%s error=%s", self.noun, self.noun, row_id, error)
+            return False
+        return True
+
+    def enqueue_on_commit(self, row_id: UUID) -> None:
+        """Enqueue the row's task once the caller's transaction commits (nothing if it rolls back)."""
+        transaction.on_commit(partial(self.enqueue, row_id), robust=True)
+
+    def sweep(self, *, limit: int = 1000) -> int:
+        """Re-enqueue rows still to do and overdue by WEBHOOK_SWEEP_AFTER_SECONDS (lost by the broker)."""
+        now = timezone.now()
+        cutoff = now - timedelta(seconds=settings.WEBHOOK_SWEEP_AFTER_SECONDS)
+        rows = self.model._default_manager.filter(status=self.pending, next_attempt_at__lte=cutoff)
+        if self.leased:
+            rows = rows.filter(Q(locked_until__isnull=True) | Q(locked_until__lt=now))
+        overdue = list(rows.order_by("next_attempt_at").values_list("id", flat=True)[:limit])
+        swept = 0
+        for row_id in overdue:
+            # Restart the clock so the next sweep does not enqueue it again while it waits in the queue.
+            touched = self.model._default_manager.filter(
+                id=row_id, status=self.pending, next_attempt_at__lte=cutoff
+            ).update(next_attempt_at=now)
+            if touched and self.enqueue(row_id):
+                swept += 1
+        if overdue:
+            logger.info("%s swept count=%s of=%s", self.model._meta.verbose_name_plural, swept, len(overdue))
+        return swept
+
+    # --- Retries ----------------------------------------------------------------------------------
+    def count_failure(
+        self,
+        row: OutboxRow,
+        *,
+        error: str,
+        now: datetime,
+        give_up: bool = False,
+        wait_at_least: float | None = None,
+    ) -> FailedTry:
+        """Under the row lock: count one failed try, then schedule the next or end the row FAILED.
+
+        `give_up` ends it now whatever is left; `wait_at_least` (a `Retry-After`) lengthens the
+        backoff up to WEBHOOK_RETRY_MAX_SECONDS. The caller saves the row.
+        """
+        row.attempt_count += 1
+        row.last_error = error
+        if give_up or row.attempt_count > settings.WEBHOOK_MAX_RETRIES:
+            row.status = self.failed
+            if self.finished_at:
+                setattr(row, self.finished_at, now)
+            return FailedTry(None, final=True)
+        retry_in = backoff_seconds(row.attempt_count)
+        if wait_at_least is not None:
+            retry_in = min(max(retry_in, wait_at_least), settings.WEBHOOK_RETRY_MAX_SECONDS)
+        row.next_attempt_at = now + timedelta(seconds=retry_in)
+        return FailedTry(retry_in, final=False)
+
+    def follow_up(self, row_id: UUID, failure: FailedTry) -> None:
+        """After a failed try is recorded (outside its transaction): enqueue the next try, or alert."""
+        if failure.retry_in is not None:
+            self.enqueue(row_id, countdown=failure.retry_in)
+        if failure.final:
+            self.alert_failed(row_id)
+
+    def alert_failed(self, row_id: UUID) -> bool:
+        """One Discord alert for a row that gave up (rate-limited per cause; never raises)."""
+        try:
+            row = self.model._default_manager.get(id=row_id)
+            cause, event = self.alert_describe(row)
+            books = cast("OutboxRow", row)  # every outbox model has these fields
+            return send_alert(
+                cause=cause,
+                title=self.alert_title,
+                description=f"Gave up after {books.attempt_count} tries. {self.alert_remedy}",
+                fields=[
+                    AlertField("Agreement", str(books.agreement_id)),
+                    AlertField("Event", event),
+                    AlertField(self.alert_row_label, str(books.id)),
+                    AlertField("Last error", books.last_error or "-"),
+                ],
+            )
+        except Exception:  # noqa: BLE001 - an alert never fails the task
+            logger.warning("could not build %s alert %s_id=%s", self.noun, self.noun, row_id)
+            return False
+
+    # --- A fresh round ----------------------------------------------------------------------------
+    def fresh_round(self, now: datetime) -> dict[str, Any]:
+        """The field values that give a finished row a new round of tries."""
+        values: dict[str, Any] = {"status": self.pending, "attempt_count": 0, "next_attempt_at": now}
+        if self.leased:
+            values["locked_until"] = None
+        if self.finished_at:
+            values[self.finished_at] = None
+        return values
+
+    def reopen(self, row: RowT) -> None:
+        """Under the row lock: start a fresh round of tries, enqueued after commit."""
+        values = self.fresh_round(timezone.now())
+        for name, value in values.items():
+            setattr(row, name, value)
+        row.save(update_fields=list(values))
+        self.enqueue_on_commit(row.pk)
+
+    def reopen_failed(self, row_ids: Iterable[UUID]) -> None:
+        """Start a fresh round for each listed row still FAILED, each enqueued after commit."""
+        row_ids = list(row_ids)
+        values = self.fresh_round(timezone.now())
+        self.model._default_manager.filter(id__in=row_ids, status=self.failed).update(**values)
+        for row_id in row_ids:
+            self.enqueue_on_commit(row_id)
