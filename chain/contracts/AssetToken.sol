@@ -1,26 +1,22 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity ^0.8.20;
 
+import {ERC20Base} from "./ERC20Base.sol";
+
 /// @title AssetToken: an ERC-20 security token (equity or bond) for local runs and tests.
 /// @notice Enumerates its holders in pages, takes balance snapshots, records dividends and coupons,
 /// and lets its payout contract redeem a bond holder's tokens at maturity. Every balance change
 /// emits HolderBalanceUpdated so that an indexer can follow holders without replaying transfers.
-contract AssetToken {
+contract AssetToken is ERC20Base {
     // 0 EQUITY, 1 BOND_VARIABLE_RATE, 2 BOND_FIXED_RATE, 3 BOND_KPI_LINKED_RATE, 4 BOND_SPT_RATE
     uint8 public constant EQUITY = 0;
     uint8 public constant MAX_ASSET_TYPE = 4;
 
-    string public name;
-    string public symbol;
     uint8 public immutable decimals;
     uint8 public immutable assetType;
     uint256 public immutable maturityDate; // unix seconds; 0 for equity
     address public owner;
     address public payoutContract;
-    uint256 public totalSupply;
-
-    mapping(address => uint256) public balanceOf;
-    mapping(address => mapping(address => uint256)) public allowance;
 
     // Holders with a non-zero balance. holderIndex is 1-based (0 means "not a holder").
     address[] private _holders;
@@ -42,8 +38,6 @@ contract AssetToken {
     mapping(uint256 => CorporateAction) public dividends;
     mapping(uint256 => CorporateAction) public coupons;
 
-    event Transfer(address indexed from, address indexed to, uint256 value);
-    event Approval(address indexed owner, address indexed spender, uint256 value);
     event HolderBalanceUpdated(address indexed holder, uint256 newBalance);
     event Snapshot(uint256 id);
     event DividendSet(uint256 indexed id, uint256 snapshotId, uint256 executionDate, uint256 amountPerToken);
@@ -63,11 +57,9 @@ contract AssetToken {
         uint8 assetType_,
         uint256 maturityDate_,
         address owner_
-    ) {
+    ) ERC20Base(name_, symbol_) {
         require(assetType_ <= MAX_ASSET_TYPE, "unknown asset type");
         require((assetType_ == EQUITY) == (maturityDate_ == 0), "bonds need a maturity date, equity none");
-        name = name_;
-        symbol = symbol_;
         decimals = decimals_;
         assetType = assetType_;
         maturityDate = maturityDate_;
@@ -152,12 +144,7 @@ contract AssetToken {
 
     // --- supply -------------------------------------------------------------------------------
     function mint(address to, uint256 amount) external onlyOwner {
-        require(to != address(0), "mint to zero address");
-        _beforeBalanceChange(to);
-        totalSupply += amount;
-        balanceOf[to] += amount;
-        _afterBalanceChange(to);
-        emit Transfer(address(0), to, amount);
+        _mint(to, amount);
     }
 
     function setPayoutContract(address payoutContract_) external onlyOwner {
@@ -171,61 +158,20 @@ contract AssetToken {
         require(msg.sender == payoutContract && payoutContract != address(0), "only payout contract");
         require(assetType != EQUITY, "equity cannot be redeemed");
         require(block.timestamp >= maturityDate, "bond not matured");
-        uint256 balance = balanceOf[holder];
-        require(balance >= amount, "insufficient balance");
         if (amount > 0) {
-            _beforeBalanceChange(holder);
-            balanceOf[holder] = balance - amount;
-            totalSupply -= amount;
-            _afterBalanceChange(holder);
-            emit Transfer(holder, address(0), amount);
+            _burn(holder, amount); // reverts "insufficient balance" beyond the holder's tokens
         }
         emit Redeemed(holder, amount);
     }
 
-    // --- ERC-20 -------------------------------------------------------------------------------
-    function transfer(address to, uint256 amount) external returns (bool) {
-        _transfer(msg.sender, to, amount);
-        return true;
-    }
-
-    function approve(address spender, uint256 amount) external returns (bool) {
-        allowance[msg.sender][spender] = amount;
-        emit Approval(msg.sender, spender, amount);
-        return true;
-    }
-
-    function transferFrom(address from, address to, uint256 amount) external returns (bool) {
-        uint256 allowed = allowance[from][msg.sender];
-        require(allowed >= amount, "insufficient allowance");
-        if (allowed != type(uint256).max) {
-            allowance[from][msg.sender] = allowed - amount;
-        }
-        _transfer(from, to, amount);
-        return true;
-    }
-
     // --- internals ----------------------------------------------------------------------------
-    function _transfer(address from, address to, uint256 amount) private {
-        require(to != address(0), "transfer to zero address");
-        uint256 balance = balanceOf[from];
-        require(balance >= amount, "insufficient balance");
-        _beforeBalanceChange(from);
-        _beforeBalanceChange(to);
-        balanceOf[from] = balance - amount;
-        balanceOf[to] += amount;
-        _afterBalanceChange(from);
-        _afterBalanceChange(to);
-        emit Transfer(from, to, amount);
-    }
-
     function _snapshot() private returns (uint256) {
         currentSnapshotId += 1;
         emit Snapshot(currentSnapshotId);
         return currentSnapshotId;
     }
 
-    function _beforeBalanceChange(address account) private {
+    function _beforeBalanceChange(address account) internal override {
         uint256 current = currentSnapshotId;
         if (current == 0) {
             return;
@@ -237,7 +183,7 @@ contract AssetToken {
         }
     }
 
-    function _afterBalanceChange(address account) private {
+    function _afterBalanceChange(address account) internal override {
         uint256 balance = balanceOf[account];
         uint256 index = _holderIndex[account];
         if (balance > 0 && index == 0) {

@@ -4,6 +4,11 @@
 (`{"abi": [...], "bytecode": "0x..."}`); `python -m chain.contracts.compile --check` exits 1 when the
 committed artifacts differ from a fresh build. Settings are fixed (optimizer on, 200 runs, EVM
 version, no metadata hash) so that the same sources always give the same bytes.
+
+Every `*.sol` in the directory is a source; a source may import another (`import {ERC20Base} from
+"./ERC20Base.sol";`), and an import that is not one of them is read through solc-js's import
+callback, from inside that directory only. Only contracts with bytecode get an artifact, so an
+abstract base or an interface has none.
 """
 
 from __future__ import annotations
@@ -26,9 +31,24 @@ SETTINGS: dict[str, Any] = {
     "outputSelection": {"*": {"*": ["abi", "evm.bytecode.object"]}},
 }
 
-# Reads standard JSON on stdin, writes solc's standard JSON output on stdout.
+# Reads standard JSON on stdin, writes solc's standard JSON output on stdout. Imports missing from
+# the input are read from the sources directory (argv[3]); a path that leads outside it is refused.
 _NODE_PROGRAM = """
+const fs = require('fs');
+const path = require('path');
 const solc = require(process.argv[1]);
+const root = fs.realpathSync(process.argv[3]);
+const inside = (file) => file.startsWith(root + path.sep);
+function findImports(name) {
+  const wanted = path.resolve(root, name);
+  if (!inside(wanted)) {
+    return { error: 'outside ' + root };
+  }
+  if (!fs.existsSync(wanted) || !inside(fs.realpathSync(wanted))) {
+    return { error: 'not found in ' + root };
+  }
+  return { contents: fs.readFileSync(wanted, 'utf8') };
+}
 let input = '';
 process.stdin.on('data', (chunk) => { input += chunk; });
 process.stdin.on('end', () => {
@@ -36,7 +56,7 @@ process.stdin.on('end', () => {
     console.error('solc ' + solc.version() + ' is not the pinned ' + process.argv[2]);
     process.exit(2);
   }
-  process.stdout.write(solc.compile(input));
+  process.stdout.write(solc.compile(input, { import: findImports }));
 });
 """
 
@@ -51,7 +71,8 @@ def source_files(directory: Path = CONTRACTS_DIR) -> list[Path]:
 
 def compile_contracts(directory: Path = CONTRACTS_DIR) -> dict[str, dict[str, Any]]:
     """Compile every `*.sol` in `directory` (the reference contracts by default; tests compile their
-    own hostile contracts the same way); returns {contract name: {"abi", "bytecode"}}."""
+    own hostile contracts the same way), resolving imports inside `directory`; returns
+    {contract name: {"abi", "bytecode"}} for the deployable contracts of those files."""
     node = shutil.which("node")
     solc_module = BASE_DIR / "node_modules" / "solc"
     if node is None or not solc_module.exists():
@@ -62,7 +83,7 @@ def compile_contracts(directory: Path = CONTRACTS_DIR) -> dict[str, dict[str, An
         "settings": SETTINGS,
     }
     result = subprocess.run(  # noqa: S603 - fixed program, our own arguments
-        [node, "-e", _NODE_PROGRAM, str(solc_module), SOLC_VERSION],
+        [node, "-e", _NODE_PROGRAM, str(solc_module), SOLC_VERSION, str(directory)],
         input=json.dumps(standard_input),
         capture_output=True,
         text=True,
@@ -79,7 +100,7 @@ def compile_contracts(directory: Path = CONTRACTS_DIR) -> dict[str, dict[str, An
     for path in source_files(directory):
         for name, contract in output["contracts"][path.name].items():
             bytecode = contract["evm"]["bytecode"]["object"]
-            if not bytecode:  # interfaces
+            if not bytecode:  # interfaces and abstract contracts
                 continue
             artifacts[name] = {"abi": contract["abi"], "bytecode": "0x" + bytecode}
     return artifacts

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
 from chain import abi
 from chain.client import ChainClient
-from chain.contracts.compile import compile_contracts, drifted
+from chain.contracts.compile import CompileError, compile_contracts, drifted
 from chain.deploy import call_contract, deploy_payout_contract, send_and_wait
 from chain.errors import TransactionReverted
 from chain.localchain import ANVIL_DEV_KEYS, DeployedContracts
@@ -18,6 +19,7 @@ from tests.fixtures.chain import AnvilNode
 DIST = os.urandom(32)
 E6 = 10**6
 E18 = 10**18
+PRAGMA = "// SPDX-License-Identifier: Apache-2.0\npragma solidity ^0.8.20;\n"
 
 
 def _pay(client: ChainClient, signer: LocalKeySigner, payout: str, data: bytes) -> list[tuple[str, dict[str, object]]]:
@@ -32,6 +34,31 @@ def test_committed_artifacts_match_the_sources() -> None:
     assert set(artifacts) == {"PaymentToken", "AssetToken", "PayoutContract"}
     assert drifted(artifacts) == []
     assert artifacts["PayoutContract"]["bytecode"].startswith("0x60")
+
+
+def test_a_source_imports_another_from_inside_its_directory(tmp_path: Path) -> None:
+    # given
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib" / "Base.sol").write_text(
+        PRAGMA + "abstract contract Base { function one() external pure returns (uint256) { return 1; } }\n"
+    )
+    (tmp_path / "Token.sol").write_text(PRAGMA + 'import {Base} from "./lib/Base.sol";\ncontract Token is Base {}\n')
+    # when
+    artifacts = compile_contracts(tmp_path)
+    # then
+    assert set(artifacts) == {"Token"}
+    assert [entry["name"] for entry in artifacts["Token"]["abi"]] == ["one"]
+
+
+def test_an_import_from_outside_the_sources_directory_is_refused(tmp_path: Path) -> None:
+    # given
+    (tmp_path / "Outside.sol").write_text(PRAGMA + "contract Outside {}\n")
+    sources = tmp_path / "sources"
+    sources.mkdir()
+    (sources / "Token.sol").write_text(PRAGMA + f'import "{tmp_path / "Outside.sol"}";\ncontract Token {{}}\n')
+    # when / then
+    with pytest.raises(CompileError, match="outside"):
+        compile_contracts(sources)
 
 
 def test_deployed_tokens_report_their_details_holders_and_balances(
