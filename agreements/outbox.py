@@ -3,8 +3,8 @@
 Outbound deliveries (`WebhookDelivery`) and inbound events (`InboundBlockchainEvent`) keep the same
 books, so each kind of row declares an `Outbox` and its service uses it for:
 
-- enqueue: the row's task is published after commit without kombu's reconnect loop; a broker that
-  cannot take it costs milliseconds and a log line, never the transaction;
+- enqueue: the row's task is published after commit by `config.enqueue`; a broker that cannot take
+  it costs milliseconds and a log line, never the transaction;
 - sweep: rows still to do whose due time is WEBHOOK_SWEEP_AFTER_SECONDS past (the broker lost their
   message) are enqueued again;
 - retry: a failed try is counted under the row lock and the next one is scheduled with exponential
@@ -22,17 +22,16 @@ import random
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import partial
 from typing import Any, Generic, Protocol, TypeVar, cast
 from uuid import UUID
 
 from django.conf import settings
-from django.db import models, transaction
+from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
 from config.alerts import AlertField, send_alert
-from config.celery_app import app as celery_app
+from config.enqueue import publish, publish_on_commit
 
 logger = logging.getLogger(__name__)
 
@@ -59,17 +58,6 @@ class FailedTry:
     final: bool
 
 
-def publish_now(task_name: str, task_arg: str, *, countdown: float | None = None) -> None:
-    """Publish a task message or raise at once: never sit in kombu's reconnect loop.
-
-    Callers keep the truth in a row, so a broker outage must cost milliseconds, not a retry loop.
-    """
-    pool: Any = celery_app.pool  # a kombu connection pool (the stubs say otherwise)
-    with pool.acquire(block=True, timeout=5) as connection:
-        connection.ensure_connection(max_retries=0, timeout=2)
-        celery_app.send_task(task_name, args=[task_arg], countdown=countdown, retry=False, connection=connection)
-
-
 def backoff_seconds(retry_number: int) -> float:
     """Exponential backoff with jitter: between half and all of base x 2^(n-1), capped."""
     ceiling = settings.WEBHOOK_RETRY_BASE_SECONDS * 2 ** max(0, retry_number - 1)
@@ -83,7 +71,7 @@ class Outbox(Generic[RowT]):
 
     model: type[RowT]
     task: str  # the task making one try; its one argument is the row id as a string
-    noun: str  # names the row in log lines: "<noun> not enqueued ... <noun>_id=…"
+    noun: str  # names the row in log lines: "could not build <noun> alert <noun>_id=…"
     pending: str  # the status of a row still to be tried
     failed: str  # the status of a row that gave up
     alert_title: str
@@ -99,17 +87,11 @@ class Outbox(Generic[RowT]):
 
         Never raises and never retries: the row is the truth and the sweeper re-enqueues it.
         """
-        try:
-            publish_now(self.task, str(row_id), countdown=countdown)
-        except Exception as exc:  # noqa: BLE001 - the sweeper covers any broker failure
-            error = type(exc).__name__
-            logger.warning("%s not enqueued, sweeper will retry %s_id=%s error=%s", self.noun, self.noun, row_id, error)
-            return False
-        return True
+        return publish(self.task, str(row_id), countdown=countdown)
 
     def enqueue_on_commit(self, row_id: UUID) -> None:
         """Enqueue the row's task once the caller's transaction commits (nothing if it rolls back)."""
-        transaction.on_commit(partial(self.enqueue, row_id), robust=True)
+        publish_on_commit(self.task, str(row_id))
 
     def sweep(self, *, limit: int = 1000) -> int:
         """Re-enqueue rows still to do and overdue by WEBHOOK_SWEEP_AFTER_SECONDS (lost by the broker)."""

@@ -185,8 +185,10 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-# Countdowns and hard time limits stay well below this, or Redis would redeliver the message.
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+# Countdowns and hard time limits stay well below the visibility timeout, or Redis would redeliver the
+# message. The socket timeouts bound a publish to a broker that is gone without closing the connection
+# (config.enqueue); consumers wait on BRPOP through the event loop and are not affected.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600, "socket_connect_timeout": 2, "socket_timeout": 5}
 CELERY_BEAT_SCHEDULER = "config.beat:SingleBeatDatabaseScheduler"
 CELERY_TASK_ALWAYS_EAGER = False
 # Lock that lets only one periodic run of the same task proceed at a time (seconds it may be held).

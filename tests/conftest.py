@@ -15,6 +15,7 @@ from config.locks import redis_client
 from tests.fixtures.workers import running_worker
 
 pytest_plugins = [
+    "tests.fixtures.broker",
     "tests.fixtures.chain",
     "tests.fixtures.hostile",
     "tests.fixtures.mirror_node",

@@ -1,0 +1,59 @@
+"""`config.enqueue`: a publish to a dead broker costs milliseconds and returns False; once the broker
+is back, the next publish goes through; a publish on commit waits for the commit."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from django.db import transaction
+
+from config import tasks
+from config.celery_app import app as celery_app
+from config.enqueue import publish, publish_on_commit
+from tests.fixtures.broker import DedicatedRedis
+
+HEARTBEAT = "config.tasks.record_heartbeat_task"
+
+
+def _queued(queue: str = "default") -> int:
+    with celery_app.connection_for_write() as connection:
+        return int(connection.default_channel.client.llen(queue))
+
+
+def test_a_publish_to_a_stopped_broker_returns_false_at_once_and_the_next_one_after_it_is_back_goes_through(
+    dedicated_redis: DedicatedRedis,
+) -> None:
+    # given a broker that took one message, then stopped
+    assert publish(tasks.record_heartbeat_task)
+    dedicated_redis.stop()
+    # when tasks are published while it is down
+    started = time.monotonic()
+    outcomes = [publish(tasks.record_heartbeat_task), publish(HEARTBEAT, countdown=5)]
+    took = time.monotonic() - started
+    # then each publish gave up at once, without raising
+    assert outcomes == [False, False]
+    assert took < 2
+    # when the broker is back (empty), the next publish goes through
+    dedicated_redis.start()
+    assert publish(tasks.record_heartbeat_task)
+    assert publish(HEARTBEAT)
+    assert _queued() == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_publish_on_commit_is_sent_after_the_commit_and_not_at_all_on_rollback(
+    dedicated_redis: DedicatedRedis,
+) -> None:
+    # given a transaction that publishes, then rolls back
+    with pytest.raises(RuntimeError), transaction.atomic():
+        publish_on_commit(tasks.record_heartbeat_task)
+        raise RuntimeError
+    # then nothing was sent
+    assert _queued() == 0
+    # when one publishes and commits
+    with transaction.atomic():
+        publish_on_commit(HEARTBEAT)
+        # then nothing is sent before the commit
+        assert _queued() == 0
+    assert _queued() == 1
