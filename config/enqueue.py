@@ -26,7 +26,7 @@ logger = logging.getLogger(__name__)
 PUBLISH_TIMEOUT_SECONDS = 2.0
 
 
-def publish(task: Task | str, *args: Any, countdown: float | None = None) -> bool:
+def publish(task: Task[Any, Any] | str, *args: Any, countdown: float | None = None) -> bool:
     """Send `task(*args)` to the broker now; False (logged) if it could not take it.
 
     `task` is a task object or a registered task name (routed by `task_routes` either way). Never
@@ -39,8 +39,9 @@ def publish(task: Task | str, *args: Any, countdown: float | None = None) -> boo
             connection.ensure_connection(max_retries=0, timeout=PUBLISH_TIMEOUT_SECONDS)
             if isinstance(task, str):
                 celery_app.send_task(task, args=list(args), countdown=countdown, retry=False, connection=connection)
-            else:
-                task.apply_async(args=args, countdown=countdown, retry=False, connection=connection)
+            else:  # the task's own options (its route) apply; the stubs lack `connection`
+                sender: Any = task
+                sender.apply_async(args=args, countdown=countdown, retry=False, connection=connection)
     except Exception as exc:  # noqa: BLE001 - whatever the broker did, the sweeper covers it
         error = type(exc).__name__
         logger.warning("task not published, its sweeper will send it task=%s args=%s error=%s", name, args, error)
@@ -48,6 +49,6 @@ def publish(task: Task | str, *args: Any, countdown: float | None = None) -> boo
     return True
 
 
-def publish_on_commit(task: Task | str, *args: Any) -> None:
+def publish_on_commit(task: Task[Any, Any] | str, *args: Any, countdown: float | None = None) -> None:
     """`publish` once the current transaction commits (at once outside one); nothing on rollback."""
-    transaction.on_commit(partial(publish, task, *args), robust=True)
+    transaction.on_commit(partial(publish, task, *args, countdown=countdown), robust=True)

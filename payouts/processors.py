@@ -15,6 +15,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from config.enqueue import publish_on_commit
 from payouts import gateway
 from payouts.models import Asset, AssetHolder, Distribution
 from payouts.services.confirmation import PAYOUT_EVENTS, payout_results_apply
@@ -107,7 +108,8 @@ def on_transfer(event: DecodedEvent) -> None:
         return
     now = timezone.now()
     due.filter(scheduled_at__isnull=True).update(scheduled_at=now, updated_at=now)
-    transaction.on_commit(lambda: [start_distribution_task.delay(pk) for pk in ids], robust=True)
+    for pk in ids:
+        publish_on_commit(start_distribution_task, pk)
 
 
 def register() -> None:

@@ -12,6 +12,7 @@ from celery import shared_task
 from django.utils import timezone
 
 from chain.errors import TransientChainError
+from config.enqueue import publish
 from config.locks import redis_lock, single_instance
 from config.retries import INFRASTRUCTURE_ERRORS
 from payouts import services
@@ -29,7 +30,7 @@ def plan_distribution_task(distribution_id: str) -> None:
     with redis_lock(f"payouts:plan:{distribution_id}", timeout=900) as acquired:
         more = acquired and services.distribution_plan_step(distribution_id=uuid.UUID(distribution_id))
     if more:
-        plan_distribution_task.delay(distribution_id)
+        publish(plan_distribution_task, distribution_id)
 
 
 @shared_task(acks_late=True, autoretry_for=TRANSIENT, retry_backoff=5, retry_backoff_max=300, max_retries=5)
@@ -63,7 +64,7 @@ def sync_asset_task(asset_id: str) -> None:
     with redis_lock(f"payouts:sync:{asset_id}", timeout=1800) as acquired:
         more = acquired and services.asset_sync_step(asset_id=uuid.UUID(asset_id))
     if more:
-        sync_asset_task.delay(asset_id)
+        publish(sync_asset_task, asset_id)
 
 
 @shared_task(acks_late=True, autoretry_for=TRANSIENT, retry_backoff=5, retry_backoff_max=300, max_retries=5)

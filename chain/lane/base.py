@@ -21,6 +21,7 @@ from chain.client import ChainClient, Receipt
 from chain.errors import ChainError, NonceTooLow, TransientChainError
 from chain.lane.models import ChainTransaction, SignedVersion
 from chain.signers import Signer, get_signer
+from config.enqueue import publish_on_commit
 from config.locks import redis_lock
 
 logger = logging.getLogger(__name__)
@@ -128,10 +129,7 @@ def transaction_dict(lane: Lane, row: ChainTransaction) -> dict[str, Any]:
 def enqueue_confirm(transaction_id: Any) -> None:
     from chain.lane.tasks import confirm_transaction_task
 
-    transaction.on_commit(
-        lambda: confirm_transaction_task.apply_async(args=(str(transaction_id),), countdown=CONFIRM_DELAY_SECONDS),
-        robust=True,
-    )
+    publish_on_commit(confirm_transaction_task, str(transaction_id), countdown=CONFIRM_DELAY_SECONDS)
 
 
 # --- receipts and used nonces ------------------------------------------------------------------

@@ -59,6 +59,7 @@ from chain.lane.base import (
 from chain.lane.models import ChainTransaction, SenderNonce, SignedVersion
 from chain.selectors import HaltedLane, halted_lanes, stuck_transactions
 from config.alerts import AlertField, send_alert
+from config.enqueue import publish, publish_on_commit
 
 logger = logging.getLogger(__name__)
 
@@ -107,7 +108,7 @@ def transaction_enqueue(*, intent_key: str, purpose: str, to: str, data: bytes, 
         if (row.purpose, row.to, row.data, row.value) != tuple(fields.values()):
             raise ValueError(f"intent_key {intent_key!r} already used for a different transaction")
         return row
-    transaction.on_commit(lambda: submit_transaction_task.delay(str(row.pk)), robust=True)
+    publish_on_commit(submit_transaction_task, str(row.pk))
     logger.info("chain transaction enqueued id=%s purpose=%s intent=%s", row.pk, purpose, intent_key)
     return row
 
@@ -265,7 +266,7 @@ def _broadcast_in_nonce_order(lane: Lane, *, up_to: ChainTransaction | None = No
                 record_error(up_to, f"{WAITING_FOR_LOWER_NONCES}: nonce {row.nonce} is not accepted yet")
             return
         if status == Status.PENDING and not is_target:  # its nonce was proven used by another transaction
-            submit_transaction_task.delay(str(row.pk))
+            publish(submit_transaction_task, str(row.pk))
 
 
 def _broadcast_waiting(lane: Lane) -> None:
@@ -353,7 +354,7 @@ def transaction_confirm(*, transaction_id: str) -> str:
     if row.status == Status.PENDING:
         from chain.lane.tasks import submit_transaction_task
 
-        submit_transaction_task.delay(str(row.pk))
+        publish(submit_transaction_task, str(row.pk))
     return row.status
 
 
@@ -470,7 +471,7 @@ def transaction_cancel_request(*, transaction_id: str) -> ChainTransaction:
         if locked.cancel_requested_at is None:
             locked.cancel_requested_at = timezone.now()
             locked.save(update_fields=["cancel_requested_at", "updated_at"])
-        transaction.on_commit(lambda: cancel_transaction_task.delay(str(transaction_id)), robust=True)
+        publish_on_commit(cancel_transaction_task, str(transaction_id))
     logger.info("chain transaction cancel requested id=%s nonce=%s", locked.pk, locked.nonce)
     return locked
 
@@ -618,7 +619,7 @@ def transaction_sweep(*, stale_after: datetime.timedelta = SWEEP_STALE_AFTER) ->
     )
     for transaction_id in stale:
         with _on_its_own("resubmit", transaction_id):
-            submit_transaction_task.delay(str(transaction_id))
+            publish(submit_transaction_task, str(transaction_id))
     lost_cancels = list(
         ChainTransaction.objects.filter(status__in=[Status.SIGNED, Status.BROADCAST], cancel_requested_at__lte=cutoff)
         .exclude(versions__is_cancel=True)
@@ -626,7 +627,7 @@ def transaction_sweep(*, stale_after: datetime.timedelta = SWEEP_STALE_AFTER) ->
     )
     for transaction_id in lost_cancels:
         with _on_its_own("re-enqueue the cancel of", transaction_id):
-            cancel_transaction_task.delay(str(transaction_id))
+            publish(cancel_transaction_task, str(transaction_id))
     broadcast = list(
         ChainTransaction.objects.filter(status__in=[Status.BROADCAST, Status.MINED])
         .order_by("nonce")

@@ -11,6 +11,7 @@ from django.http import HttpRequest
 from chain.listener.models import ChainEvent, EventListener
 from chain.listener.services import event_reprocess, listener_reset_cursor, listener_set_enabled
 from chain.listener.tasks import poll_listener_task
+from config.enqueue import publish
 
 if TYPE_CHECKING:
     ListenerAdminBase = admin.ModelAdmin[EventListener]
@@ -69,9 +70,10 @@ class EventListenerAdmin(ListenerAdminBase):
 
     @admin.action(description="Poll now")
     def poll_now(self, request: HttpRequest, queryset: QuerySet[EventListener]) -> None:
-        for listener in queryset:
-            poll_listener_task.delay(listener.pk)
-        self.message_user(request, f"{queryset.count()} poll(s) enqueued.")
+        sent = sum(publish(poll_listener_task, listener.pk) for listener in queryset)
+        if sent < queryset.count():
+            self.message_user(request, "The broker is unreachable: the periodic poll will run.", messages.WARNING)
+        self.message_user(request, f"{sent} poll(s) enqueued.")
 
 
 @admin.register(ChainEvent)

@@ -9,6 +9,7 @@ from django.conf import settings
 
 from chain.listener.engine import listener_poll
 from chain.listener.models import EventListener
+from config.enqueue import publish
 from config.locks import SKIPPED, redis_lock, single_instance
 
 logger = logging.getLogger(__name__)
@@ -20,7 +21,7 @@ def poll_listeners_task() -> int:
     """Periodic fan-out: one `poll_listener_task` per enabled listener."""
     listener_ids = list(EventListener.objects.filter(enabled=True).values_list("pk", flat=True))
     for listener_id in listener_ids:
-        poll_listener_task.delay(listener_id)
+        publish(poll_listener_task, listener_id)
     return len(listener_ids)
 
 
@@ -37,5 +38,5 @@ def poll_listener_task(listener_id: int) -> str:
             return SKIPPED
         result = listener_poll(listener_id=listener_id)
     if result.more:
-        poll_listener_task.delay(listener_id)
+        publish(poll_listener_task, listener_id)
     return result.summary()

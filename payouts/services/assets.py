@@ -22,6 +22,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from config.alerts import AlertField, send_alert
+from config.enqueue import publish_on_commit
 from payouts import gateway
 from payouts.bulk import upsert_holder_balances
 from payouts.errors import Conflict, InvalidInput, NotFound
@@ -95,7 +96,7 @@ def asset_import(
             sync_status=Asset.SyncStatus.SYNCING,
             sync_started_at=timezone.now(),
         )
-        transaction.on_commit(lambda: sync_asset_task.delay(str(asset.id)), robust=True)
+        publish_on_commit(sync_asset_task, str(asset.id))
     logger.info("asset imported asset_id=%s token=%s", asset.id, token)
     return asset
 
@@ -119,7 +120,7 @@ def asset_request_sync(*, asset_id: uuid.UUID) -> Asset:
         for field, value in SYNC_RESTART.items():
             setattr(asset, field, value)
         asset.save(update_fields=["sync_status", "sync_started_at", *SYNC_RESTART, "updated_at"])
-        transaction.on_commit(lambda: sync_asset_task.delay(str(asset_id)), robust=True)
+        publish_on_commit(sync_asset_task, str(asset_id))
     return asset
 
 

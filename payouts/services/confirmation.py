@@ -26,6 +26,7 @@ from django.db import transaction
 from django.db.models import Count, F, Q
 from django.utils import timezone
 
+from config.enqueue import publish_on_commit
 from payouts import gateway
 from payouts.models import BatchPayout, Distribution, HolderPayment
 
@@ -332,7 +333,7 @@ def payout_transaction_finished(chain_transaction: ChainTransaction) -> None:
         batch.save(update_fields=["tx_hash", "nonce", "updated_at"])
     status = str(chain_transaction.status)
     if status == "CONFIRMED":
-        transaction.on_commit(lambda: reconcile_batch_task.delay(batch_id, attempt), robust=True)
+        publish_on_commit(reconcile_batch_task, batch_id, attempt)
         return
     if current:
         _transaction_failed(batch, status=status, error=chain_transaction.error or "")

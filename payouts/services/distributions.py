@@ -24,6 +24,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from chain.fields import UINT256_MAX
+from config.enqueue import publish_on_commit
 from payouts import gateway
 from payouts.errors import Conflict, InvalidInput, NotFound
 from payouts.models import Asset, Distribution
@@ -316,7 +317,7 @@ def distribution_claim(distribution_id: uuid.UUID, *, now: datetime, read: Funds
         raise Conflict("the distribution is not SCHEDULED any more: it runs only once")
     distribution = Distribution.objects.select_related("asset").get(pk=distribution_id)
     _create_next_occurrence(distribution)
-    transaction.on_commit(lambda: plan_distribution_task.delay(str(distribution_id)), robust=True)
+    publish_on_commit(plan_distribution_task, str(distribution_id))
     logger.info("distribution started distribution_id=%s", distribution_id)
     return distribution
 

@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from chain.errors import PermanentChainError
 from config.alerts import AlertField, send_alert
+from config.enqueue import publish, publish_on_commit
 from payouts import allocation, gateway
 from payouts.bulk import PaymentRow, write_holder_payments
 from payouts.models import Asset, AssetHolder, BatchPayout, Distribution, HolderPayment, PlanningHolder
@@ -63,7 +64,7 @@ def distribution_plan_step(*, distribution_id: uuid.UUID) -> bool:
     if distribution.status != Status.IN_PROGRESS:
         return False
     if distribution.holders_count is not None:
-        submit_batches_task.delay(str(distribution_id))
+        publish(submit_batches_task, str(distribution_id))
         return False
     try:
         if not distribution.plan_read_done:
@@ -340,7 +341,7 @@ def _write_plan(
     )
     if written:
         distribution_key = str(distribution.id)
-        transaction.on_commit(lambda: submit_batches_task.delay(distribution_key), robust=True)
+        publish_on_commit(submit_batches_task, distribution_key)
 
 
 def _fail_planning(distribution_id: uuid.UUID, message: str) -> bool:
@@ -461,6 +462,6 @@ def distribution_submit_batches(*, distribution_id: uuid.UUID, limit: int = SUBM
             submitted += 1
         more = BatchPayout.objects.filter(distribution=distribution, status=BatchPayout.Status.PENDING).exists()
         if more and len(batches) == limit:  # the rest of a long list (fewer: another submitter holds them)
-            transaction.on_commit(lambda: submit_batches_task.delay(str(distribution_id)), robust=True)
+            publish_on_commit(submit_batches_task, str(distribution_id))
     logger.info("batches submitted distribution_id=%s count=%s more=%s", distribution_id, submitted, more)
     return submitted

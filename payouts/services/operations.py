@@ -16,6 +16,7 @@ from django.db import transaction
 from django.db.models import Exists, F, OuterRef, Sum
 from django.utils import timezone
 
+from config.enqueue import publish, publish_on_commit
 from payouts.errors import Conflict, NotFound
 from payouts.models import Asset, BatchPayout, Distribution, HolderPayment
 from payouts.services.assets import asset_sync_stalled
@@ -67,7 +68,7 @@ def distribution_retry(*, distribution_id: uuid.UUID) -> Distribution:
         distribution.execution_duration = None
         if distribution.holders_count is None:  # planning itself failed: plan again
             distribution.save(update_fields=["status", "error", "finished_at", "execution_duration", "updated_at"])
-            transaction.on_commit(lambda: plan_distribution_task.delay(str(distribution_id)), robust=True)
+            publish_on_commit(plan_distribution_task, str(distribution_id))
             return distribution
         retried = retrying.update(
             status=HolderPayment.Status.RETRYING, retry_count=F("retry_count") + 1, next_retry_at=None, updated_at=now
@@ -86,7 +87,7 @@ def distribution_retry(*, distribution_id: uuid.UUID) -> Distribution:
         distribution.save(
             update_fields=["status", "error", "finished_at", "execution_duration", "failed_count", "updated_at"]
         )
-        transaction.on_commit(lambda: submit_batches_task.delay(str(distribution_id)), robust=True)
+        publish_on_commit(submit_batches_task, str(distribution_id))
     distribution.refresh_from_db()
     logger.info("distribution retry distribution_id=%s holders=%s", distribution_id, retried)
     return distribution
@@ -152,7 +153,7 @@ def distributions_sweep(*, now: datetime | None = None) -> dict[str, int]:
         if sweeps >= settings.PAYOUT_MAX_SWEEPS:
             stalled += distribution_plan_stalled(distribution_id=distribution_id, sweeps=sweeps)
         elif Distribution.objects.filter(pk=distribution_id, plan_sweeps=sweeps).update(plan_sweeps=sweeps + 1):
-            plan_distribution_task.delay(str(distribution_id))  # each chunk resets the count
+            publish(plan_distribution_task, str(distribution_id))  # each chunk resets the count
             plans += 1
     pending = list(
         Distribution.objects.filter(
@@ -168,17 +169,17 @@ def distributions_sweep(*, now: datetime | None = None) -> dict[str, int]:
         .values_list("id", flat=True)[:SCHEDULED_RUN_LIMIT]
     )
     for distribution_id in pending:
-        submit_batches_task.delay(str(distribution_id))
+        publish(submit_batches_task, str(distribution_id))
     unconfirmed = _batches_with_final_transactions(cutoff)
     for batch_id, attempts in unconfirmed:
-        reconcile_batch_task.delay(batch_id, attempts)
+        publish(reconcile_batch_task, batch_id, attempts)
     syncing = Asset.objects.filter(sync_status=Asset.SyncStatus.SYNCING, updated_at__lt=now - SYNC_STUCK_AFTER)
     syncs = 0
     for asset_id, sweeps in syncing.values_list("id", "sync_sweeps")[:SCHEDULED_RUN_LIMIT]:
         if sweeps >= settings.PAYOUT_MAX_SWEEPS:
             stalled += asset_sync_stalled(asset_id=asset_id, sweeps=sweeps)
         elif Asset.objects.filter(pk=asset_id, sync_sweeps=sweeps).update(sync_sweeps=sweeps + 1):
-            sync_asset_task.delay(str(asset_id))  # each page stored resets the count
+            publish(sync_asset_task, str(asset_id))  # each page stored resets the count
             syncs += 1
     counts = {
         "plans": plans,

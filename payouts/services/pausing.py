@@ -25,6 +25,7 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef
 
 from config.alerts import AlertField, send_alert
+from config.enqueue import publish_on_commit
 from payouts import gateway
 from payouts.errors import Conflict, NotFound
 from payouts.models import Asset, BatchPayout, Distribution
@@ -156,14 +157,14 @@ def _release_batches(asset_id: uuid.UUID) -> None:
         .filter(Exists(held))
         .values_list("id", flat=True)
     ]
-    if ids:
-        transaction.on_commit(lambda: [submit_batches_task.delay(pk) for pk in ids], robust=True)
+    for pk in ids:
+        publish_on_commit(submit_batches_task, pk)
 
 
 def _refresh_after_commit(asset_id: uuid.UUID) -> None:
     from payouts.tasks import refresh_asset_pause_task
 
-    transaction.on_commit(lambda: refresh_asset_pause_task.delay(str(asset_id)), robust=True)
+    publish_on_commit(refresh_asset_pause_task, str(asset_id))
 
 
 def _alert_after_commit(asset: Asset, chain_transaction: ChainTransaction) -> None:
