@@ -72,6 +72,11 @@ def register_transaction_handler(purpose: str, handler: TransactionHandler) -> N
     _handlers[purpose] = handler
 
 
+def unregister_transaction_handler(purpose: str) -> None:
+    """Remove the handler of `purpose` (tests and app reloads)."""
+    _handlers.pop(purpose, None)
+
+
 # --- the lane: client, signer and lock of one sender ----------------------------------------------
 @dataclass(frozen=True)
 class Lane:

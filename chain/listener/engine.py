@@ -263,7 +263,7 @@ def _store_and_dispatch(listener: EventListener, log: FetchedLog, result: PollRe
 
 def run_processor(event: ChainEvent, decoded: DecodedEvent, result: PollResult | None = None) -> None:
     """Run the event's processor in a savepoint and record the outcome on the event (caller's transaction)."""
-    processor = get_event_processor(decoded.event_name)
+    processor = get_event_processor(event.listener.abi_name, decoded.event_name)
     if processor is None:
         return
     event.attempts += 1

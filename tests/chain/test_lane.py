@@ -14,7 +14,6 @@ from chain import abi
 from chain.client import ChainClient
 from chain.deploy import build_transaction, call_contract, send_and_wait
 from chain.errors import ChainError, Underpriced
-from chain.lane import base as lane_base
 from chain.lane import services as lane_services
 from chain.localchain import DeployedContracts, deploy_reference_contracts
 from chain.models import ChainTransaction, SenderNonce, SignedVersion
@@ -24,6 +23,7 @@ from chain.services import (
     transaction_enqueue,
     transaction_replace,
     transaction_submit,
+    unregister_transaction_handler,
 )
 from chain.signers import LocalKeySigner
 from config.celery_app import app as celery_app
@@ -40,7 +40,7 @@ def handled() -> Iterator[list[tuple[str, str]]]:
     calls: list[tuple[str, str]] = []
     register_transaction_handler("test_batch", lambda row: calls.append((row.intent_key, row.status)))
     yield calls
-    lane_base._handlers.pop("test_batch", None)
+    unregister_transaction_handler("test_batch")
 
 
 def _wait_until(predicate: Callable[[], bool], timeout: float = 30) -> None:
