@@ -23,7 +23,8 @@ from agreements.tasks import sweep_webhook_deliveries_task
 from config.celery_app import app as celery_app
 from config.localservices import LocalService, free_port, start_redis
 from tests.agreements.factories import AgreementFactory
-from tests.agreements.servers import Receiver, wait_for
+from tests.agreements.servers import Receiver
+from tests.fixtures.waiting import wait_for
 
 CHANGES = 500
 logger = logging.getLogger(__name__)

@@ -25,8 +25,8 @@ from chain.services import (
 )
 from tests.agreements.servers import DiscordServer, field_of
 from tests.chain.factories import batch_intent, enqueue_batch
+from tests.fixtures.waiting import wait_for
 from tests.fixtures.workers import running_worker
-from tests.payouts.chainkit import wait_for
 
 Status = ChainTransaction.Status
 NOW = datetime.timedelta(0)

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from eth_account import Account
 
@@ -67,14 +64,3 @@ def deploy_asset(
 
 def fund(client: ChainClient, signer: Signer, *, payment_token: str, payout: str, amount: int) -> None:
     send_many(client, signer, [(payment_token, encode_call("PaymentToken", "mint", [payout, amount]))])
-
-
-def wait_for(predicate: Callable[[], Any], *, timeout: float = 60, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)

@@ -18,8 +18,9 @@ from chain.services import transaction_confirm, transaction_submit
 from chain.signers import LocalKeySigner
 from payouts import services
 from payouts.models import BatchPayout, Distribution, HolderPayment
+from tests.fixtures.waiting import wait_for
 from tests.fixtures.workers import running_worker
-from tests.payouts.chainkit import deploy_asset, wait_for
+from tests.payouts.chainkit import deploy_asset
 from tests.payouts.test_chain_execution import _finished
 
 pytestmark = [pytest.mark.chain, pytest.mark.django_db(transaction=True)]

@@ -26,7 +26,8 @@ from payouts.errors import Conflict
 from payouts.models import Asset, Distribution, IllegalTransition
 from payouts.tasks import run_scheduled_distributions_task
 from tests.agreements.servers import DiscordServer, field_of
-from tests.payouts.chainkit import DemoAsset, deploy_asset, wait_for
+from tests.fixtures.waiting import wait_for
+from tests.payouts.chainkit import DemoAsset, deploy_asset
 
 FINAL = ("COMPLETED", "FAILED")
 SHARES = [100, 200, 300]  # what one payout of 600 pays holders with balances 1, 2, 3

@@ -19,7 +19,8 @@ from payouts.errors import Conflict, InvalidInput
 from payouts.models import Asset, AssetHolder
 from payouts.services import assets
 from tests.fixtures.chain import AnvilNode
-from tests.payouts.chainkit import DemoAsset, deploy_asset, wait_for
+from tests.fixtures.waiting import wait_for
+from tests.payouts.chainkit import DemoAsset, deploy_asset
 from tests.payouts.factories import make_asset
 
 pytestmark = [pytest.mark.chain, pytest.mark.django_db(transaction=True)]

@@ -20,7 +20,8 @@ from payouts import gateway, services
 from payouts.errors import Conflict
 from payouts.models import Asset, AssetHolder, Distribution, HolderPayment
 from payouts.tasks import run_scheduled_distributions_task, sweep_stuck_distributions_task
-from tests.payouts.chainkit import deploy_asset, fund, send_many, wait_for
+from tests.fixtures.waiting import wait_for
+from tests.payouts.chainkit import deploy_asset, fund, send_many
 from tests.payouts.test_chain_execution import _finished, _import
 
 pytestmark = [pytest.mark.chain, pytest.mark.django_db(transaction=True)]

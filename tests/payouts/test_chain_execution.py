@@ -29,8 +29,9 @@ from payouts.models import Asset, BatchPayout, Distribution, HolderPayment
 from payouts.services import Underfunded
 from payouts.tasks import run_scheduled_distributions_task
 from tests.fixtures.chain import AnvilNode
+from tests.fixtures.waiting import wait_for
 from tests.fixtures.workers import running_worker
-from tests.payouts.chainkit import DemoAsset, deploy_asset, fund, holder_address, wait_for
+from tests.payouts.chainkit import DemoAsset, deploy_asset, fund, holder_address
 from tests.payouts.test_allocation import _naive_largest_remainder
 
 pytestmark = [pytest.mark.chain, pytest.mark.django_db(transaction=True)]

@@ -20,7 +20,8 @@ from chain.signers import LocalKeySigner
 from payouts import gateway, services
 from payouts.models import Asset, BatchPayout, Distribution, HolderPayment
 from tests.fixtures.hostile import HostileContracts
-from tests.payouts.chainkit import DemoAsset, deploy_asset, wait_for
+from tests.fixtures.waiting import wait_for
+from tests.payouts.chainkit import DemoAsset, deploy_asset
 from tests.payouts.test_chain_execution import _finished, _import
 
 pytestmark = [pytest.mark.chain, pytest.mark.django_db(transaction=True)]

@@ -25,7 +25,8 @@ from payouts import services
 from payouts.errors import Conflict
 from payouts.models import Asset, Distribution, FundsWithdrawal, HolderPayment
 from tests.agreements.servers import DiscordServer
-from tests.payouts.chainkit import DemoAsset, deploy_asset, fund, holder_address, wait_for
+from tests.fixtures.waiting import wait_for
+from tests.payouts.chainkit import DemoAsset, deploy_asset, fund, holder_address
 from tests.payouts.test_chain_execution import _finished
 
 pytestmark = [pytest.mark.chain, pytest.mark.django_db(transaction=True)]

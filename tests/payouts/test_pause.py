@@ -24,8 +24,9 @@ from payouts.errors import Conflict
 from payouts.models import Asset, BatchPayout, Distribution, HolderPayment
 from payouts.services import assets as asset_services
 from tests.agreements.servers import DiscordServer, field_of
+from tests.fixtures.waiting import wait_for
 from tests.fixtures.workers import running_worker
-from tests.payouts.chainkit import DemoAsset, deploy_asset, wait_for
+from tests.payouts.chainkit import DemoAsset, deploy_asset
 from tests.payouts.test_chain_execution import _finished, _import
 
 pytestmark = [pytest.mark.chain, pytest.mark.django_db(transaction=True)]

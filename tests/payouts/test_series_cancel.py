@@ -33,7 +33,9 @@ from payouts import services
 from payouts.models import Asset, Distribution
 from payouts.services import distributions
 from payouts.tasks import run_scheduled_distributions_task
-from tests.payouts.chainkit import deploy_asset, fund, wait_for
+from tests.fixtures.waiting import wait_for
+from tests.fixtures.workers import wait_until_idle
+from tests.payouts.chainkit import deploy_asset, fund
 from tests.payouts.factories import make_asset, make_distribution
 from tests.payouts.test_chain_execution import _finished, _import
 
@@ -304,7 +306,7 @@ def test_a_cancelled_automated_series_is_never_restarted_by_payment_tokens_arriv
     fund(chain_client, deployer, payment_token=demo.payment_token, payout=demo.payout, amount=4_000)
     _poll(demo.payment_token)
     run_scheduled_distributions_task()
-    time.sleep(2)  # room for anything the deposit or the scheduler might have enqueued on the worker
+    wait_until_idle()  # whatever the deposit or the scheduler enqueued has run
     # then nothing started: the second deposit stays in the contract, the series ended
     assert [chain_client.erc20_balance(demo.payment_token, h) for h in demo.holders] == [1_000, 1_000, 2_000]
     assert chain_client.erc20_balance(demo.payment_token, demo.payout) == 4_000
