@@ -19,8 +19,8 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
+from config.errors import DomainError
 from payouts import services
-from payouts.errors import PayoutsError
 from payouts.models import Asset, AssetHolder, BatchPayout, Distribution, FundsWithdrawal, HolderPayment
 from payouts.recurrence import local_instant, time_zone_names, wall_clock_text, zone
 from payouts.units import AmountError, format_units, parse_units
@@ -32,7 +32,7 @@ def _run_each(request: HttpRequest, queryset: Iterable[Any], action: Callable[[A
         try:
             action(obj)
             done += 1
-        except PayoutsError as exc:
+        except DomainError as exc:
             refused.append(f"{obj}: {exc}")
     if done:
         messages.success(request, f"{verb}: {done}")
@@ -128,13 +128,13 @@ def _service_form(
     act: Callable[[dict[str, Any]], str],
 ) -> HttpResponse:
     """A form page whose valid POST calls one service: `act(cleaned_data)` says what it did (a message)
-    and returns where to go next; a refusal (`PayoutsError`) is shown on the form."""
+    and returns where to go next; a refusal (`DomainError`) is shown on the form."""
     if not model_admin.has_add_permission(request):
         return HttpResponse(status=403)
     if request.method == "POST" and form.is_valid():
         try:
             next_url = act(form.cleaned_data)
-        except PayoutsError as exc:
+        except DomainError as exc:
             form.add_error(None, str(exc))
         else:
             return HttpResponseRedirect(next_url)

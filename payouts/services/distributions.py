@@ -24,8 +24,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from chain.fields import UINT256_MAX
+from config.errors import Conflict, InvalidInput, NotFound
 from payouts import gateway
-from payouts.errors import Conflict, InvalidInput, NotFound
 from payouts.models import Asset, Distribution
 from payouts.recurrence import DEFAULT_TIME_ZONE, known_time_zone, occurrence_time, wall_clock_text
 from payouts.services.funding import FundsRead, funds_read, funds_require, planned_need
