@@ -29,6 +29,7 @@ from agreements.payloads import to_units
 from agreements.services import agreements as agreement_services
 from agreements.services import inbound as inbound_services
 from agreements.services import outbound as outbound_services
+from config.errors import DomainError
 
 
 class _ReadOnlyInline(admin.TabularInline):  # type: ignore[type-arg]
@@ -263,7 +264,13 @@ class InboundBlockchainEventAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
     @admin.action(description="Reprocess selected FAILED events")
     def reprocess(self, request: HttpRequest, queryset: QuerySet[InboundBlockchainEvent]) -> None:
-        failed = queryset.filter(status=InboundBlockchainEvent.Status.FAILED).values_list("id", flat=True)
-        for event_id in failed:
-            inbound_services.blockchain_event_reprocess(event_id=event_id)
-        self.message_user(request, f"{len(failed)} event(s) queued again.", messages.SUCCESS)
+        reopened = skipped = 0
+        for event_id in queryset.values_list("id", flat=True):
+            try:
+                inbound_services.blockchain_event_reprocess(event_id=event_id)
+                reopened += 1
+            except DomainError:  # not FAILED (the service says which may be reprocessed), or gone
+                skipped += 1
+        self.message_user(request, f"{reopened} event(s) queued again.", messages.SUCCESS)
+        if skipped:
+            self.message_user(request, f"{skipped} event(s) skipped: only FAILED events are reprocessed.")

@@ -1,6 +1,7 @@
 """API views: validate with a serializer, call one service, render the result.
 
-Illegal status moves are 409 (`ConflictError`), malformed or unknown ids 404.
+Errors are answered by `config.api` (unknown or malformed ids 404, refusals 409). Illegal status
+moves are the one translation left here (`IllegalTransitionError` is not a domain error yet).
 """
 
 from __future__ import annotations
@@ -8,8 +9,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from django.db.models import ProtectedError
-from django.http import Http404
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.generics import GenericAPIView
@@ -22,7 +21,7 @@ from agreements.models import Agreement, IllegalTransitionError, InboundBlockcha
 from agreements.services import agreements as agreement_services
 from agreements.services import inbound as inbound_services
 from agreements.services import outbound as outbound_services
-from config.api import ConflictError
+from config.errors import Conflict, parse_id
 from config.idempotency import idempotent
 
 T = TypeVar("T")
@@ -32,9 +31,7 @@ def _conflict_on_illegal(call: Callable[[], T]) -> T:
     try:
         return call()
     except IllegalTransitionError as exc:
-        raise ConflictError(str(exc)) from exc
-    except ProtectedError as exc:
-        raise ConflictError("The agreement has on-chain history and cannot be deleted.") from exc
+        raise Conflict(str(exc)) from exc
 
 
 def _status_filter(request: Request, choices: list[str]) -> str | None:
@@ -228,12 +225,5 @@ class BlockchainEventReprocessApi(GenericAPIView[Any]):
     @idempotent
     @extend_schema(request=None, responses={202: s.InboundEventSerializer})
     def post(self, request: Request, event_id: str) -> Response:
-        event_uuid = selectors.parse_id(event_id)
-        try:
-            event = InboundBlockchainEvent.objects.get(id=event_uuid)
-        except InboundBlockchainEvent.DoesNotExist:
-            raise Http404("No such event.") from None
-        if event.status != InboundBlockchainEvent.Status.FAILED:
-            raise ConflictError(f"Only FAILED events can be reprocessed (this one is {event.status}).")
-        event = inbound_services.blockchain_event_reprocess(event_id=event.id)
+        event = inbound_services.blockchain_event_reprocess(event_id=parse_id(event_id, what="blockchain event"))
         return Response(s.InboundEventSerializer(event).data, status=status.HTTP_202_ACCEPTED)

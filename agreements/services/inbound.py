@@ -28,6 +28,8 @@ from django.utils import timezone
 from agreements import signing
 from agreements.models import Agreement, AgreementBlockchainLog, InboundBlockchainEvent
 from agreements.outbox import FailedTry, Outbox
+from agreements.selectors import locked_get
+from config.errors import Conflict
 
 logger = logging.getLogger(__name__)
 
@@ -248,9 +250,10 @@ def blockchain_event_record_failure(*, event_id: UUID, error: str) -> FailedTry 
 
 
 def blockchain_event_reprocess(*, event_id: UUID) -> InboundBlockchainEvent:
-    """Give a FAILED inbound event a fresh round of processing tries."""
+    """Give a FAILED inbound event a fresh round of processing tries; any other status is a `Conflict`."""
     with transaction.atomic():
-        event = InboundBlockchainEvent.objects.select_for_update().get(id=event_id)
-        if event.status == InboundBlockchainEvent.Status.FAILED:
-            EVENTS.reopen(event)
+        event = locked_get(InboundBlockchainEvent, event_id, what="blockchain event")
+        if event.status != InboundBlockchainEvent.Status.FAILED:
+            raise Conflict(f"Only FAILED events can be reprocessed (this one is {event.status}).")
+        EVENTS.reopen(event)
     return event

@@ -27,6 +27,7 @@ from agreements import signing
 from agreements.models import Agreement, IllegalTransitionError, WebhookDelivery, WebhookDeliveryAttempt
 from agreements.outbox import FailedTry, Outbox
 from agreements.payloads import encode_body
+from agreements.selectors import locked_get
 from config.logging import redact
 
 logger = logging.getLogger(__name__)
@@ -230,7 +231,7 @@ def _record_attempt(
 def webhook_delivery_resend(*, delivery_id: UUID) -> WebhookDelivery:
     """Send a finished (FAILED or SUCCESS) delivery again, same id, a fresh round of tries."""
     with transaction.atomic():
-        delivery = WebhookDelivery.objects.select_for_update().get(id=delivery_id)
+        delivery = locked_get(WebhookDelivery, delivery_id, what="webhook delivery")
         if delivery.status == WebhookDelivery.Status.PENDING:
             raise IllegalTransitionError("Delivery", delivery.status, "resent (it is still being delivered)")
         DELIVERIES.reopen(delivery)

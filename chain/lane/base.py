@@ -21,6 +21,7 @@ from chain.client import ChainClient, Receipt
 from chain.errors import ChainError, NonceTooLow, TransientChainError
 from chain.lane.models import ChainTransaction, SignedVersion
 from chain.signers import Signer, get_signer
+from config.errors import Conflict
 from config.locks import redis_lock
 
 logger = logging.getLogger(__name__)
@@ -52,8 +53,8 @@ class LaneBusy(TransientChainError):
     """Another worker holds this sender's lane; try again shortly."""
 
 
-class ReplaceRefused(ChainError):
-    """Only a signed or broadcast transaction that is not yet mined can be replaced."""
+class ReplaceRefused(ChainError, Conflict):
+    """Only a signed or broadcast transaction that is not yet mined can be replaced (a 409 in the API)."""
 
 
 class CancelRefused(ReplaceRefused):

@@ -22,9 +22,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from config.alerts import AlertField, send_alert
+from config.errors import Conflict, InvalidInput, NotFound
 from payouts import gateway
 from payouts.bulk import upsert_holder_balances
-from payouts.errors import Conflict, InvalidInput, NotFound
 from payouts.models import Asset, AssetHolder
 from payouts.services.pausing import pause_follow_chain, pause_seen
 

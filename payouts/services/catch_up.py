@@ -29,7 +29,7 @@ from functools import partial
 from django.db import transaction
 
 from config.alerts import AlertField, send_alert
-from payouts.errors import Conflict, NotFound
+from config.errors import Conflict, NotFound
 from payouts.models import Asset, Distribution
 from payouts.recurrence import DEFAULT_TIME_ZONE, latest_due_occurrence, occurrence_time, wall_clock_text
 from payouts.services.distributions import build_occurrence, distribution_claim, funds_for_start

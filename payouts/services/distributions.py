@@ -24,8 +24,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from chain.fields import UINT256_MAX
+from config.errors import Conflict, InvalidInput, NotFound
 from payouts import gateway
-from payouts.errors import Conflict, InvalidInput, NotFound
 from payouts.models import Asset, Distribution
 from payouts.recurrence import DEFAULT_TIME_ZONE, known_time_zone, occurrence_time, wall_clock_text
 from payouts.services.funding import FundsRead, funds_read, funds_require, planned_need
@@ -125,7 +125,8 @@ def _check_shape(
     time_zone: str | None,
     now: datetime,
 ) -> None:
-    """Invariants the API serializer also checks; services refuse bad calls from any caller."""
+    """The shape of a distribution, checked here only: the API serializer and the admin form translate
+    input, and every caller gets the same refusal (`InvalidInput` naming the field)."""
     if distribution_type not in (Distribution.Type.PAYOUT, Distribution.Type.BOND_CASH_OUT):
         raise InvalidInput("distribution_type", "corporate actions are created from the asset's chain events")
     if subtype not in Distribution.Subtype.values:
@@ -141,9 +142,10 @@ def _check_shape(
         raise InvalidInput("amount_type", "a bond cash-out pays PER_TOKEN")
     if distribution_type == Distribution.Type.PAYOUT and amount_type == Distribution.AmountType.PER_TOKEN:
         raise InvalidInput("amount_type", "payouts are FIXED or PERCENTAGE")
+    wanted, wanted_value = expected[amount_type]  # type: ignore[index]
+    if wanted_value is None:
+        raise InvalidInput(wanted, "required for this amount type")
     for kind, (field, value) in expected.items():
-        if kind == amount_type and value is None:
-            raise InvalidInput(field, "required for this amount type")
         if kind != amount_type and value is not None:
             raise InvalidInput(field, f"not allowed with amount type {amount_type}")
     for field, value in (("amount", amount), ("amount_per_token", amount_per_token)):

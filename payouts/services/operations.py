@@ -16,7 +16,7 @@ from django.db import transaction
 from django.db.models import Exists, F, OuterRef, Sum
 from django.utils import timezone
 
-from payouts.errors import Conflict, NotFound
+from config.errors import Conflict, NotFound
 from payouts.models import Asset, BatchPayout, Distribution, HolderPayment
 from payouts.services.assets import asset_sync_stalled
 from payouts.services.catch_up import distribution_start_due

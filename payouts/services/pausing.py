@@ -25,8 +25,8 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef
 
 from config.alerts import AlertField, send_alert
+from config.errors import Conflict, NotFound
 from payouts import gateway
-from payouts.errors import Conflict, NotFound
 from payouts.models import Asset, BatchPayout, Distribution
 
 if TYPE_CHECKING:

@@ -21,8 +21,8 @@ from pytest_django.fixtures import Settings
 from chain.client import ChainClient
 from chain.localchain import DeployedContracts
 from chain.signers import LocalKeySigner
+from config.errors import Conflict
 from payouts import services
-from payouts.errors import Conflict
 from payouts.models import Asset, Distribution, IllegalTransition
 from payouts.tasks import run_scheduled_distributions_task
 from tests.agreements.servers import DiscordServer, field_of

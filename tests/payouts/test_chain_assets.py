@@ -14,8 +14,8 @@ from chain.client import ChainClient
 from chain.localchain import DeployedContracts
 from chain.models import EventListener
 from chain.signers import LocalKeySigner
+from config.errors import Conflict, InvalidInput
 from payouts import gateway, services
-from payouts.errors import Conflict, InvalidInput
 from payouts.models import Asset, AssetHolder
 from payouts.services import assets
 from tests.fixtures.chain import AnvilNode

@@ -16,8 +16,8 @@ from chain.listener import listener_poll
 from chain.localchain import DeployedContracts
 from chain.models import ChainEvent, ChainTransaction, EventListener
 from chain.signers import LocalKeySigner
+from config.errors import Conflict
 from payouts import gateway, services
-from payouts.errors import Conflict
 from payouts.models import Asset, AssetHolder, Distribution, HolderPayment
 from payouts.tasks import run_scheduled_distributions_task, sweep_stuck_distributions_task
 from tests.fixtures.waiting import wait_for

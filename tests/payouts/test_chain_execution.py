@@ -23,8 +23,8 @@ from chain.client import ChainClient
 from chain.deploy import send_and_wait
 from chain.localchain import DeployedContracts
 from chain.signers import LocalKeySigner
+from config.errors import Conflict
 from payouts import gateway, services
-from payouts.errors import Conflict
 from payouts.models import Asset, BatchPayout, Distribution, HolderPayment
 from payouts.services import Underfunded
 from payouts.tasks import run_scheduled_distributions_task

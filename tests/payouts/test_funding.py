@@ -21,8 +21,8 @@ from rest_framework.test import APIClient
 from chain.client import ChainClient
 from chain.localchain import DeployedContracts
 from chain.signers import LocalKeySigner
+from config.errors import Conflict
 from payouts import services
-from payouts.errors import Conflict
 from payouts.models import Asset, Distribution, FundsWithdrawal, HolderPayment
 from tests.agreements.servers import DiscordServer
 from tests.fixtures.waiting import wait_for

@@ -18,9 +18,9 @@ from chain.localchain import ANVIL_DEV_KEYS, DeployedContracts, deploy_reference
 from chain.models import ChainTransaction
 from chain.services import transaction_confirm, transaction_submit
 from chain.signers import LocalKeySigner
+from config.errors import Conflict
 from config.localservices import LocalService
 from payouts import gateway, services
-from payouts.errors import Conflict
 from payouts.models import Asset, BatchPayout, Distribution, HolderPayment
 from payouts.services import assets as asset_services
 from tests.agreements.servers import DiscordServer, field_of
