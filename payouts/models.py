@@ -343,14 +343,17 @@ class Distribution(models.Model):
 
     # --- Moves of one locked row (a start, and the roll-up to COMPLETED/FAILED, are claims) ---------
     def mark_in_progress(self) -> None:
-        """A FAILED distribution is retried: it is running again, its last outcome cleared."""
+        """Running again after it FAILED (a retry): its last outcome is cleared. A start from SCHEDULED
+        is a claim (`distribution_claim`): two triggers may race for it."""
+        now = timezone.now()
         self.MOVES.move(
             self,
             self.Status.IN_PROGRESS,
+            started_at=self.started_at or now,
             error="",
             finished_at=None,
             execution_duration=None,
-            updated_at=timezone.now(),
+            updated_at=now,
         )
 
     def mark_failed(self, *, error: str, now: datetime, **fields: Any) -> None:

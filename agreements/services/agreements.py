@@ -102,8 +102,7 @@ def agreement_transition(*, agreement_id: UUID, target: str, now: datetime | Non
     with transaction.atomic():
         agreement = Agreement.objects.select_for_update().get(id=agreement_id)
         previous = agreement.status
-        update_fields = agreement.transition_to(target, now=now)
-        agreement.save(update_fields=update_fields)
+        agreement.transition(target, now=now)
         # A DRAFT agreement was never announced: cancelling it tells the chain nothing.
         never_announced = previous == Agreement.Status.DRAFT
         body = (
@@ -149,7 +148,7 @@ def payment_create(*, agreement_id: UUID, due_date: date, amount: int) -> Agreem
 def payment_mark_paid(*, payment_id: UUID) -> AgreementPayment:
     with transaction.atomic():
         payment = AgreementPayment.objects.select_for_update().get(id=payment_id)
-        payment.save(update_fields=payment.mark_paid())
+        payment.mark_paid()
     return payment
 
 
@@ -159,7 +158,7 @@ def payment_cancel(*, payment_id: UUID, reason: str = "") -> AgreementPayment:
     with transaction.atomic():
         payment = AgreementPayment.objects.select_for_update().get(id=payment_id)
         agreement = Agreement.objects.select_for_update().get(id=payment.agreement_id)
-        payment.save(update_fields=payment.cancel(reason=reason, now=now))
+        payment.mark_cancelled(reason=reason, now=now)
         body = agreement_event_body(agreement, status=agreement.status, now=now)
         if body is not None:
             webhook_delivery_create(agreement=agreement, event_type="payment.cancelled", payload=body)

@@ -61,6 +61,7 @@ def _alert_describe(delivery: WebhookDelivery) -> tuple[str, str]:
 
 DELIVERIES: Outbox[WebhookDelivery] = Outbox(
     model=WebhookDelivery,
+    moves=WebhookDelivery.MOVES,
     task="agreements.tasks.deliver_webhook_task",
     noun="delivery",
     pending=WebhookDelivery.Status.PENDING,
@@ -195,15 +196,16 @@ def _record_attempt(
             error=result.error,
             succeeded=succeeded,
         )
-        delivery.locked_until = None
         now = timezone.now()
         failure: FailedTry | None = None
-        if succeeded:
-            delivery.attempt_count += 1  # under the row lock: no lost update
-            delivery.status = WebhookDelivery.Status.SUCCESS
-            delivery.last_error = ""
-            delivery.completed_at = now
+        if delivery.status != WebhookDelivery.Status.PENDING:
+            # This try outlived its lease and another one finished the delivery: the try is kept, its
+            # outcome is not (PENDING is the only state a try moves from).
+            logger.warning("webhook try outlived its lease delivery_id=%s status=%s", delivery_id, delivery.status)
+        elif succeeded:
+            delivery.mark_success(now=now)  # under the row lock: no lost update of the count
         else:
+            delivery.locked_until = None
             gone = result.kind == "http_410"
             failure = DELIVERIES.count_failure(
                 delivery,
@@ -212,9 +214,16 @@ def _record_attempt(
                 give_up=gone,
                 wait_at_least=result.retry_after,
             )
-        delivery.save(
-            update_fields=["attempt_count", "locked_until", "status", "last_error", "completed_at", "next_attempt_at"]
-        )
+            delivery.save(
+                update_fields=[
+                    "attempt_count",
+                    "locked_until",
+                    "status",
+                    "last_error",
+                    "completed_at",
+                    "next_attempt_at",
+                ]
+            )
     logger.info(
         "webhook try delivery_id=%s attempt=%s outcome=%s status=%s duration_ms=%s",
         delivery_id,
