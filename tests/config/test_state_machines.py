@@ -16,7 +16,7 @@ from django.utils import timezone
 from agreements.models import Agreement, AgreementPayment, InboundBlockchainEvent, WebhookDelivery
 from agreements.services.inbound import EVENTS
 from agreements.services.outbound import DELIVERIES
-from chain.models import ChainTransaction
+from chain.models import ChainEvent, ChainTransaction, EventListener
 from config.states import IllegalTransition, StateMachine
 from payouts.models import Asset, BatchPayout, Distribution, FundsWithdrawal, HolderPayment
 from tests.agreements.factories import AgreementFactory, AgreementPaymentFactory
@@ -47,6 +47,20 @@ class Machine:
 def _chain_transaction(status: str) -> ChainTransaction:
     return ChainTransaction.objects.create(
         intent_key=uuid.uuid4().hex, purpose="test", to="0x" + "11" * 20, data="0x", status=status
+    )
+
+
+def _chain_event(status: str) -> ChainEvent:
+    listener = EventListener.objects.create(
+        name=uuid.uuid4().hex, contract_address="0x" + "22" * 20, abi_name="PayoutContract"
+    )
+    return ChainEvent.objects.create(
+        listener=listener,
+        tx_hash="0x" + uuid.uuid4().hex * 2,
+        log_index=0,
+        contract_address=listener.contract_address,
+        block_number=1,
+        status=status,
     )
 
 
@@ -99,7 +113,8 @@ def _gave_up(outbox: Any) -> Callable[[Row], None]:
     return fail
 
 
-CT, D, B, W = ChainTransaction.Status, Distribution.Status, BatchPayout.Status, FundsWithdrawal.Status
+CT, CE = ChainTransaction.Status, ChainEvent.Status
+D, B, W = Distribution.Status, BatchPayout.Status, FundsWithdrawal.Status
 SYNC, PAUSE = Asset.SyncStatus, Asset.PauseState
 AS, AP = Agreement.Status, AgreementPayment.Status
 WD, IE = WebhookDelivery.Status, InboundBlockchainEvent.Status
@@ -112,6 +127,18 @@ MACHINES = [
         _chain_transaction,
         {to: _transition(to) for to in CT.values},
         stays=frozenset(CT.values),  # `transition` to the state it is in saves the given fields
+    ),
+    Machine(
+        "ChainEvent",
+        ChainEvent,
+        ChainEvent.MOVES,
+        _chain_event,
+        {
+            CE.PROCESSED: lambda row: row.mark_processed(now=timezone.now()),
+            CE.FAILED: lambda row: row.mark_failed("ValueError: no"),
+            CE.UNDECODABLE: lambda row: row.mark_undecodable("unknown topic"),
+            CE.NO_PROCESSOR: lambda row: row.mark_no_processor(event_name="Paid", args={}),
+        },
     ),
     Machine(
         "Distribution",
