@@ -64,6 +64,7 @@ def _alert_describe(event: InboundBlockchainEvent) -> tuple[str, str]:
 
 EVENTS: Outbox[InboundBlockchainEvent] = Outbox(
     model=InboundBlockchainEvent,
+    moves=InboundBlockchainEvent.MOVES,
     task="agreements.tasks.process_blockchain_event_task",
     noun="event",
     pending=InboundBlockchainEvent.Status.RECEIVED,
@@ -226,11 +227,7 @@ def blockchain_event_process(*, event_id: UUID) -> str:
                 contract_address=data["contract_address"],
                 data=data["data"],
             )
-        event.status = InboundBlockchainEvent.Status.PROCESSED
-        event.processed_at = now
-        event.attempt_count += 1  # under the row lock
-        event.last_error = ""
-        event.save(update_fields=["status", "processed_at", "attempt_count", "last_error"])
+        event.mark_processed(now=now)
     logger.info("inbound event processed event_id=%s type=%s agreement_id=%s", event_id, event.type, event.agreement_id)
     return InboundBlockchainEvent.Status.PROCESSED
 

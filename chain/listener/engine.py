@@ -266,7 +266,6 @@ def run_processor(event: ChainEvent, decoded: DecodedEvent, result: PollResult |
     processor = get_event_processor(event.listener.abi_name, decoded.event_name)
     if processor is None:
         return
-    event.attempts += 1
     try:
         with transaction.atomic():
             processor(decoded)
@@ -279,8 +278,6 @@ def run_processor(event: ChainEvent, decoded: DecodedEvent, result: PollResult |
             event.pk, decoded.event_name, event.tx_hash, event.log_index,
         )  # fmt: skip
     else:
-        event.mark_processed()
-        event.processed_at = timezone.now()
+        event.mark_processed(now=timezone.now())
         if result is not None:
             result.processed += 1
-    event.save(update_fields=["status", "error", "attempts", "processed_at"])

@@ -208,10 +208,8 @@ def distribution_cancel(*, distribution_id: uuid.UUID, scope: str = CancelScope.
 def _cancel_occurrence(distribution: Distribution, *, now: datetime) -> None:
     if distribution.status != Status.SCHEDULED:
         raise Conflict(f"only SCHEDULED distributions can be cancelled (this one is {distribution.status})")
-    distribution.transition(Status.CANCELLED)
-    distribution.finished_at = now
     if distribution.series_id is None:
-        distribution.status_reason = "cancelled before it started"
+        distribution.mark_cancelled(reason="cancelled before it started", now=now)
     else:
         # the next occurrence is otherwise created only when this one starts: without it the series would end here
         following = (
@@ -220,11 +218,10 @@ def _cancel_occurrence(distribution: Distribution, *, now: datetime) -> None:
             .only("occurrence", "scheduled_at", "time_zone")
             .first()
         )
-        distribution.cancel_scope = CancelScope.OCCURRENCE
-        distribution.status_reason = "cancelled: this occurrence only; the series goes on" + (
+        reason = "cancelled: this occurrence only; the series goes on" + (
             f" with occurrence {following.occurrence} {_when(following)}" if following is not None else ""
         )
-    distribution.save(update_fields=["status", "status_reason", "cancel_scope", "finished_at", "updated_at"])
+        distribution.mark_cancelled(reason=reason, now=now, scope=CancelScope.OCCURRENCE)
     logger.info(
         "distribution cancelled distribution_id=%s series_id=%s scope=occurrence",
         distribution.pk,
@@ -253,13 +250,17 @@ def _cancel_series(distribution: Distribution, *, now: datetime) -> None:
     )
     if not scheduled:
         raise Conflict("the series has no SCHEDULED occurrence: it is over, there is nothing to cancel")
-    Status.check_move(Status.SCHEDULED, Status.CANCELLED)
     reason = (
         f"cancelled with its whole series (from occurrence {distribution.occurrence}): "
         "no further occurrence is scheduled"
     )
-    Distribution.objects.filter(pk__in=scheduled, status=Status.SCHEDULED).update(
-        status=Status.CANCELLED, cancel_scope=CancelScope.SERIES, status_reason=reason, finished_at=now, updated_at=now
+    Distribution.MOVES.claim(
+        Distribution.objects.filter(pk__in=scheduled),
+        Status.CANCELLED,
+        cancel_scope=CancelScope.SERIES,
+        status_reason=reason,
+        finished_at=now,
+        updated_at=now,
     )
     logger.info(
         "distribution series cancelled series_id=%s from_distribution_id=%s cancelled=%s",
@@ -311,8 +312,14 @@ def distribution_claim(distribution_id: uuid.UUID, *, now: datetime, read: Funds
     if read is None:
         raise Conflict("the asset changed while the distribution was starting: try again")
     funds_require(asset, read, need=max(planned_need(current), 1), exclude=current.pk, what="this distribution")
-    claimed = Distribution.objects.filter(pk=distribution_id, status=Status.SCHEDULED).update(
-        status=Status.IN_PROGRESS, started_at=now, error="", status_reason="", updated_at=now
+    claimed = Distribution.MOVES.claim(
+        Distribution.objects.filter(pk=distribution_id),
+        Status.IN_PROGRESS,
+        sources=[Status.SCHEDULED],  # a FAILED one is retried, not started
+        started_at=now,
+        error="",
+        status_reason="",
+        updated_at=now,
     )
     if claimed != 1:
         raise Conflict("the distribution is not SCHEDULED any more: it runs only once")

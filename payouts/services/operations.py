@@ -61,31 +61,34 @@ def distribution_retry(*, distribution_id: uuid.UUID) -> Distribution:
         else:
             need, what = int(retrying.aggregate(total=Sum("amount"))["total"] or 0), "retrying its failed holders"
         funds_require(asset, read, need=need, exclude=distribution.pk, what=what)
-        distribution.transition(Status.IN_PROGRESS)
-        distribution.error = ""
-        distribution.finished_at = None
-        distribution.execution_duration = None
+        distribution.mark_in_progress()
         if distribution.holders_count is None:  # planning itself failed: plan again
-            distribution.save(update_fields=["status", "error", "finished_at", "execution_duration", "updated_at"])
             transaction.on_commit(lambda: plan_distribution_task.delay(str(distribution_id)), robust=True)
             return distribution
-        retried = retrying.update(
-            status=HolderPayment.Status.RETRYING, retry_count=F("retry_count") + 1, next_retry_at=None, updated_at=now
+        retried = HolderPayment.MOVES.claim(
+            retrying,
+            HolderPayment.Status.RETRYING,
+            retry_count=F("retry_count") + 1,
+            next_retry_at=None,
+            updated_at=now,
         )
         if retried == 0:
             raise Conflict(
                 f"no holder can be retried: every failed holder was retried {settings.PAYOUT_MAX_RETRIES} times"
             )
-        BatchPayout.objects.filter(
-            distribution=distribution,
-            number__in=HolderPayment.objects.filter(
-                distribution=distribution, status=HolderPayment.Status.RETRYING
-            ).values("batch_number"),
-        ).update(status=BatchPayout.Status.PENDING, error="", updated_at=now)
-        distribution.failed_count = F("failed_count") - retried
-        distribution.save(
-            update_fields=["status", "error", "finished_at", "execution_duration", "failed_count", "updated_at"]
+        BatchPayout.MOVES.claim(
+            BatchPayout.objects.filter(
+                distribution=distribution,
+                number__in=HolderPayment.objects.filter(
+                    distribution=distribution, status=HolderPayment.Status.RETRYING
+                ).values("batch_number"),
+            ),
+            BatchPayout.Status.PENDING,
+            error="",
+            updated_at=now,
         )
+        distribution.failed_count = F("failed_count") - retried
+        distribution.save(update_fields=["failed_count", "updated_at"])
         transaction.on_commit(lambda: submit_batches_task.delay(str(distribution_id)), robust=True)
     distribution.refresh_from_db()
     logger.info("distribution retry distribution_id=%s holders=%s", distribution_id, retried)

@@ -282,10 +282,10 @@ def test_a_skipped_occurrence_can_be_neither_started_nor_cancelled(funded_asset:
 
 
 def test_skipped_is_final_and_only_reached_from_scheduled() -> None:
-    Distribution.Status.check_move("SCHEDULED", "SKIPPED")
+    Distribution.MOVES.check("SCHEDULED", "SKIPPED")
     for source in ("IN_PROGRESS", "FAILED", "COMPLETED", "CANCELLED"):
         with pytest.raises(IllegalTransition):
-            Distribution.Status.check_move(source, "SKIPPED")
+            Distribution.MOVES.check(source, "SKIPPED")
     for target in Distribution.Status.values:
         with pytest.raises(IllegalTransition):
-            Distribution.Status.check_move("SKIPPED", target)
+            Distribution.MOVES.check("SKIPPED", target)
