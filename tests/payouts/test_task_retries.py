@@ -12,7 +12,7 @@ from pytest_django.fixtures import Settings
 from payouts import services
 from payouts.models import Asset, Distribution
 from tests.fixtures.workers import wait_until_idle
-from tests.payouts.test_chain_execution import _finished
+from tests.payouts.chainkit import wait_finished
 
 pytestmark = [pytest.mark.chain, pytest.mark.django_db(transaction=True)]
 
@@ -33,7 +33,7 @@ def test_planning_that_can_never_work_fails_at_once_with_a_reason_instead_of_ret
         distribution = services.distribution_create(
             asset_id=funded_asset.pk, subtype="IMMEDIATE", amount_type="FIXED", amount=1_000
         )
-        done = _finished(distribution.pk, timeout=30)
+        done = wait_finished(distribution.pk, timeout=30)
         wait_until_idle()  # a retry, had there been one, was scheduled and ran by now
     finally:
         task_retry.disconnect(count)
