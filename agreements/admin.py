@@ -20,7 +20,6 @@ from agreements.models import (
     Agreement,
     AgreementBlockchainLog,
     AgreementPayment,
-    IllegalTransitionError,
     InboundBlockchainEvent,
     WebhookDelivery,
     WebhookDeliveryAttempt,
@@ -29,6 +28,8 @@ from agreements.payloads import to_units
 from agreements.services import agreements as agreement_services
 from agreements.services import inbound as inbound_services
 from agreements.services import outbound as outbound_services
+from config.errors import DomainError
+from config.states import IllegalTransition
 
 
 class _ReadOnlyInline(admin.TabularInline):  # type: ignore[type-arg]
@@ -77,7 +78,7 @@ def _transition_action(target: str) -> Any:
             try:
                 agreement_services.agreement_transition(agreement_id=agreement_id, target=target)
                 moved += 1
-            except IllegalTransitionError as exc:
+            except IllegalTransition as exc:
                 refused.append(f"{agreement_id}: {exc}")
         if moved:
             modeladmin.message_user(request, f"{moved} agreement(s) moved to {target}.", messages.SUCCESS)
@@ -153,7 +154,7 @@ class AgreementPaymentAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             try:
                 agreement_services.payment_cancel(payment_id=payment_id, reason=f"cancelled by {request.user}")
                 cancelled += 1
-            except IllegalTransitionError as exc:
+            except IllegalTransition as exc:
                 self.message_user(request, f"{payment_id}: {exc}", messages.WARNING)
         self.message_user(request, f"{cancelled} payment(s) cancelled.", messages.SUCCESS)
 
@@ -217,7 +218,7 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             try:
                 outbound_services.webhook_delivery_resend(delivery_id=delivery_id)
                 resent += 1
-            except IllegalTransitionError as exc:
+            except IllegalTransition as exc:
                 self.message_user(request, f"{delivery_id}: {exc}", messages.WARNING)
         self.message_user(request, f"{resent} delivery(ies) queued again.", messages.SUCCESS)
 
@@ -263,7 +264,13 @@ class InboundBlockchainEventAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
     @admin.action(description="Reprocess selected FAILED events")
     def reprocess(self, request: HttpRequest, queryset: QuerySet[InboundBlockchainEvent]) -> None:
-        failed = queryset.filter(status=InboundBlockchainEvent.Status.FAILED).values_list("id", flat=True)
-        for event_id in failed:
-            inbound_services.blockchain_event_reprocess(event_id=event_id)
-        self.message_user(request, f"{len(failed)} event(s) queued again.", messages.SUCCESS)
+        reopened = skipped = 0
+        for event_id in queryset.values_list("id", flat=True):
+            try:
+                inbound_services.blockchain_event_reprocess(event_id=event_id)
+                reopened += 1
+            except DomainError:  # not FAILED (the service says which may be reprocessed), or gone
+                skipped += 1
+        self.message_user(request, f"{reopened} event(s) queued again.", messages.SUCCESS)
+        if skipped:
+            self.message_user(request, f"{skipped} event(s) skipped: only FAILED events are reprocessed.")

@@ -1,5 +1,8 @@
 """Agreements (IOUs), their payments and on-chain log, and the webhook outbox in both directions.
 
+Every status column moves only as its model's `MOVES` (a `config.states.StateMachine`) allows, through
+the model's `transition` / `mark_<state>()` methods (or `MOVES.claim` for many rows at once).
+
 - `Agreement`: a loan between a creditor and a debtor, with an explicit status graph and the
   on-chain fields set when the blockchain service reports the IOU issued.
 - `AgreementPayment`: a scheduled repayment; an operator may cancel it.
@@ -15,18 +18,12 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import ClassVar
 
 from django.db import models
 from django.utils import timezone
 
-
-class IllegalTransitionError(Exception):
-    """A status change that the graph does not allow (the API answers 409)."""
-
-    def __init__(self, entity: str, current: str, target: str) -> None:
-        super().__init__(f"{entity} cannot go from {current} to {target}.")
-        self.current = current
-        self.target = target
+from config.states import StateMachine
 
 
 class Agreement(models.Model):
@@ -39,14 +36,17 @@ class Agreement(models.Model):
         CANCELLED = "CANCELLED", "Cancelled"
 
     # The explicit graph: anything not listed here is refused.
-    ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
-        Status.DRAFT: frozenset({Status.BEFORE_PROGRESS, Status.CANCELLED}),
-        Status.BEFORE_PROGRESS: frozenset({Status.IN_PROGRESS, Status.CANCELLED}),
-        Status.IN_PROGRESS: frozenset({Status.OVERDUE, Status.COMPLETED, Status.CANCELLED}),
-        Status.OVERDUE: frozenset({Status.COMPLETED, Status.CANCELLED}),
-        Status.COMPLETED: frozenset(),
-        Status.CANCELLED: frozenset(),
-    }
+    MOVES: ClassVar[StateMachine] = StateMachine(
+        "status",
+        {
+            Status.DRAFT: {Status.BEFORE_PROGRESS, Status.CANCELLED},
+            Status.BEFORE_PROGRESS: {Status.IN_PROGRESS, Status.CANCELLED},
+            Status.IN_PROGRESS: {Status.OVERDUE, Status.COMPLETED, Status.CANCELLED},
+            Status.OVERDUE: {Status.COMPLETED, Status.CANCELLED},
+            Status.COMPLETED: set(),
+            Status.CANCELLED: set(),
+        },
+    )
     # Statuses announced to the blockchain service with the full agreement (creation and progress).
     ANNOUNCED_WITH_DETAILS = frozenset({Status.BEFORE_PROGRESS, Status.IN_PROGRESS, Status.OVERDUE})
 
@@ -86,16 +86,11 @@ class Agreement(models.Model):
     def __str__(self) -> str:
         return f"Agreement {self.id} ({self.status})"
 
-    def can_transition_to(self, target: str) -> bool:
-        return target in self.ALLOWED_TRANSITIONS.get(self.status, frozenset())
-
-    def transition_to(self, target: str, *, now: datetime | None = None) -> list[str]:
-        """Move to `target` or raise `IllegalTransitionError`; returns the fields to save."""
-        if not self.can_transition_to(target):
-            raise IllegalTransitionError("Agreement", self.status, target)
-        self.status = target
-        self.status_changed_at = now or timezone.now()
-        return ["status", "status_changed_at", "updated_at"]
+    def transition(self, target: str, *, now: datetime | None = None) -> None:
+        """Move to `target` (any status the graph allows: the operator picks it) and save, stamping
+        `status_changed_at`; raises `IllegalTransition` for any other move."""
+        now = now or timezone.now()
+        self.MOVES.move(self, target, status_changed_at=now, updated_at=now)
 
     @property
     def is_editable(self) -> bool:
@@ -108,11 +103,9 @@ class AgreementPayment(models.Model):
         PAID = "PAID", "Paid"
         CANCELLED = "CANCELLED", "Cancelled"
 
-    ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
-        Status.SCHEDULED: frozenset({Status.PAID, Status.CANCELLED}),
-        Status.PAID: frozenset(),
-        Status.CANCELLED: frozenset(),
-    }
+    MOVES: ClassVar[StateMachine] = StateMachine(
+        "status", {Status.SCHEDULED: {Status.PAID, Status.CANCELLED}, Status.PAID: set(), Status.CANCELLED: set()}
+    )
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     agreement = models.ForeignKey(Agreement, on_delete=models.CASCADE, related_name="payments")
@@ -134,21 +127,11 @@ class AgreementPayment(models.Model):
     def __str__(self) -> str:
         return f"Payment {self.id} ({self.status})"
 
-    def _move(self, target: str) -> None:
-        if target not in self.ALLOWED_TRANSITIONS.get(self.status, frozenset()):
-            raise IllegalTransitionError("Payment", self.status, target)
-        self.status = target
+    def mark_cancelled(self, *, reason: str, now: datetime | None = None) -> None:
+        self.MOVES.move(self, self.Status.CANCELLED, cancelled_at=now or timezone.now(), cancel_reason=reason)
 
-    def cancel(self, *, reason: str, now: datetime | None = None) -> list[str]:
-        self._move(self.Status.CANCELLED)
-        self.cancelled_at = now or timezone.now()
-        self.cancel_reason = reason
-        return ["status", "cancelled_at", "cancel_reason"]
-
-    def mark_paid(self, *, now: datetime | None = None) -> list[str]:
-        self._move(self.Status.PAID)
-        self.paid_at = now or timezone.now()
-        return ["status", "paid_at"]
+    def mark_paid(self, *, now: datetime | None = None) -> None:
+        self.MOVES.move(self, self.Status.PAID, paid_at=now or timezone.now())
 
 
 class AgreementBlockchainLog(models.Model):
@@ -184,6 +167,17 @@ class WebhookDelivery(models.Model):
         SUCCESS = "SUCCESS", "Success"
         FAILED = "FAILED", "Failed"
 
+    # FAILED (gave up) and SUCCESS go back to PENDING only for an operator's resend: a fresh round.
+    # The failure and resend moves are the outbox's (`agreements.outbox.Outbox`).
+    MOVES: ClassVar[StateMachine] = StateMachine(
+        "status",
+        {
+            Status.PENDING: {Status.SUCCESS, Status.FAILED},
+            Status.SUCCESS: {Status.PENDING},
+            Status.FAILED: {Status.PENDING},
+        },
+    )
+
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     agreement = models.ForeignKey(Agreement, on_delete=models.PROTECT, related_name="webhook_deliveries")
     event_type = models.CharField(max_length=40)
@@ -207,6 +201,17 @@ class WebhookDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event_type} {self.id} ({self.status})"
+
+    def mark_success(self, *, now: datetime) -> None:
+        """Delivered: the try counts, the lease is released (call it on the locked row)."""
+        self.MOVES.move(
+            self,
+            self.Status.SUCCESS,
+            attempt_count=self.attempt_count + 1,
+            last_error="",
+            completed_at=now,
+            locked_until=None,
+        )
 
 
 class WebhookDeliveryAttempt(models.Model):
@@ -243,6 +248,17 @@ class InboundBlockchainEvent(models.Model):
         PROCESSED = "PROCESSED", "Processed"
         FAILED = "FAILED", "Failed"
 
+    # FAILED (gave up) goes back to RECEIVED only for an operator's reprocess: a fresh round.
+    # The failure and reprocess moves are the outbox's (`agreements.outbox.Outbox`).
+    MOVES: ClassVar[StateMachine] = StateMachine(
+        "status",
+        {
+            Status.RECEIVED: {Status.PROCESSED, Status.FAILED},
+            Status.PROCESSED: set(),
+            Status.FAILED: {Status.RECEIVED},
+        },
+    )
+
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     webhook_id = models.CharField(max_length=255, unique=True)
     body_sha256 = models.CharField(max_length=64)
@@ -265,3 +281,9 @@ class InboundBlockchainEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.type} {self.tx_hash} ({self.status})"
+
+    def mark_processed(self, *, now: datetime) -> None:
+        """Applied: the try counts (call it on the locked row)."""
+        self.MOVES.move(
+            self, self.Status.PROCESSED, processed_at=now, attempt_count=self.attempt_count + 1, last_error=""
+        )

@@ -32,6 +32,7 @@ from django.utils import timezone
 
 from config.alerts import AlertField, send_alert
 from config.enqueue import publish, publish_on_commit
+from config.states import StateMachine
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +71,7 @@ class Outbox(Generic[RowT]):
     """The bookkeeping of one kind of outbox row (see the module docstring)."""
 
     model: type[RowT]
+    moves: StateMachine  # the model's MOVES: a failure and a fresh round are moves it must allow
     task: str  # the task making one try; its one argument is the row id as a string
     noun: str  # names the row in log lines: "could not build <noun> alert <noun>_id=…"
     pending: str  # the status of a row still to be tried
@@ -131,6 +133,7 @@ class Outbox(Generic[RowT]):
         row.attempt_count += 1
         row.last_error = error
         if give_up or row.attempt_count > settings.WEBHOOK_MAX_RETRIES:
+            self.moves.check(row.status, self.failed)
             row.status = self.failed
             if self.finished_at:
                 setattr(row, self.finished_at, now)
@@ -182,15 +185,15 @@ class Outbox(Generic[RowT]):
     def reopen(self, row: RowT) -> None:
         """Under the row lock: start a fresh round of tries, enqueued after commit."""
         values = self.fresh_round(timezone.now())
-        for name, value in values.items():
-            setattr(row, name, value)
-        row.save(update_fields=list(values))
+        self.moves.move(row, values.pop("status"), **values)
         self.enqueue_on_commit(row.pk)
 
     def reopen_failed(self, row_ids: Iterable[UUID]) -> None:
         """Start a fresh round for each listed row still FAILED, each enqueued after commit."""
         row_ids = list(row_ids)
         values = self.fresh_round(timezone.now())
-        self.model._default_manager.filter(id__in=row_ids, status=self.failed).update(**values)
+        self.moves.claim(
+            self.model._default_manager.filter(id__in=row_ids), values.pop("status"), sources=[self.failed], **values
+        )
         for row_id in row_ids:
             self.enqueue_on_commit(row_id)

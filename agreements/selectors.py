@@ -1,11 +1,14 @@
-"""Reads for the agreements API and admin (querysets with their joins and filters)."""
+"""Reads for the agreements API and admin (querysets with their joins and filters).
+
+A `_get` raises `config.errors.NotFound` for an unknown or malformed id (a 404, never a 500).
+"""
 
 from __future__ import annotations
 
+from typing import TypeVar
 from uuid import UUID
 
-from django.db.models import Prefetch, QuerySet
-from django.http import Http404
+from django.db.models import Model, Prefetch, QuerySet
 
 from agreements.models import (
     Agreement,
@@ -15,21 +18,24 @@ from agreements.models import (
     WebhookDelivery,
     WebhookDeliveryAttempt,
 )
+from config.errors import NotFound, parse_id
+
+M = TypeVar("M", bound=Model)
 
 
-def parse_id(raw: str) -> UUID:
-    """A UUID from a URL segment; anything malformed is a 404, never a 500."""
-    try:
-        return UUID(str(raw))
-    except ValueError:
-        raise Http404("No such object.") from None
+def locked_get(model: type[M], row_id: UUID, *, what: str) -> M:
+    """The row locked until the caller's transaction ends (`select_for_update`), else `NotFound`."""
+    row = model._default_manager.select_for_update().filter(id=row_id).first()
+    if row is None:
+        raise NotFound(f"{what} not found")
+    return row
 
 
-def agreement_get(raw_id: str) -> Agreement:
-    try:
-        return Agreement.objects.get(id=parse_id(raw_id))
-    except Agreement.DoesNotExist:
-        raise Http404("No such agreement.") from None
+def agreement_get(raw_id: str | UUID) -> Agreement:
+    agreement = Agreement.objects.filter(id=parse_id(raw_id, what="agreement")).first()
+    if agreement is None:
+        raise NotFound("agreement not found")
+    return agreement
 
 
 def agreement_list(*, status: str | None = None) -> QuerySet[Agreement]:
@@ -41,11 +47,11 @@ def payment_list(*, agreement_id: UUID) -> QuerySet[AgreementPayment]:
     return AgreementPayment.objects.filter(agreement_id=agreement_id).order_by("due_date", "created_at", "id")
 
 
-def payment_get(*, agreement_id: UUID, raw_id: str) -> AgreementPayment:
-    try:
-        return AgreementPayment.objects.get(agreement_id=agreement_id, id=parse_id(raw_id))
-    except AgreementPayment.DoesNotExist:
-        raise Http404("No such payment.") from None
+def payment_get(*, agreement_id: UUID, raw_id: str | UUID) -> AgreementPayment:
+    payment = AgreementPayment.objects.filter(agreement_id=agreement_id, id=parse_id(raw_id, what="payment")).first()
+    if payment is None:
+        raise NotFound("payment not found")
+    return payment
 
 
 def blockchain_log_list(*, agreement_id: UUID) -> QuerySet[AgreementBlockchainLog]:
@@ -63,11 +69,11 @@ def delivery_list(*, status: str | None = None, agreement_id: UUID | None = None
     return queryset
 
 
-def delivery_get(raw_id: str) -> WebhookDelivery:
-    try:
-        return delivery_list().get(id=parse_id(raw_id))
-    except WebhookDelivery.DoesNotExist:
-        raise Http404("No such delivery.") from None
+def delivery_get(raw_id: str | UUID) -> WebhookDelivery:
+    delivery = delivery_list().filter(id=parse_id(raw_id, what="webhook delivery")).first()
+    if delivery is None:
+        raise NotFound("webhook delivery not found")
+    return delivery
 
 
 def inbound_event_list(*, status: str | None = None) -> QuerySet[InboundBlockchainEvent]:

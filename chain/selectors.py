@@ -10,17 +10,18 @@ from django.db.models import Count, Max, Min, QuerySet
 from django.utils import timezone
 
 from chain.lane.models import ChainTransaction
+from config.errors import NotFound, parse_id
 
 STUCK_AFTER = datetime.timedelta(minutes=5)
 
 
-def transaction_get(transaction_id: str) -> ChainTransaction | None:
-    """The transaction with this id (with its versions), or None, also for an id that is no UUID."""
-    try:
-        parsed = uuid.UUID(transaction_id)
-    except ValueError:
-        return None
-    return ChainTransaction.objects.prefetch_related("versions").filter(pk=parsed).first()
+def transaction_get(transaction_id: str | uuid.UUID) -> ChainTransaction:
+    """The transaction with this id (with its versions); `NotFound`, also for an id that is no UUID."""
+    parsed = parse_id(transaction_id, what="chain transaction")
+    row = ChainTransaction.objects.prefetch_related("versions").filter(pk=parsed).first()
+    if row is None:
+        raise NotFound("chain transaction not found")
+    return row
 
 
 def transaction_status_counts() -> dict[str, int]:

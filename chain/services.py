@@ -13,6 +13,7 @@ from chain.lane.services import (
     transaction_replace,
     transaction_submit,
     transaction_sweep,
+    unregister_transaction_handler,
 )
 
 __all__ = [
@@ -26,4 +27,5 @@ __all__ = [
     "transaction_replace",
     "transaction_submit",
     "transaction_sweep",
+    "unregister_transaction_handler",
 ]

@@ -1,8 +1,10 @@
-"""API conventions shared by every app: error responses and domain exceptions.
+"""API conventions shared by every app: the error response, built once here for every view.
 
 Error body, whatever the status:
     {"code": "<machine-readable>", "detail": "<what a person can act on>", "fields": {...}}
-`fields` is present on validation errors only. Unexpected errors are logged and masked as 500.
+`fields` is present on validation errors only. Services and selectors raise `config.errors`
+(`NotFound` 404, `Conflict` 409, `InvalidInput` 400 naming its field); a `ChainError` is a 503
+that names no URL; unexpected errors are logged and masked as 500. Views translate nothing.
 """
 
 from __future__ import annotations
@@ -17,6 +19,9 @@ from drf_spectacular.utils import inline_serializer
 from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
+
+from chain.errors import ChainError
+from config.errors import DomainError, InvalidInput
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +38,7 @@ ERROR_BODY = inline_serializer(
 
 
 class ConflictError(exceptions.APIException):
-    """The request is valid but the resource's state forbids it (paused, wrong status, duplicate)."""
+    """An HTTP-level conflict (a busy idempotency key); services raise `config.errors.Conflict`."""
 
     status_code = status.HTTP_409_CONFLICT
     default_detail = "The request conflicts with the current state of the resource."
@@ -58,14 +63,41 @@ def _first_message(detail: Any) -> str:
     return str(detail)
 
 
-def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
-    if isinstance(exc, DjangoValidationError):
-        exc = exceptions.ValidationError(exc.message_dict if hasattr(exc, "error_dict") else exc.messages)
-    elif isinstance(exc, Http404):
-        exc = exceptions.NotFound()
-    elif isinstance(exc, PermissionDenied):
-        exc = exceptions.PermissionDenied()
+class _DomainRefusal(exceptions.APIException):
+    """A `DomainError` carried through DRF's handler with its own status and code."""
 
+    def __init__(self, error: DomainError) -> None:
+        super().__init__(str(error) or type(error).__doc__ or error.code, error.code)
+        self.status_code = error.http_status
+        self.default_code = error.code
+
+
+def _as_api_exception(exc: Exception, context: dict[str, Any]) -> Exception:
+    """The one mapping from domain, chain and Django errors to DRF's HTTP exceptions."""
+    if isinstance(exc, InvalidInput):
+        return exceptions.ValidationError({exc.field: [str(exc)]})
+    if isinstance(exc, DomainError):
+        return _DomainRefusal(exc)
+    if isinstance(exc, ChainError):
+        # the RPC URL may carry credentials: the client gets no detail, the log gets the error type
+        view = context.get("view")
+        logger.warning(
+            "chain unavailable during an API call view=%s error_type=%s",
+            type(view).__name__ if view else None,
+            type(exc).__name__,
+        )
+        return ServiceUnavailableError("the chain RPC did not answer; nothing was changed: try again shortly")
+    if isinstance(exc, DjangoValidationError):
+        return exceptions.ValidationError(exc.message_dict if hasattr(exc, "error_dict") else exc.messages)
+    if isinstance(exc, Http404):
+        return exceptions.NotFound()
+    if isinstance(exc, PermissionDenied):
+        return exceptions.PermissionDenied()
+    return exc
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    exc = _as_api_exception(exc, context)
     response = drf_exception_handler(exc, context)
     if response is None:
         view = context.get("view")

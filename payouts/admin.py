@@ -19,8 +19,8 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
+from config.errors import DomainError, InvalidInput
 from payouts import services
-from payouts.errors import PayoutsError
 from payouts.models import Asset, AssetHolder, BatchPayout, Distribution, FundsWithdrawal, HolderPayment
 from payouts.recurrence import local_instant, time_zone_names, wall_clock_text, zone
 from payouts.units import AmountError, format_units, parse_units
@@ -32,7 +32,7 @@ def _run_each(request: HttpRequest, queryset: Iterable[Any], action: Callable[[A
         try:
             action(obj)
             done += 1
-        except PayoutsError as exc:
+        except DomainError as exc:
             refused.append(f"{obj}: {exc}")
     if done:
         messages.success(request, f"{verb}: {done}")
@@ -128,14 +128,15 @@ def _service_form(
     act: Callable[[dict[str, Any]], str],
 ) -> HttpResponse:
     """A form page whose valid POST calls one service: `act(cleaned_data)` says what it did (a message)
-    and returns where to go next; a refusal (`PayoutsError`) is shown on the form."""
+    and returns where to go next; a refusal (`DomainError`) is shown on the form, by its field if it names one."""
     if not model_admin.has_add_permission(request):
         return HttpResponse(status=403)
     if request.method == "POST" and form.is_valid():
         try:
             next_url = act(form.cleaned_data)
-        except PayoutsError as exc:
-            form.add_error(None, str(exc))
+        except DomainError as exc:
+            field = exc.field if isinstance(exc, InvalidInput) and exc.field in form.fields else None
+            form.add_error(field, str(exc))
         else:
             return HttpResponseRedirect(next_url)
     return _form_page(request, model_admin, form, title=title)
@@ -162,9 +163,7 @@ class DistributionCreateForm(forms.Form):
     subtype = forms.ChoiceField(choices=Distribution.Subtype.choices, initial=Distribution.Subtype.IMMEDIATE)
     amount_type = forms.ChoiceField(choices=Distribution.AmountType.choices[:2])
     amount = forms.CharField(required=False, help_text="FIXED: total in payment-token units, e.g. 1000.50")
-    percentage = forms.DecimalField(
-        required=False, min_value=0.01, max_value=100, decimal_places=2, help_text="PERCENTAGE: 0.01 to 100"
-    )
+    percentage = forms.DecimalField(required=False, decimal_places=2, help_text="PERCENTAGE: 0.01 to 100")
     scheduled_at = forms.DateTimeField(
         required=False,
         help_text="ONE_OFF / RECURRING: a future time, on the clock of the time zone below (UTC when empty)",

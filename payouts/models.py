@@ -1,9 +1,10 @@
 """Payouts data: assets, their holders, distributions, batch payouts and holder payments.
 
 Amounts are integers in base units stored in `AmountField` (numeric(78, 0): any uint256).
-Statuses are `TextChoices` with an explicit transition table; `Status.check_move(old, new)` refuses
-illegal moves, both for instance transitions and for the conditional `UPDATE ... WHERE status=old`
-claims the services use when two workers may race.
+Statuses are `TextChoices`; each model declares its allowed moves once as a `StateMachine`
+(`config/states.py`): its `mark_<state>()` methods set every coupled field and refuse illegal moves,
+and `MOVES.claim` runs the conditional `UPDATE ... WHERE status IN (allowed sources)` the services
+use for bulk moves and when two workers may race.
 
 Scale notes (an asset may have 1,000,000 holders):
 - `HolderPayment` has no foreign key to `BatchPayout`: a payment belongs to batch
@@ -16,32 +17,26 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 from chain.fields import Uint256Field
+from config.states import IllegalTransition, StateMachine
 
-
-class IllegalTransition(Exception):
-    """A status change the state machine does not allow."""
-
-
-class _Machine(models.TextChoices):
-    """TextChoices with a transition table (`_moves`, set after the class)."""
-
-    @classmethod
-    def check_move(cls, old: str, new: str) -> None:
-        allowed: dict[str, set[str]] = cls._moves  # type: ignore[attr-defined]
-        if new not in allowed.get(old, set()):
-            raise IllegalTransition(f"{cls.__qualname__}: {old} -> {new} is not allowed")
-
-    @classmethod
-    def sources_of(cls, new: str) -> list[str]:
-        allowed: dict[str, set[str]] = cls._moves  # type: ignore[attr-defined]
-        return sorted(old for old, targets in allowed.items() if new in targets)
+__all__ = [
+    "Asset",
+    "AssetHolder",
+    "BatchPayout",
+    "Distribution",
+    "FundsWithdrawal",
+    "HolderPayment",
+    "IllegalTransition",
+    "PlanningHolder",
+]
 
 
 class Asset(models.Model):
@@ -52,12 +47,12 @@ class Asset(models.Model):
         BOND_KPI_LINKED_RATE = "BOND_KPI_LINKED_RATE"
         BOND_SPT_RATE = "BOND_SPT_RATE"
 
-    class SyncStatus(_Machine):
+    class SyncStatus(models.TextChoices):
         SYNCING = "SYNCING"
         SYNCED = "SYNCED"
         FAILED = "FAILED"
 
-    class PauseState(_Machine):
+    class PauseState(models.TextChoices):
         """Where the payout contract's pause stands. Only ACTIVE pays: a toggle on its way to the chain
         (PAUSING, UNPAUSING) holds every batch until the lane confirms it or it fails."""
 
@@ -70,6 +65,26 @@ class Asset(models.Model):
         def in_flight(cls) -> frozenset[str]:
             return frozenset({cls.PAUSING, cls.UNPAUSING})
 
+    SYNC_MOVES: ClassVar[StateMachine] = StateMachine(
+        "sync_status",
+        {
+            SyncStatus.SYNCING: {SyncStatus.SYNCED, SyncStatus.FAILED, SyncStatus.SYNCING},
+            SyncStatus.SYNCED: {SyncStatus.SYNCING},
+            SyncStatus.FAILED: {SyncStatus.SYNCING},
+        },
+    )
+    PAUSE_MOVES: ClassVar[StateMachine] = StateMachine(
+        "pause_state",
+        {
+            # an operator's toggle goes through the lane; a sync may find the chain toggled behind our back
+            PauseState.ACTIVE: {PauseState.PAUSING, PauseState.PAUSED},
+            PauseState.PAUSED: {PauseState.UNPAUSING, PauseState.ACTIVE},
+            # confirmed, or failed: back to what the chain says
+            PauseState.PAUSING: {PauseState.PAUSED, PauseState.ACTIVE},
+            PauseState.UNPAUSING: {PauseState.ACTIVE, PauseState.PAUSED},
+        },
+    )
+
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     name = models.CharField(max_length=200, unique=True)
     symbol = models.CharField(max_length=32)
@@ -81,7 +96,7 @@ class Asset(models.Model):
     payment_token_address = models.CharField(max_length=42)
     payment_token_decimals = models.PositiveSmallIntegerField(default=6)
     # True unless the chain is confirmed unpaused (pause_state ACTIVE): a paused asset starts nothing
-    # and sends no batch. Set together with pause_state by `move_pause`.
+    # and sends no batch. Set together with pause_state by the `mark_<pause state>` methods.
     is_paused = models.BooleanField(default=False)
     pause_state = models.CharField(max_length=10, choices=PauseState.choices, default=PauseState.ACTIVE)
     # Bumped on every pause/unpause so each on-chain toggle has its own idempotency key.
@@ -114,31 +129,31 @@ class Asset(models.Model):
     def is_bond(self) -> bool:
         return self.asset_type.startswith("BOND")
 
-    PAUSE_FIELDS: ClassVar[tuple[str, ...]] = ("pause_state", "is_paused", "pause_error", "updated_at")
+    # --- Sync moves (a sync that fails or finishes is claimed: see `payouts.services.assets`) -------
+    # A sync (re)starts from the top of the holder list, at a block its first chunk pins.
+    SYNC_RESTART: ClassVar[dict[str, Any]] = {"sync_block": None, "sync_cursor": 0, "sync_sweeps": 0}
 
-    def move_pause(self, new: str, *, error: str = "") -> None:
-        """Move the pause state in memory with every coupled field (caller saves PAUSE_FIELDS);
-        refuses illegal moves."""
-        self.PauseState.check_move(self.pause_state, new)
-        self.pause_state = new
-        self.is_paused = new != self.PauseState.ACTIVE
-        self.pause_error = error[:2000]
+    def mark_syncing(self, *, now: datetime) -> None:
+        self.SYNC_MOVES.move(self, self.SyncStatus.SYNCING, sync_started_at=now, **self.SYNC_RESTART, updated_at=now)
 
+    # --- Pause moves: `is_paused` and `pause_error` move with the state ----------------------------
+    def mark_pausing(self) -> None:
+        """An operator's pause is on its way to the chain (a new toggle: its own generation)."""
+        self._move_pause(self.PauseState.PAUSING, pause_generation=self.pause_generation + 1)
 
-Asset.SyncStatus._moves = {  # type: ignore[attr-defined]
-    "SYNCING": {"SYNCED", "FAILED", "SYNCING"},
-    "SYNCED": {"SYNCING"},
-    "FAILED": {"SYNCING"},
-}
+    def mark_unpausing(self) -> None:
+        """An operator's unpause is on its way to the chain (a new toggle: its own generation)."""
+        self._move_pause(self.PauseState.UNPAUSING, pause_generation=self.pause_generation + 1)
 
-Asset.PauseState._moves = {  # type: ignore[attr-defined]
-    # an operator's toggle goes through the lane; a sync may find the chain toggled behind our back
-    "ACTIVE": {"PAUSING", "PAUSED"},
-    "PAUSED": {"UNPAUSING", "ACTIVE"},
-    # confirmed, or failed: back to what the chain says
-    "PAUSING": {"PAUSED", "ACTIVE"},
-    "UNPAUSING": {"ACTIVE", "PAUSED"},
-}
+    def mark_paused(self, *, error: str = "") -> None:
+        self._move_pause(self.PauseState.PAUSED, pause_error=error[:2000])
+
+    def mark_active(self, *, error: str = "") -> None:
+        self._move_pause(self.PauseState.ACTIVE, pause_error=error[:2000])
+
+    def _move_pause(self, new: str, **fields: Any) -> None:
+        fields.setdefault("pause_error", "")
+        self.PAUSE_MOVES.move(self, new, is_paused=new != self.PauseState.ACTIVE, **fields, updated_at=timezone.now())
 
 
 class AssetHolder(models.Model):
@@ -201,7 +216,7 @@ class Distribution(models.Model):
         ALL = "all", "all: run every missed occurrence"
         NONE = "none", "none: skip every missed occurrence, wait for the next one"
 
-    class Status(_Machine):
+    class Status(models.TextChoices):
         SCHEDULED = "SCHEDULED"
         IN_PROGRESS = "IN_PROGRESS"
         FAILED = "FAILED"
@@ -214,6 +229,19 @@ class Distribution(models.Model):
 
         OCCURRENCE = "occurrence", "occurrence: this one only, the series goes on"
         SERIES = "series", "series: the whole series, nothing more is scheduled"
+
+    MOVES: ClassVar[StateMachine] = StateMachine(
+        "status",
+        {
+            Status.SCHEDULED: {Status.IN_PROGRESS, Status.CANCELLED, Status.SKIPPED},
+            Status.IN_PROGRESS: {Status.COMPLETED, Status.FAILED},
+            # a retry of the holders not yet paid; a late confirmation
+            Status.FAILED: {Status.IN_PROGRESS, Status.COMPLETED},
+            Status.COMPLETED: set(),
+            Status.CANCELLED: set(),
+            Status.SKIPPED: set(),
+        },
+    )
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     asset = models.ForeignKey(Asset, on_delete=models.PROTECT, related_name="distributions")
@@ -313,20 +341,33 @@ class Distribution(models.Model):
             return 100 if self.status == self.Status.COMPLETED else 0
         return (self.paid_count * 100) // self.holders_count
 
-    def transition(self, new: str) -> None:
-        """Move in memory (caller saves with update_fields); refuses illegal moves."""
-        self.Status.check_move(self.status, new)
-        self.status = new
+    # --- Moves of one locked row (a start, and the roll-up to COMPLETED/FAILED, are claims) ---------
+    def mark_in_progress(self) -> None:
+        """Running again after it FAILED (a retry): its last outcome is cleared. A start from SCHEDULED
+        is a claim (`distribution_claim`): two triggers may race for it."""
+        now = timezone.now()
+        self.MOVES.move(
+            self,
+            self.Status.IN_PROGRESS,
+            started_at=self.started_at or now,
+            error="",
+            finished_at=None,
+            execution_duration=None,
+            updated_at=now,
+        )
 
+    def mark_failed(self, *, error: str, now: datetime, **fields: Any) -> None:
+        """FAILED with its reason; `fields` are other columns to save with it."""
+        self.MOVES.move(self, self.Status.FAILED, error=error, finished_at=now, **fields, updated_at=now)
 
-Distribution.Status._moves = {  # type: ignore[attr-defined]
-    "SCHEDULED": {"IN_PROGRESS", "CANCELLED", "SKIPPED"},
-    "IN_PROGRESS": {"COMPLETED", "FAILED"},
-    "FAILED": {"IN_PROGRESS", "COMPLETED"},  # retry of the holders not yet paid; a late confirmation
-    "COMPLETED": set(),
-    "CANCELLED": set(),
-    "SKIPPED": set(),
-}
+    def mark_cancelled(self, *, reason: str, now: datetime, scope: str = "") -> None:
+        self.MOVES.move(
+            self, self.Status.CANCELLED, status_reason=reason, cancel_scope=scope, finished_at=now, updated_at=now
+        )
+
+    def mark_skipped(self, *, reason: str, now: datetime) -> None:
+        """Missed, and not run by its series' catch-up policy."""
+        self.MOVES.move(self, self.Status.SKIPPED, status_reason=reason, finished_at=now, updated_at=now)
 
 
 class PlanningHolder(models.Model):
@@ -347,12 +388,24 @@ class PlanningHolder(models.Model):
 
 
 class BatchPayout(models.Model):
-    class Status(_Machine):
+    class Status(models.TextChoices):
         PENDING = "PENDING"  # written, not yet handed to the chain lane
         IN_PROGRESS = "IN_PROGRESS"
         PARTIALLY_COMPLETED = "PARTIALLY_COMPLETED"
         COMPLETED = "COMPLETED"
         FAILED = "FAILED"
+
+    MOVES: ClassVar[StateMachine] = StateMachine(
+        "status",
+        {
+            # settled before it was re-sent
+            Status.PENDING: {Status.IN_PROGRESS, Status.COMPLETED, Status.PARTIALLY_COMPLETED, Status.FAILED},
+            Status.IN_PROGRESS: {Status.COMPLETED, Status.PARTIALLY_COMPLETED, Status.FAILED},
+            Status.PARTIALLY_COMPLETED: {Status.PENDING, Status.COMPLETED},
+            Status.FAILED: {Status.PENDING, Status.COMPLETED, Status.PARTIALLY_COMPLETED},
+            Status.COMPLETED: set(),
+        },
+    )
 
     id = models.BigAutoField(primary_key=True)
     distribution = models.ForeignKey(Distribution, on_delete=models.CASCADE, related_name="batches")
@@ -382,22 +435,63 @@ class BatchPayout(models.Model):
     def __str__(self) -> str:
         return f"Batch {self.number}"
 
+    def mark_in_progress(
+        self, *, attempt: int, chain_batch_id: str, chain_transaction_id: uuid.UUID, now: datetime
+    ) -> None:
+        """Handed to the chain lane as attempt `attempt`: the previous attempt's results are cleared."""
+        self.MOVES.move(
+            self,
+            self.Status.IN_PROGRESS,
+            attempts=attempt,
+            chain_batch_id=chain_batch_id,
+            chain_transaction_id=chain_transaction_id,
+            tx_hash="",
+            nonce=None,
+            error="",
+            submitted_at=now,
+            updated_at=now,
+        )
 
-BatchPayout.Status._moves = {  # type: ignore[attr-defined]
-    "PENDING": {"IN_PROGRESS", "COMPLETED", "PARTIALLY_COMPLETED", "FAILED"},  # settled before it was re-sent
-    "IN_PROGRESS": {"COMPLETED", "PARTIALLY_COMPLETED", "FAILED"},
-    "PARTIALLY_COMPLETED": {"PENDING", "COMPLETED"},
-    "FAILED": {"PENDING", "COMPLETED", "PARTIALLY_COMPLETED"},
-    "COMPLETED": set(),
-}
+    def mark_settled(self, *, paid: int, failed: int, error: str = "") -> None:
+        """COMPLETED, PARTIALLY_COMPLETED or FAILED from its holders' results, none of them open.
+
+        A batch rolled up again in the state it is in only has its counts refreshed.
+        """
+        if failed == 0:
+            to = self.Status.COMPLETED
+        elif paid == 0:
+            to = self.Status.FAILED
+        else:
+            to = self.Status.PARTIALLY_COMPLETED
+        if to != self.status:
+            self.MOVES.check(self.status, to)
+        now = timezone.now()
+        self.status = to
+        self.paid_count, self.failed_count = paid, failed
+        self.confirmed_at = self.confirmed_at or now
+        if error:
+            self.error = error[:2000]
+        self.updated_at = now
+        self.save(update_fields=["status", "paid_count", "failed_count", "confirmed_at", "error", "updated_at"])
 
 
 class HolderPayment(models.Model):
-    class Status(_Machine):
+    class Status(models.TextChoices):
         PENDING = "PENDING"
         RETRYING = "RETRYING"
         SUCCESS = "SUCCESS"
         FAILED = "FAILED"
+
+    # Payments move in bulk only, each move a `MOVES.claim` (see `payouts.services.confirmation`).
+    MOVES: ClassVar[StateMachine] = StateMachine(
+        "status",
+        {
+            Status.PENDING: {Status.SUCCESS, Status.FAILED},
+            Status.RETRYING: {Status.SUCCESS, Status.FAILED},
+            Status.FAILED: {Status.RETRYING, Status.SUCCESS},  # SUCCESS: a late confirmation of an earlier attempt
+            Status.SUCCESS: set(),
+        },
+    )
 
     id = models.BigAutoField(primary_key=True)
     distribution = models.ForeignKey(Distribution, on_delete=models.CASCADE, related_name="payments")
@@ -426,24 +520,21 @@ class HolderPayment(models.Model):
         return f"{self.holder_address}: {self.amount} ({self.status})"
 
 
-HolderPayment.Status._moves = {  # type: ignore[attr-defined]
-    "PENDING": {"SUCCESS", "FAILED"},
-    "RETRYING": {"SUCCESS", "FAILED"},
-    "FAILED": {"RETRYING", "SUCCESS"},  # SUCCESS: a late confirmation of an earlier attempt
-    "SUCCESS": set(),
-}
-
-
 class FundsWithdrawal(models.Model):
     """Payment tokens the payout contract's admin takes back (leftovers), sent through the chain lane.
 
     While PENDING it reserves its amount, so no distribution can start counting on it.
     """
 
-    class Status(_Machine):
+    class Status(models.TextChoices):
         PENDING = "PENDING"
         CONFIRMED = "CONFIRMED"
         FAILED = "FAILED"
+
+    MOVES: ClassVar[StateMachine] = StateMachine(
+        "status",
+        {Status.PENDING: {Status.CONFIRMED, Status.FAILED}, Status.CONFIRMED: set(), Status.FAILED: set()},
+    )
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     asset = models.ForeignKey(Asset, on_delete=models.PROTECT, related_name="withdrawals")
@@ -470,18 +561,7 @@ class FundsWithdrawal(models.Model):
         return f"withdrawal of {self.amount} to {self.to_address} ({self.status})"
 
     def mark_confirmed(self, *, tx_hash: str, now: datetime) -> None:
-        self.Status.check_move(self.status, self.Status.CONFIRMED)
-        self.status, self.tx_hash, self.error, self.finished_at = self.Status.CONFIRMED, tx_hash, "", now
-        self.save(update_fields=["status", "tx_hash", "error", "finished_at"])
+        self.MOVES.move(self, self.Status.CONFIRMED, tx_hash=tx_hash, error="", finished_at=now)
 
     def mark_failed(self, *, error: str, now: datetime) -> None:
-        self.Status.check_move(self.status, self.Status.FAILED)
-        self.status, self.error, self.finished_at = self.Status.FAILED, error[:2000], now
-        self.save(update_fields=["status", "error", "finished_at"])
-
-
-FundsWithdrawal.Status._moves = {  # type: ignore[attr-defined]
-    "PENDING": {"CONFIRMED", "FAILED"},
-    "CONFIRMED": set(),
-    "FAILED": set(),
-}
+        self.MOVES.move(self, self.Status.FAILED, error=error[:2000], finished_at=now)

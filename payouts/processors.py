@@ -120,11 +120,11 @@ def register() -> None:
     from payouts.services.withdrawals import withdrawal_transaction_finished
 
     for name in PAYOUT_EVENTS:
-        register_event_processor(name, on_payout_event)
-    register_event_processor("HolderBalanceUpdated", on_holder_balance_updated)
-    register_event_processor("DividendSet", on_corporate_action)
-    register_event_processor("CouponSet", on_corporate_action)
-    register_event_processor("Transfer", on_transfer)
+        register_event_processor("PayoutContract", name, on_payout_event)
+    register_event_processor("AssetToken", "HolderBalanceUpdated", on_holder_balance_updated)
+    register_event_processor("AssetToken", "DividendSet", on_corporate_action)
+    register_event_processor("AssetToken", "CouponSet", on_corporate_action)
+    register_event_processor("PaymentToken", "Transfer", on_transfer)
     register_transaction_handler(gateway.PAYOUT_BATCH_PURPOSE, payout_transaction_finished)
     register_transaction_handler(gateway.PAYOUT_WITHDRAW_PURPOSE, withdrawal_transaction_finished)
     register_transaction_handler(gateway.PAYOUT_PAUSE_PURPOSE, pause_transaction_finished)

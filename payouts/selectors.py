@@ -1,4 +1,7 @@
-"""Reads for the API and admin; every list is ordered by an index so pages stay cheap at scale."""
+"""Reads for the API and admin; every list is ordered by an index so pages stay cheap at scale.
+
+A `_get` raises `config.errors.NotFound` for an unknown or malformed id (a 404, never a 500).
+"""
 
 from __future__ import annotations
 
@@ -6,20 +9,15 @@ import uuid
 
 from django.db.models import QuerySet
 
+from config.errors import NotFound, parse_id
 from payouts.models import Asset, AssetHolder, BatchPayout, Distribution, FundsWithdrawal, HolderPayment
 
 
-def parse_id(value: str) -> uuid.UUID | None:
-    """A UUID from a URL segment, or None (the caller answers 404, never 500)."""
-    try:
-        return uuid.UUID(str(value))
-    except (ValueError, TypeError, AttributeError):
-        return None
-
-
-def asset_get(asset_id: str) -> Asset | None:
-    parsed = parse_id(asset_id)
-    return None if parsed is None else Asset.objects.filter(pk=parsed).first()
+def asset_get(asset_id: str | uuid.UUID) -> Asset:
+    asset = Asset.objects.filter(pk=parse_id(asset_id, what="asset")).first()
+    if asset is None:
+        raise NotFound("asset not found")
+    return asset
 
 
 def asset_list(*, sync_status: str | None = None, is_paused: bool | None = None) -> QuerySet[Asset]:
@@ -35,9 +33,12 @@ def holder_list(*, asset: Asset) -> QuerySet[AssetHolder]:
     return AssetHolder.objects.filter(asset=asset, balance__gt=0).order_by("address")
 
 
-def distribution_get(distribution_id: str) -> Distribution | None:
-    parsed = parse_id(distribution_id)
-    return None if parsed is None else Distribution.objects.select_related("asset").filter(pk=parsed).first()
+def distribution_get(distribution_id: str | uuid.UUID) -> Distribution:
+    parsed = parse_id(distribution_id, what="distribution")
+    distribution = Distribution.objects.select_related("asset").filter(pk=parsed).first()
+    if distribution is None:
+        raise NotFound("distribution not found")
+    return distribution
 
 
 def distribution_list(*, asset_id: uuid.UUID | None = None, status: str | None = None) -> QuerySet[Distribution]:

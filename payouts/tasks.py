@@ -13,10 +13,10 @@ from django.utils import timezone
 
 from chain.errors import TransientChainError
 from config.enqueue import publish
+from config.errors import Conflict
 from config.locks import redis_lock, single_instance
 from config.retries import INFRASTRUCTURE_ERRORS
 from payouts import services
-from payouts.errors import Conflict
 
 # Retried: the chain, the database or Redis was down. Anything else is a bug or a refusal: it fails
 # at once (and the services record why on the distribution or asset).

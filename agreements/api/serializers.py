@@ -119,7 +119,7 @@ class AgreementSerializer(serializers.ModelSerializer[Agreement]):
         return to_units(obj.amount, obj.decimals)
 
     def get_allowed_transitions(self, obj: Agreement) -> list[str]:
-        return sorted(obj.ALLOWED_TRANSITIONS.get(obj.status, frozenset()))
+        return sorted(obj.MOVES.targets(obj.status))
 
     def get_on_chain(self, obj: Agreement) -> dict[str, Any] | None:
         if not obj.tx_hash:

@@ -1,15 +1,13 @@
 """API views: validate with a serializer, call one service, render the result.
 
-Illegal status moves are 409 (`ConflictError`), malformed or unknown ids 404.
+Errors are answered by `config.api` (unknown or malformed ids 404, refusals and illegal status
+moves 409).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
-from django.db.models import ProtectedError
-from django.http import Http404
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.generics import GenericAPIView
@@ -18,23 +16,12 @@ from rest_framework.response import Response
 
 from agreements import selectors
 from agreements.api import serializers as s
-from agreements.models import Agreement, IllegalTransitionError, InboundBlockchainEvent
+from agreements.models import Agreement, InboundBlockchainEvent
 from agreements.services import agreements as agreement_services
 from agreements.services import inbound as inbound_services
 from agreements.services import outbound as outbound_services
-from config.api import ConflictError
+from config.errors import parse_id
 from config.idempotency import idempotent
-
-T = TypeVar("T")
-
-
-def _conflict_on_illegal(call: Callable[[], T]) -> T:
-    try:
-        return call()
-    except IllegalTransitionError as exc:
-        raise ConflictError(str(exc)) from exc
-    except ProtectedError as exc:
-        raise ConflictError("The agreement has on-chain history and cannot be deleted.") from exc
 
 
 def _status_filter(request: Request, choices: list[str]) -> str | None:
@@ -76,14 +63,12 @@ class AgreementDetailApi(GenericAPIView[Agreement]):
         agreement = selectors.agreement_get(agreement_id)
         payload = s.AgreementInputSerializer(data=request.data, partial=True, context={"agreement": agreement})
         payload.is_valid(raise_exception=True)
-        updated = _conflict_on_illegal(
-            lambda: agreement_services.agreement_update(agreement_id=agreement.id, changes=dict(payload.validated_data))
-        )
+        updated = agreement_services.agreement_update(agreement_id=agreement.id, changes=dict(payload.validated_data))
         return Response(s.AgreementSerializer(updated).data)
 
     def delete(self, request: Request, agreement_id: str) -> Response:
         agreement = selectors.agreement_get(agreement_id)
-        _conflict_on_illegal(lambda: agreement_services.agreement_delete(agreement_id=agreement.id))
+        agreement_services.agreement_delete(agreement_id=agreement.id)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -97,9 +82,7 @@ class AgreementTransitionApi(GenericAPIView[Agreement]):
         payload = s.AgreementTransitionSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         target = payload.validated_data["status"]
-        moved = _conflict_on_illegal(
-            lambda: agreement_services.agreement_transition(agreement_id=agreement.id, target=target)
-        )
+        moved = agreement_services.agreement_transition(agreement_id=agreement.id, target=target)
         return Response(s.AgreementSerializer(moved).data)
 
 
@@ -119,10 +102,8 @@ class AgreementPaymentListApi(GenericAPIView[Any]):
         payload = s.PaymentInputSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         amount = s._base_units(payload.validated_data["amount"], agreement.decimals, "amount")
-        payment = _conflict_on_illegal(
-            lambda: agreement_services.payment_create(
-                agreement_id=agreement.id, due_date=payload.validated_data["due_date"], amount=amount
-            )
+        payment = agreement_services.payment_create(
+            agreement_id=agreement.id, due_date=payload.validated_data["due_date"], amount=amount
         )
         return Response(s.PaymentSerializer(payment).data, status=status.HTTP_201_CREATED)
 
@@ -137,9 +118,7 @@ class AgreementPaymentCancelApi(GenericAPIView[Any]):
         payment = selectors.payment_get(agreement_id=agreement.id, raw_id=payment_id)
         payload = s.PaymentCancelSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
-        cancelled = _conflict_on_illegal(
-            lambda: agreement_services.payment_cancel(payment_id=payment.id, reason=payload.validated_data["reason"])
-        )
+        cancelled = agreement_services.payment_cancel(payment_id=payment.id, reason=payload.validated_data["reason"])
         return Response(s.PaymentSerializer(cancelled).data)
 
 
@@ -151,7 +130,7 @@ class AgreementPaymentPayApi(GenericAPIView[Any]):
     def post(self, request: Request, agreement_id: str, payment_id: str) -> Response:
         agreement = selectors.agreement_get(agreement_id)
         payment = selectors.payment_get(agreement_id=agreement.id, raw_id=payment_id)
-        paid = _conflict_on_illegal(lambda: agreement_services.payment_mark_paid(payment_id=payment.id))
+        paid = agreement_services.payment_mark_paid(payment_id=payment.id)
         return Response(s.PaymentSerializer(paid).data)
 
 
@@ -193,7 +172,7 @@ class WebhookDeliveryResendApi(GenericAPIView[Any]):
     @extend_schema(request=None, responses={202: s.DeliverySerializer})
     def post(self, request: Request, delivery_id: str) -> Response:
         delivery = selectors.delivery_get(delivery_id)
-        _conflict_on_illegal(lambda: outbound_services.webhook_delivery_resend(delivery_id=delivery.id))
+        outbound_services.webhook_delivery_resend(delivery_id=delivery.id)
         return Response(s.DeliverySerializer(selectors.delivery_get(delivery_id)).data, status=status.HTTP_202_ACCEPTED)
 
 
@@ -228,12 +207,5 @@ class BlockchainEventReprocessApi(GenericAPIView[Any]):
     @idempotent
     @extend_schema(request=None, responses={202: s.InboundEventSerializer})
     def post(self, request: Request, event_id: str) -> Response:
-        event_uuid = selectors.parse_id(event_id)
-        try:
-            event = InboundBlockchainEvent.objects.get(id=event_uuid)
-        except InboundBlockchainEvent.DoesNotExist:
-            raise Http404("No such event.") from None
-        if event.status != InboundBlockchainEvent.Status.FAILED:
-            raise ConflictError(f"Only FAILED events can be reprocessed (this one is {event.status}).")
-        event = inbound_services.blockchain_event_reprocess(event_id=event.id)
+        event = inbound_services.blockchain_event_reprocess(event_id=parse_id(event_id, what="blockchain event"))
         return Response(s.InboundEventSerializer(event).data, status=status.HTTP_202_ACCEPTED)

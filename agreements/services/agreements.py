@@ -14,11 +14,15 @@ from typing import Any
 from uuid import UUID
 
 from django.db import transaction
+from django.db.models import ProtectedError
 from django.utils import timezone
 
-from agreements.models import Agreement, AgreementPayment, IllegalTransitionError
+from agreements.models import Agreement, AgreementPayment
 from agreements.payloads import agreement_event_body
+from agreements.selectors import locked_get
 from agreements.services.outbound import webhook_delivery_create
+from config.errors import Conflict, InvalidInput, NotFound
+from config.states import IllegalTransition
 
 logger = logging.getLogger(__name__)
 
@@ -70,14 +74,14 @@ def agreement_create(
 
 
 def agreement_update(*, agreement_id: UUID, changes: dict[str, Any]) -> Agreement:
-    """Edit a DRAFT agreement's terms; once announced, terms are frozen (IllegalTransitionError)."""
-    unknown = set(changes) - EDITABLE_FIELDS
+    """Edit a DRAFT agreement's terms; once announced, terms are frozen (IllegalTransition)."""
+    unknown = sorted(set(changes) - EDITABLE_FIELDS)
     if unknown:
-        raise ValueError(f"not editable: {', '.join(sorted(unknown))}")
+        raise InvalidInput(unknown[0], f"not editable: {', '.join(unknown)}")
     with transaction.atomic():
-        agreement = Agreement.objects.select_for_update().get(id=agreement_id)
+        agreement = locked_get(Agreement, agreement_id, what="agreement")
         if not agreement.is_editable:
-            raise IllegalTransitionError("Agreement", agreement.status, "edited (only DRAFT agreements can be edited)")
+            raise IllegalTransition("Agreement", agreement.status, "edited (only DRAFT agreements can be edited)")
         for name, value in changes.items():
             setattr(agreement, name, value)
         agreement.save(update_fields=[*changes, "updated_at"])
@@ -87,12 +91,13 @@ def agreement_update(*, agreement_id: UUID, changes: dict[str, Any]) -> Agreemen
 def agreement_delete(*, agreement_id: UUID) -> None:
     """Delete a DRAFT agreement (never announced, so no history to keep)."""
     with transaction.atomic():
-        agreement = Agreement.objects.select_for_update().get(id=agreement_id)
+        agreement = locked_get(Agreement, agreement_id, what="agreement")
         if not agreement.is_editable:
-            raise IllegalTransitionError(
-                "Agreement", agreement.status, "deleted (only DRAFT agreements can be deleted)"
-            )
-        agreement.delete()
+            raise IllegalTransition("Agreement", agreement.status, "deleted (only DRAFT agreements can be deleted)")
+        try:
+            agreement.delete()
+        except ProtectedError as exc:
+            raise Conflict("The agreement has on-chain history and cannot be deleted.") from exc
     logger.info("agreement deleted agreement_id=%s", agreement_id)
 
 
@@ -100,10 +105,9 @@ def agreement_transition(*, agreement_id: UUID, target: str, now: datetime | Non
     """Move an agreement along its status graph and queue the webhook announcing it, atomically."""
     now = now or timezone.now()
     with transaction.atomic():
-        agreement = Agreement.objects.select_for_update().get(id=agreement_id)
+        agreement = locked_get(Agreement, agreement_id, what="agreement")
         previous = agreement.status
-        update_fields = agreement.transition_to(target, now=now)
-        agreement.save(update_fields=update_fields)
+        agreement.transition(target, now=now)
         # A DRAFT agreement was never announced: cancelling it tells the chain nothing.
         never_announced = previous == Agreement.Status.DRAFT
         body = (
@@ -129,7 +133,7 @@ def agreements_mark_overdue(*, today: date | None = None, limit: int = 500) -> l
     for agreement_id in due:
         try:
             agreement_transition(agreement_id=agreement_id, target=Agreement.Status.OVERDUE)
-        except (IllegalTransitionError, Agreement.DoesNotExist):
+        except (IllegalTransition, NotFound):
             continue  # changed meanwhile: nothing to do
         except Exception:
             logger.exception("marking overdue failed agreement_id=%s", agreement_id)
@@ -140,16 +144,16 @@ def agreements_mark_overdue(*, today: date | None = None, limit: int = 500) -> l
 
 def payment_create(*, agreement_id: UUID, due_date: date, amount: int) -> AgreementPayment:
     with transaction.atomic():
-        agreement = Agreement.objects.select_for_update().get(id=agreement_id)
+        agreement = locked_get(Agreement, agreement_id, what="agreement")
         if agreement.status in (Agreement.Status.COMPLETED, Agreement.Status.CANCELLED):
-            raise IllegalTransitionError("Agreement", agreement.status, "given new payments")
+            raise IllegalTransition("Agreement", agreement.status, "given new payments")
         return AgreementPayment.objects.create(agreement=agreement, due_date=due_date, amount=amount)
 
 
 def payment_mark_paid(*, payment_id: UUID) -> AgreementPayment:
     with transaction.atomic():
-        payment = AgreementPayment.objects.select_for_update().get(id=payment_id)
-        payment.save(update_fields=payment.mark_paid())
+        payment = locked_get(AgreementPayment, payment_id, what="payment")
+        payment.mark_paid()
     return payment
 
 
@@ -157,9 +161,9 @@ def payment_cancel(*, payment_id: UUID, reason: str = "") -> AgreementPayment:
     """Cancel a scheduled payment and tell the blockchain service (unless the agreement is a DRAFT)."""
     now = timezone.now()
     with transaction.atomic():
-        payment = AgreementPayment.objects.select_for_update().get(id=payment_id)
-        agreement = Agreement.objects.select_for_update().get(id=payment.agreement_id)
-        payment.save(update_fields=payment.cancel(reason=reason, now=now))
+        payment = locked_get(AgreementPayment, payment_id, what="payment")
+        agreement = locked_get(Agreement, payment.agreement_id, what="agreement")
+        payment.mark_cancelled(reason=reason, now=now)
         body = agreement_event_body(agreement, status=agreement.status, now=now)
         if body is not None:
             webhook_delivery_create(agreement=agreement, event_type="payment.cancelled", payload=body)

@@ -28,6 +28,8 @@ from django.utils import timezone
 from agreements import signing
 from agreements.models import Agreement, AgreementBlockchainLog, InboundBlockchainEvent
 from agreements.outbox import FailedTry, Outbox
+from agreements.selectors import locked_get
+from config.errors import Conflict
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +64,7 @@ def _alert_describe(event: InboundBlockchainEvent) -> tuple[str, str]:
 
 EVENTS: Outbox[InboundBlockchainEvent] = Outbox(
     model=InboundBlockchainEvent,
+    moves=InboundBlockchainEvent.MOVES,
     task="agreements.tasks.process_blockchain_event_task",
     noun="event",
     pending=InboundBlockchainEvent.Status.RECEIVED,
@@ -224,11 +227,7 @@ def blockchain_event_process(*, event_id: UUID) -> str:
                 contract_address=data["contract_address"],
                 data=data["data"],
             )
-        event.status = InboundBlockchainEvent.Status.PROCESSED
-        event.processed_at = now
-        event.attempt_count += 1  # under the row lock
-        event.last_error = ""
-        event.save(update_fields=["status", "processed_at", "attempt_count", "last_error"])
+        event.mark_processed(now=now)
     logger.info("inbound event processed event_id=%s type=%s agreement_id=%s", event_id, event.type, event.agreement_id)
     return InboundBlockchainEvent.Status.PROCESSED
 
@@ -248,9 +247,10 @@ def blockchain_event_record_failure(*, event_id: UUID, error: str) -> FailedTry 
 
 
 def blockchain_event_reprocess(*, event_id: UUID) -> InboundBlockchainEvent:
-    """Give a FAILED inbound event a fresh round of processing tries."""
+    """Give a FAILED inbound event a fresh round of processing tries; any other status is a `Conflict`."""
     with transaction.atomic():
-        event = InboundBlockchainEvent.objects.select_for_update().get(id=event_id)
-        if event.status == InboundBlockchainEvent.Status.FAILED:
-            EVENTS.reopen(event)
+        event = locked_get(InboundBlockchainEvent, event_id, what="blockchain event")
+        if event.status != InboundBlockchainEvent.Status.FAILED:
+            raise Conflict(f"Only FAILED events can be reprocessed (this one is {event.status}).")
+        EVENTS.reopen(event)
     return event

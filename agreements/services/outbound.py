@@ -24,10 +24,12 @@ from django.db.models import Q
 from django.utils import timezone
 
 from agreements import signing
-from agreements.models import Agreement, IllegalTransitionError, WebhookDelivery, WebhookDeliveryAttempt
+from agreements.models import Agreement, WebhookDelivery, WebhookDeliveryAttempt
 from agreements.outbox import FailedTry, Outbox
 from agreements.payloads import encode_body
+from agreements.selectors import locked_get
 from config.logging import redact
+from config.states import IllegalTransition
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +63,7 @@ def _alert_describe(delivery: WebhookDelivery) -> tuple[str, str]:
 
 DELIVERIES: Outbox[WebhookDelivery] = Outbox(
     model=WebhookDelivery,
+    moves=WebhookDelivery.MOVES,
     task="agreements.tasks.deliver_webhook_task",
     noun="delivery",
     pending=WebhookDelivery.Status.PENDING,
@@ -195,15 +198,16 @@ def _record_attempt(
             error=result.error,
             succeeded=succeeded,
         )
-        delivery.locked_until = None
         now = timezone.now()
         failure: FailedTry | None = None
-        if succeeded:
-            delivery.attempt_count += 1  # under the row lock: no lost update
-            delivery.status = WebhookDelivery.Status.SUCCESS
-            delivery.last_error = ""
-            delivery.completed_at = now
+        if delivery.status != WebhookDelivery.Status.PENDING:
+            # This try outlived its lease and another one finished the delivery: the try is kept, its
+            # outcome is not (PENDING is the only state a try moves from).
+            logger.warning("webhook try outlived its lease delivery_id=%s status=%s", delivery_id, delivery.status)
+        elif succeeded:
+            delivery.mark_success(now=now)  # under the row lock: no lost update of the count
         else:
+            delivery.locked_until = None
             gone = result.kind == "http_410"
             failure = DELIVERIES.count_failure(
                 delivery,
@@ -212,9 +216,16 @@ def _record_attempt(
                 give_up=gone,
                 wait_at_least=result.retry_after,
             )
-        delivery.save(
-            update_fields=["attempt_count", "locked_until", "status", "last_error", "completed_at", "next_attempt_at"]
-        )
+            delivery.save(
+                update_fields=[
+                    "attempt_count",
+                    "locked_until",
+                    "status",
+                    "last_error",
+                    "completed_at",
+                    "next_attempt_at",
+                ]
+            )
     logger.info(
         "webhook try delivery_id=%s attempt=%s outcome=%s status=%s duration_ms=%s",
         delivery_id,
@@ -230,9 +241,9 @@ def _record_attempt(
 def webhook_delivery_resend(*, delivery_id: UUID) -> WebhookDelivery:
     """Send a finished (FAILED or SUCCESS) delivery again, same id, a fresh round of tries."""
     with transaction.atomic():
-        delivery = WebhookDelivery.objects.select_for_update().get(id=delivery_id)
+        delivery = locked_get(WebhookDelivery, delivery_id, what="webhook delivery")
         if delivery.status == WebhookDelivery.Status.PENDING:
-            raise IllegalTransitionError("Delivery", delivery.status, "resent (it is still being delivered)")
+            raise IllegalTransition("Delivery", delivery.status, "resent (it is still being delivered)")
         DELIVERIES.reopen(delivery)
     logger.info("delivery resent delivery_id=%s", delivery.id)
     return delivery

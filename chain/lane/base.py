@@ -22,6 +22,7 @@ from chain.errors import ChainError, NonceTooLow, TransientChainError
 from chain.lane.models import ChainTransaction, SignedVersion
 from chain.signers import Signer, get_signer
 from config.enqueue import publish_on_commit
+from config.errors import Conflict
 from config.locks import redis_lock
 
 logger = logging.getLogger(__name__)
@@ -53,8 +54,8 @@ class LaneBusy(TransientChainError):
     """Another worker holds this sender's lane; try again shortly."""
 
 
-class ReplaceRefused(ChainError):
-    """Only a signed or broadcast transaction that is not yet mined can be replaced."""
+class ReplaceRefused(ChainError, Conflict):
+    """Only a signed or broadcast transaction that is not yet mined can be replaced (a 409 in the API)."""
 
 
 class CancelRefused(ReplaceRefused):
@@ -71,6 +72,11 @@ def register_transaction_handler(purpose: str, handler: TransactionHandler) -> N
     (`handler_error`) and the sweeper runs it again later: it must be idempotent.
     """
     _handlers[purpose] = handler
+
+
+def unregister_transaction_handler(purpose: str) -> None:
+    """Remove the handler of `purpose` (tests and app reloads)."""
+    _handlers.pop(purpose, None)
 
 
 # --- the lane: client, signer and lock of one sender ----------------------------------------------

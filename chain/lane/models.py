@@ -21,10 +21,9 @@ from django.db import models
 from django.utils import timezone
 
 from chain.fields import Uint256Field
+from config.states import IllegalTransition, StateMachine
 
-
-class IllegalTransition(Exception):
-    """A status change the state machine does not allow."""
+__all__ = ["ChainTransaction", "IllegalTransition", "SenderNonce", "SignedVersion"]
 
 
 class ChainTransaction(models.Model):
@@ -42,24 +41,27 @@ class ChainTransaction(models.Model):
         def final(cls) -> frozenset[str]:
             return frozenset({cls.CONFIRMED, cls.REVERTED, cls.FAILED, cls.CANCELLED})
 
-    ALLOWED: ClassVar[dict[str, frozenset[str]]] = {
-        # PENDING -> CANCELLED: cancelled, then its nonce proven used by another transaction (never re-sent)
-        Status.PENDING: frozenset({Status.SIGNED, Status.FAILED, Status.CANCELLED}),
-        # back to PENDING only when the chain proves another transaction consumed the nonce;
-        # CANCELLED when the mined version is the operator's cancel
-        Status.SIGNED: frozenset(
-            {Status.BROADCAST, Status.MINED, Status.CONFIRMED, Status.REVERTED, Status.PENDING, Status.CANCELLED}
-        ),
-        Status.BROADCAST: frozenset(
-            {Status.MINED, Status.CONFIRMED, Status.REVERTED, Status.PENDING, Status.CANCELLED}
-        ),
-        # back to BROADCAST when the receipt's block was reorganised away
-        Status.MINED: frozenset({Status.CONFIRMED, Status.REVERTED, Status.BROADCAST, Status.CANCELLED}),
-        Status.CONFIRMED: frozenset(),
-        Status.REVERTED: frozenset(),
-        Status.FAILED: frozenset(),
-        Status.CANCELLED: frozenset(),
-    }
+    MOVES: ClassVar[StateMachine] = StateMachine(
+        "status",
+        {
+            # PENDING -> CANCELLED: cancelled, then its nonce proven used by another transaction (never re-sent)
+            Status.PENDING: frozenset({Status.SIGNED, Status.FAILED, Status.CANCELLED}),
+            # back to PENDING only when the chain proves another transaction consumed the nonce;
+            # CANCELLED when the mined version is the operator's cancel
+            Status.SIGNED: frozenset(
+                {Status.BROADCAST, Status.MINED, Status.CONFIRMED, Status.REVERTED, Status.PENDING, Status.CANCELLED}
+            ),
+            Status.BROADCAST: frozenset(
+                {Status.MINED, Status.CONFIRMED, Status.REVERTED, Status.PENDING, Status.CANCELLED}
+            ),
+            # back to BROADCAST when the receipt's block was reorganised away
+            Status.MINED: frozenset({Status.CONFIRMED, Status.REVERTED, Status.BROADCAST, Status.CANCELLED}),
+            Status.CONFIRMED: frozenset(),
+            Status.REVERTED: frozenset(),
+            Status.FAILED: frozenset(),
+            Status.CANCELLED: frozenset(),
+        },
+    )
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     intent_key = models.CharField(max_length=200, unique=True, help_text="The caller's idempotency key.")
@@ -118,8 +120,8 @@ class ChainTransaction(models.Model):
 
         Call it on a row locked with select_for_update inside the caller's transaction.
         """
-        if status != self.status and status not in self.ALLOWED[self.status]:
-            raise IllegalTransition(f"{self.id}: {self.status} -> {status}")
+        if status != self.status:
+            self.MOVES.check(self.status, status)
         self.status = status
         for name, value in fields.items():
             setattr(self, name, value)

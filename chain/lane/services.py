@@ -55,6 +55,7 @@ from chain.lane.base import (
     resolve_used_nonce,
     run_handler,
     transaction_dict,
+    unregister_transaction_handler,
 )
 from chain.lane.models import ChainTransaction, SenderNonce, SignedVersion
 from chain.selectors import HaltedLane, halted_lanes, stuck_transactions
@@ -79,6 +80,7 @@ __all__ = [
     "transaction_enqueue",
     "transaction_handler_rerun",
     "transaction_prepare",
+    "unregister_transaction_handler",
     "transaction_replace",
     "transaction_submit",
     "transaction_sweep",

@@ -263,10 +263,9 @@ def _store_and_dispatch(listener: EventListener, log: FetchedLog, result: PollRe
 
 def run_processor(event: ChainEvent, decoded: DecodedEvent, result: PollResult | None = None) -> None:
     """Run the event's processor in a savepoint and record the outcome on the event (caller's transaction)."""
-    processor = get_event_processor(decoded.event_name)
+    processor = get_event_processor(event.listener.abi_name, decoded.event_name)
     if processor is None:
         return
-    event.attempts += 1
     try:
         with transaction.atomic():
             processor(decoded)
@@ -279,8 +278,6 @@ def run_processor(event: ChainEvent, decoded: DecodedEvent, result: PollResult |
             event.pk, decoded.event_name, event.tx_hash, event.log_index,
         )  # fmt: skip
     else:
-        event.mark_processed()
-        event.processed_at = timezone.now()
+        event.mark_processed(now=timezone.now())
         if result is not None:
             result.processed += 1
-    event.save(update_fields=["status", "error", "attempts", "processed_at"])

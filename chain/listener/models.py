@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from datetime import datetime
+from typing import Any, ClassVar
 
 from django.db import models
 from django.utils import timezone
 
 from chain.listener.types import MirrorPosition
+from config.states import StateMachine
 
 
 class EventListener(models.Model):
@@ -93,6 +95,17 @@ class ChainEvent(models.Model):
         FAILED = "FAILED", "Processor failed"
 
     REPROCESSABLE: ClassVar[frozenset[str]] = frozenset({Status.FAILED, Status.NO_PROCESSOR})
+    # An event is stored NO_PROCESSOR (decoded) or UNDECODABLE; a processor run ends it PROCESSED or
+    # FAILED; an operator's reprocess decodes it again (fixed ABI: NO_PROCESSOR; still not: UNDECODABLE).
+    MOVES: ClassVar[StateMachine] = StateMachine(
+        "status",
+        {
+            Status.NO_PROCESSOR: {Status.PROCESSED, Status.FAILED, Status.UNDECODABLE},
+            Status.FAILED: {Status.PROCESSED, Status.FAILED, Status.UNDECODABLE},
+            Status.UNDECODABLE: {Status.NO_PROCESSOR, Status.UNDECODABLE},
+            Status.PROCESSED: set(),
+        },
+    )
 
     listener = models.ForeignKey(EventListener, on_delete=models.PROTECT, related_name="events")
     tx_hash = models.CharField(max_length=98, help_text="0x hex; Hedera native hashes are 48 bytes.")
@@ -123,16 +136,17 @@ class ChainEvent(models.Model):
     def __str__(self) -> str:
         return f"{self.event_name or '?'} {self.tx_hash}:{self.log_index}"
 
-    def mark_processed(self) -> None:
-        self._move({self.Status.NO_PROCESSOR, self.Status.FAILED}, self.Status.PROCESSED)
-        self.error = ""
+    def mark_processed(self, *, now: datetime) -> None:
+        """Its processor ran (one more run counted)."""
+        self.MOVES.move(self, self.Status.PROCESSED, error="", processed_at=now, attempts=self.attempts + 1)
 
     def mark_failed(self, error: str) -> None:
-        self._move({self.Status.NO_PROCESSOR, self.Status.FAILED}, self.Status.FAILED)
-        self.error = error
+        """Its processor raised `error` (one more run counted)."""
+        self.MOVES.move(self, self.Status.FAILED, error=error, attempts=self.attempts + 1)
 
-    def _move(self, allowed_from: set[str], to: str) -> None:
-        # A new event (no pk yet) may start in any state; a stored one only moves from `allowed_from`.
-        if self.pk is not None and self.status not in allowed_from:
-            raise ValueError(f"chain event {self.pk}: cannot move from {self.status} to {to}")
-        self.status = to
+    def mark_undecodable(self, error: str) -> None:
+        self.MOVES.move(self, self.Status.UNDECODABLE, error=error)
+
+    def mark_no_processor(self, *, event_name: str, args: dict[str, Any]) -> None:
+        """Decoded at last (its ABI was fixed): waiting for its processor."""
+        self.MOVES.move(self, self.Status.NO_PROCESSOR, error="", event_name=event_name, args=args)

@@ -98,13 +98,10 @@ def event_reprocess(*, event_id: int) -> ChainEvent:
         try:
             decoded = decode_log(event.listener.abi_name, _fetched_log(event), contract_address=event.contract_address)
         except UndecodableLog as exc:
-            event.status, event.error = ChainEvent.Status.UNDECODABLE, str(exc)
-            event.save(update_fields=["status", "error"])
+            event.mark_undecodable(str(exc))
             return event
         if event.status == ChainEvent.Status.UNDECODABLE:  # the ABI was fixed since
-            event.event_name, event.args = decoded.event_name, args_to_json(decoded.args)
-            event.status, event.error = ChainEvent.Status.NO_PROCESSOR, ""
-            event.save(update_fields=["event_name", "args", "status", "error"])
+            event.mark_no_processor(event_name=decoded.event_name, args=args_to_json(decoded.args))
         run_processor(event, decoded)
     logger.info("chain event reprocessed event_id=%s status=%s", event_id, event.status)
     return event

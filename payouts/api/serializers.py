@@ -1,9 +1,10 @@
 """Request validation and response shapes. Amounts are decimal strings in token units both ways.
 
 Requests are strict: unknown fields, unknown enum values, malformed or over-precise amounts,
-zero or negative amounts, amounts above a uint256 in base units, percentages outside 0.01..100,
-unknown time zones and times in the past are all 400s. A time sent without an offset is read in the
-series' `time_zone` (UTC when none).
+amounts above a uint256 in base units and unknown time zones are 400s here. A time sent without an
+offset is read in the series' `time_zone` (UTC when none). Business rules (zero amounts,
+percentages outside 0.01..100, times in the past, fields a distribution does not take) are checked
+by the service, once, and answered as the same 400 naming the field.
 """
 
 from __future__ import annotations
@@ -111,22 +112,18 @@ class DistributionCreateSerializer(StrictSerializer):
         return value
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        """Translate only: amounts to base units, the percentage to basis points, a wall-clock time
+        to an instant. Which fields a distribution takes, and their bounds, are the service's rules
+        (`distribution_create`), answered as a 400 naming the field like the errors found here."""
         asset: Asset = self.context["asset"]
         errors: dict[str, list[str]] = {}
         out = dict(attrs)
-        for field, decimals in (
-            ("amount", asset.payment_token_decimals),
-            ("amount_per_token", asset.payment_token_decimals),
-        ):
+        for field in ("amount", "amount_per_token"):
             if field in attrs:
                 try:
-                    value = parse_units(attrs[field], decimals)
+                    out[field] = parse_units(attrs[field], asset.payment_token_decimals)
                 except AmountError as exc:
                     errors[field] = [str(exc)]
-                    continue
-                if value <= 0:
-                    errors[field] = ["must be greater than zero"]
-                out[field] = value
         if "percentage" in attrs:
             out.pop("percentage")
             try:
@@ -137,29 +134,13 @@ class DistributionCreateSerializer(StrictSerializer):
                 bps = percentage.scaleb(2, context=_EXACT)
                 if bps != bps.to_integral_value():
                     errors["percentage"] = ["at most 2 decimal places (0.01 %)"]
-                elif not 1 <= bps <= 10_000:
-                    errors["percentage"] = ["must be between 0.01 and 100"]
                 else:
                     out["percentage_bps"] = int(bps)
-        expected = {"FIXED": "amount", "PERCENTAGE": "percentage", "PER_TOKEN": "amount_per_token"}
-        wanted = expected[attrs["amount_type"]]
-        if wanted not in attrs:
-            errors.setdefault(wanted, [f"required when amount_type is {attrs['amount_type']}"])
-        for field in expected.values():
-            if field != wanted and field in attrs:
-                errors.setdefault(field, [f"not allowed when amount_type is {attrs['amount_type']}"])
-        if "catch_up" in attrs and attrs["subtype"] != Distribution.Subtype.RECURRING:
-            errors["catch_up"] = ["only RECURRING series have a catch-up policy"]
-        if "time_zone" in attrs and attrs["subtype"] != Distribution.Subtype.RECURRING:
-            errors["time_zone"] = ["only RECURRING series have a time zone"]
         scheduled_at = attrs.get("scheduled_at")
-        if scheduled_at is not None:
-            if timezone.is_naive(scheduled_at):
-                in_zone = zone(attrs["time_zone"]) if "time_zone" not in errors and "time_zone" in attrs else UTC
-                scheduled_at = local_instant(scheduled_at, in_zone)
-            if scheduled_at <= timezone.now():
-                errors["scheduled_at"] = ["must be in the future"]
-            out["scheduled_at"] = scheduled_at
+        if scheduled_at is not None and timezone.is_naive(scheduled_at):
+            out["scheduled_at"] = local_instant(
+                scheduled_at, zone(attrs["time_zone"]) if attrs.get("time_zone") else UTC
+            )
         if errors:
             raise serializers.ValidationError(errors)
         out["recurrence"] = attrs.get("recurrence", "")
@@ -386,9 +367,7 @@ class WithdrawalCreateSerializer(StrictSerializer):
             amount = parse_units(value, asset.payment_token_decimals)
         except AmountError as exc:
             raise serializers.ValidationError(str(exc)) from None
-        if amount <= 0:
-            raise serializers.ValidationError("must be greater than zero")
-        return amount
+        return amount  # zero is refused by the service (`funds_withdraw`)
 
 
 class WithdrawalSerializer(serializers.ModelSerializer[FundsWithdrawal]):

@@ -1,18 +1,16 @@
-"""API views: validate, call one service, serialise. Malformed ids are 404, domain errors mapped."""
+"""API views: validate, call one service, serialise. Errors are answered by `config.api`."""
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 from drf_spectacular.utils import extend_schema
-from rest_framework import exceptions, serializers, status
+from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.api import ConflictError, ServiceUnavailableError
 from config.idempotency import idempotent
 from config.pagination import PagePagination
 from payouts import selectors, services
@@ -28,42 +26,7 @@ from payouts.api.serializers import (
     WithdrawalCreateSerializer,
     WithdrawalSerializer,
 )
-from payouts.errors import Conflict, InvalidInput, NotFound
 from payouts.models import Asset, BatchPayout, Distribution, HolderPayment
-
-T = TypeVar("T")
-logger = logging.getLogger(__name__)
-
-
-def _call(action: Callable[[], T]) -> T:
-    from chain.errors import ChainError
-
-    try:
-        return action()
-    except ChainError as exc:
-        # the RPC URL may carry credentials: the client gets no detail, the log gets the error type
-        logger.warning("chain unavailable during an API call error_type=%s", type(exc).__name__)
-        raise ServiceUnavailableError("the chain RPC did not answer; nothing was changed: try again shortly") from exc
-    except NotFound as exc:
-        raise exceptions.NotFound(str(exc)) from exc
-    except Conflict as exc:
-        raise ConflictError(str(exc)) from exc
-    except InvalidInput as exc:
-        raise exceptions.ValidationError({exc.field: [str(exc)]}) from exc
-
-
-def _asset(asset_id: str) -> Asset:
-    asset = selectors.asset_get(asset_id)
-    if asset is None:
-        raise exceptions.NotFound("asset not found")
-    return asset
-
-
-def _distribution(distribution_id: str) -> Distribution:
-    distribution = selectors.distribution_get(distribution_id)
-    if distribution is None:
-        raise exceptions.NotFound("distribution not found")
-    return distribution
 
 
 class _Filters(serializers.Serializer[Any]):
@@ -91,7 +54,7 @@ class AssetImportApi(APIView):
     def post(self, request: Request) -> Response:
         body = AssetImportSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        asset = _call(lambda: services.asset_import(**body.validated_data))
+        asset = services.asset_import(**body.validated_data)
         return Response(AssetSerializer(asset).data, status=status.HTTP_201_CREATED)
 
 
@@ -113,7 +76,7 @@ class AssetListApi(APIView):
 class AssetDetailApi(APIView):
     @extend_schema(responses={200: AssetSerializer})
     def get(self, request: Request, asset_id: str) -> Response:
-        return Response(AssetSerializer(_asset(asset_id)).data)
+        return Response(AssetSerializer(selectors.asset_get(asset_id)).data)
 
 
 class _AssetAction(APIView):
@@ -125,8 +88,8 @@ class _AssetAction(APIView):
     @idempotent
     @extend_schema(request=None, responses={200: AssetSerializer, 202: AssetSerializer})
     def post(self, request: Request, asset_id: str) -> Response:
-        asset = _asset(asset_id)
-        return Response(AssetSerializer(_call(lambda: self.act(asset))).data, status=self.action_status)
+        asset = selectors.asset_get(asset_id)
+        return Response(AssetSerializer(self.act(asset)).data, status=self.action_status)
 
 
 class AssetPauseApi(_AssetAction):
@@ -159,14 +122,14 @@ class AssetDisableSyncApi(_AssetAction):
 class AssetHoldersApi(APIView):
     @extend_schema(responses={200: HolderSerializer(many=True)})
     def get(self, request: Request, asset_id: str) -> Response:
-        asset = _asset(asset_id)
+        asset = selectors.asset_get(asset_id)
         return _page(request, self, selectors.holder_list(asset=asset), HolderSerializer, asset=asset)
 
 
 class AssetDistributionsApi(APIView):
     @extend_schema(responses={200: DistributionSerializer(many=True)})
     def get(self, request: Request, asset_id: str) -> Response:
-        asset = _asset(asset_id)
+        asset = selectors.asset_get(asset_id)
         filters = _query(request, _Filters)
         distributions = selectors.distribution_list(asset_id=asset.pk, status=filters.get("status"))
         return _page(request, self, distributions, DistributionSerializer)
@@ -174,29 +137,27 @@ class AssetDistributionsApi(APIView):
     @idempotent
     @extend_schema(request=DistributionCreateSerializer, responses={201: DistributionSerializer})
     def post(self, request: Request, asset_id: str) -> Response:
-        asset = _asset(asset_id)
+        asset = selectors.asset_get(asset_id)
         body = DistributionCreateSerializer(data=request.data, context={"asset": asset})
         body.is_valid(raise_exception=True)
-        distribution = _call(lambda: services.distribution_create(asset_id=asset.pk, **body.validated_data))
+        distribution = services.distribution_create(asset_id=asset.pk, **body.validated_data)
         return Response(DistributionSerializer(distribution).data, status=status.HTTP_201_CREATED)
 
 
 class AssetWithdrawalsApi(APIView):
     @extend_schema(responses={200: WithdrawalSerializer(many=True)})
     def get(self, request: Request, asset_id: str) -> Response:
-        asset = _asset(asset_id)
+        asset = selectors.asset_get(asset_id)
         return _page(request, self, selectors.withdrawal_list(asset=asset), WithdrawalSerializer)
 
     @idempotent
     @extend_schema(request=WithdrawalCreateSerializer, responses={202: WithdrawalSerializer})
     def post(self, request: Request, asset_id: str) -> Response:
         """Send unreserved payment tokens from the payout contract back to `to_address` (its admin only)."""
-        asset = _asset(asset_id)
+        asset = selectors.asset_get(asset_id)
         body = WithdrawalCreateSerializer(data=request.data, context={"asset": asset})
         body.is_valid(raise_exception=True)
-        withdrawal = _call(
-            lambda: services.funds_withdraw(asset_id=asset.pk, requested_by_id=request.user.pk, **body.validated_data)
-        )
+        withdrawal = services.funds_withdraw(asset_id=asset.pk, requested_by_id=request.user.pk, **body.validated_data)
         return Response(WithdrawalSerializer(withdrawal).data, status=status.HTTP_202_ACCEPTED)
 
 
@@ -211,7 +172,7 @@ class DistributionListApi(APIView):
 class DistributionDetailApi(APIView):
     @extend_schema(responses={200: DistributionSerializer})
     def get(self, request: Request, distribution_id: str) -> Response:
-        return Response(DistributionSerializer(_distribution(distribution_id)).data)
+        return Response(DistributionSerializer(selectors.distribution_get(distribution_id)).data)
 
 
 class _DistributionAction(APIView):
@@ -223,9 +184,9 @@ class _DistributionAction(APIView):
     @idempotent
     @extend_schema(request=None, responses={200: DistributionSerializer, 202: DistributionSerializer})
     def post(self, request: Request, distribution_id: str) -> Response:
-        distribution = _distribution(distribution_id)
-        result = _call(lambda: self.act(distribution))
-        result = selectors.distribution_get(str(result.pk)) or result
+        distribution = selectors.distribution_get(distribution_id)
+        result = self.act(distribution)
+        result = selectors.distribution_get(result.pk)
         return Response(DistributionSerializer(result).data, status=self.action_status)
 
 
@@ -239,12 +200,12 @@ class DistributionCancelApi(APIView):
     @extend_schema(request=DistributionCancelSerializer, responses={200: DistributionSerializer})
     def post(self, request: Request, distribution_id: str) -> Response:
         """Cancel this SCHEDULED occurrence only (default), or with `{"scope": "series"}` its whole series."""
-        distribution = _distribution(distribution_id)
+        distribution = selectors.distribution_get(distribution_id)
         body = DistributionCancelSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         scope = body.validated_data["scope"]
-        result = _call(lambda: services.distribution_cancel(distribution_id=distribution.pk, scope=scope))
-        result = selectors.distribution_get(str(result.pk)) or result
+        result = services.distribution_cancel(distribution_id=distribution.pk, scope=scope)
+        result = selectors.distribution_get(result.pk)
         return Response(DistributionSerializer(result).data, status=status.HTTP_200_OK)
 
 
@@ -262,7 +223,7 @@ class _BatchFilters(serializers.Serializer[Any]):
 class DistributionBatchesApi(APIView):
     @extend_schema(responses={200: BatchSerializer(many=True)})
     def get(self, request: Request, distribution_id: str) -> Response:
-        distribution = _distribution(distribution_id)
+        distribution = selectors.distribution_get(distribution_id)
         filters = _query(request, _BatchFilters)
         return _page(
             request,
@@ -282,7 +243,7 @@ class _PaymentFilters(serializers.Serializer[Any]):
 class DistributionPaymentsApi(APIView):
     @extend_schema(responses={200: PaymentSerializer(many=True)})
     def get(self, request: Request, distribution_id: str) -> Response:
-        distribution = _distribution(distribution_id)
+        distribution = selectors.distribution_get(distribution_id)
         filters = _query(request, _PaymentFilters)
         payments = selectors.payment_list(
             distribution=distribution, status=filters.get("status"), batch_number=filters.get("batch")

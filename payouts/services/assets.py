@@ -23,9 +23,9 @@ from django.utils import timezone
 
 from config.alerts import AlertField, send_alert
 from config.enqueue import publish_on_commit
+from config.errors import Conflict, InvalidInput, NotFound
 from payouts import gateway
 from payouts.bulk import upsert_holder_balances
-from payouts.errors import Conflict, InvalidInput, NotFound
 from payouts.models import Asset, AssetHolder
 from payouts.services.pausing import pause_follow_chain, pause_seen
 
@@ -101,10 +101,6 @@ def asset_import(
     return asset
 
 
-# A sync (re)starts from the top of the holder list, at a block its first chunk pins.
-SYNC_RESTART = {"sync_block": None, "sync_cursor": 0, "sync_sweeps": 0}
-
-
 def asset_request_sync(*, asset_id: uuid.UUID) -> Asset:
     from payouts.tasks import sync_asset_task
 
@@ -114,20 +110,19 @@ def asset_request_sync(*, asset_id: uuid.UUID) -> Asset:
             raise NotFound("asset not found")
         if asset.sync_status == Asset.SyncStatus.SYNCING:
             raise Conflict("a sync is already running")
-        Asset.SyncStatus.check_move(asset.sync_status, Asset.SyncStatus.SYNCING)
-        asset.sync_status = Asset.SyncStatus.SYNCING
-        asset.sync_started_at = timezone.now()
-        for field, value in SYNC_RESTART.items():
-            setattr(asset, field, value)
-        asset.save(update_fields=["sync_status", "sync_started_at", *SYNC_RESTART, "updated_at"])
+        asset.mark_syncing(now=timezone.now())
         publish_on_commit(sync_asset_task, str(asset_id))
     return asset
 
 
 def asset_sync(*, asset_id: uuid.UUID) -> Asset:
     """The whole sync in this process, chunk after chunk (the task runs one chunk per task)."""
-    Asset.objects.filter(pk=asset_id).update(
-        sync_status=Asset.SyncStatus.SYNCING, sync_started_at=timezone.now(), updated_at=timezone.now(), **SYNC_RESTART
+    Asset.SYNC_MOVES.claim(
+        Asset.objects.filter(pk=asset_id),
+        Asset.SyncStatus.SYNCING,
+        sync_started_at=timezone.now(),
+        updated_at=timezone.now(),
+        **Asset.SYNC_RESTART,
     )
     while asset_sync_step(asset_id=asset_id):
         pass
@@ -151,8 +146,11 @@ def asset_sync_step(*, asset_id: uuid.UUID) -> bool:
             return True
         _sync_finish(asset)
     except ChainError as exc:
-        Asset.objects.filter(pk=asset_id, sync_status=Asset.SyncStatus.SYNCING).update(
-            sync_status=Asset.SyncStatus.FAILED, sync_error=str(exc)[:2000], updated_at=timezone.now()
+        Asset.SYNC_MOVES.claim(
+            Asset.objects.filter(pk=asset_id),
+            Asset.SyncStatus.FAILED,
+            sync_error=str(exc)[:2000],
+            updated_at=timezone.now(),
         )
         logger.warning("asset sync failed asset_id=%s error=%s", asset_id, exc)
     return False
@@ -244,12 +242,13 @@ def _sync_finish(asset: Asset) -> None:
         AssetHolder.objects.filter(asset=asset, balance__gt=0, balance_block__lte=block).exclude(
             last_seen_sync_at=asset.sync_started_at
         ).update(balance=0, balance_block=block, updated_at=now)
-        Asset.objects.filter(pk=asset.pk).update(
+        Asset.SYNC_MOVES.claim(
+            Asset.objects.filter(pk=asset.pk),
+            Asset.SyncStatus.SYNCED,
             symbol=details.symbol,
             decimals=details.decimals,
             maturity_date=details.maturity_date,
             holders_count=AssetHolder.objects.filter(asset=asset, balance__gt=0).count(),
-            sync_status=Asset.SyncStatus.SYNCED,
             last_synced_at=now,
             sync_error="",
             sync_sweeps=0,
@@ -265,8 +264,11 @@ def asset_sync_stalled(*, asset_id: uuid.UUID, sweeps: int) -> bool:
         f"the sync made no progress in {sweeps} sweeps (its task keeps failing or is never run: see the "
         "worker log); sync it again once the cause is fixed"
     )
-    failed = Asset.objects.filter(pk=asset_id, sync_status=Asset.SyncStatus.SYNCING, sync_sweeps=sweeps).update(
-        sync_status=Asset.SyncStatus.FAILED, sync_error=message, updated_at=timezone.now()
+    failed = Asset.SYNC_MOVES.claim(
+        Asset.objects.filter(pk=asset_id, sync_sweeps=sweeps),
+        Asset.SyncStatus.FAILED,
+        sync_error=message,
+        updated_at=timezone.now(),
     )
     if not failed:
         return False

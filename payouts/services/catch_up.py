@@ -29,7 +29,7 @@ from functools import partial
 from django.db import transaction
 
 from config.alerts import AlertField, send_alert
-from payouts.errors import Conflict, NotFound
+from config.errors import Conflict, NotFound
 from payouts.models import Asset, Distribution
 from payouts.recurrence import DEFAULT_TIME_ZONE, latest_due_occurrence, occurrence_time, wall_clock_text
 from payouts.services.distributions import build_occurrence, distribution_claim, funds_for_start
@@ -119,10 +119,7 @@ def _skip_missed(
     else:
         next_text = f"the series continues with occurrence {following} at {_at(distribution, following)}"
         reason = f"{MISSED}; catch-up policy none: {next_text}"
-    distribution.transition(Status.SKIPPED)
-    distribution.status_reason = reason
-    distribution.finished_at = now
-    distribution.save(update_fields=["status", "status_reason", "finished_at", "updated_at"])
+    distribution.mark_skipped(reason=reason, now=now)
     rows = [
         build_occurrence(distribution, occurrence=n, status=Status.SKIPPED, status_reason=reason, finished_at=now)
         for n in range(distribution.occurrence + 1, following)

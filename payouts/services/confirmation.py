@@ -190,11 +190,16 @@ def _mark_paid(distribution_id: uuid.UUID, paid: dict[str, int], tx_hash: str) -
     )
     if not changing:
         return
-    for _, status, _ in changing:
-        PaymentStatus.check_move(status, PaymentStatus.SUCCESS)
-    HolderPayment.objects.filter(
-        distribution_id=distribution_id, holder_address__in=[address for address, _, _ in changing]
-    ).update(status=PaymentStatus.SUCCESS, tx_hash=tx_hash, last_error="", next_retry_at=None, updated_at=now)
+    HolderPayment.MOVES.claim(
+        HolderPayment.objects.filter(
+            distribution_id=distribution_id, holder_address__in=[address for address, _, _ in changing]
+        ),
+        PaymentStatus.SUCCESS,
+        tx_hash=tx_hash,
+        last_error="",
+        next_retry_at=None,
+        updated_at=now,
+    )
     # Amounts come from our own rows (an "already paid" notice carries none of ours).
     Distribution.objects.filter(pk=distribution_id).update(
         paid_count=F("paid_count") + len(changing),
@@ -213,13 +218,12 @@ def _mark_failed(distribution_id: uuid.UUID, failed: dict[str, int], *, batch_nu
         by_reason[reason].append(address)
     total = 0
     for reason, addresses in by_reason.items():
-        total += HolderPayment.objects.filter(
-            distribution_id=distribution_id,
-            batch_number__in=batch_numbers,
-            holder_address__in=addresses,
-            status__in=OPEN,
-        ).update(
-            status=PaymentStatus.FAILED,
+        total += HolderPayment.MOVES.claim(
+            HolderPayment.objects.filter(
+                distribution_id=distribution_id, batch_number__in=batch_numbers, holder_address__in=addresses
+            ),
+            PaymentStatus.FAILED,
+            sources=OPEN,
             last_error=FAILURE_REASONS.get(reason, f"failed on chain (reason {reason})"),
             next_retry_at=now + RETRY_DELAY,
             updated_at=now,
@@ -231,9 +235,14 @@ def _mark_failed(distribution_id: uuid.UUID, failed: dict[str, int], *, batch_nu
 def fail_open_payments(*, batch: BatchPayout, error: str) -> int:
     """The batch's transaction failed or reverted: every still-open holder in it failed."""
     now = timezone.now()
-    count = HolderPayment.objects.filter(
-        distribution_id=batch.distribution_id, batch_number=batch.number, status__in=OPEN
-    ).update(status=PaymentStatus.FAILED, last_error=error[:500], next_retry_at=now + RETRY_DELAY, updated_at=now)
+    count = HolderPayment.MOVES.claim(
+        HolderPayment.objects.filter(distribution_id=batch.distribution_id, batch_number=batch.number),
+        PaymentStatus.FAILED,
+        sources=OPEN,
+        last_error=error[:500],
+        next_retry_at=now + RETRY_DELAY,
+        updated_at=now,
+    )
     if count:
         Distribution.objects.filter(pk=batch.distribution_id).update(
             failed_count=F("failed_count") + count, updated_at=now
@@ -260,40 +269,29 @@ def batch_roll_up(*, batch_id: int, settle_open: bool, error: str = "") -> None:
     )
     if counts["open"]:
         return
-    if counts["failed"] == 0:
-        status = BatchPayout.Status.COMPLETED
-    elif counts["paid"] == 0:
-        status = BatchPayout.Status.FAILED
-    else:
-        status = BatchPayout.Status.PARTIALLY_COMPLETED
-    if status != batch.status:
-        BatchPayout.Status.check_move(batch.status, status)
-    batch.status = status
-    batch.paid_count = counts["paid"]
-    batch.failed_count = counts["failed"]
-    batch.confirmed_at = batch.confirmed_at or timezone.now()
-    if error:
-        batch.error = error[:2000]
-    batch.save(update_fields=["status", "paid_count", "failed_count", "confirmed_at", "error", "updated_at"])
+    batch.mark_settled(paid=counts["paid"], failed=counts["failed"], error=error)
 
 
 def distribution_roll_up(*, distribution_id: uuid.UUID) -> str | None:
     """COMPLETED when every holder is paid; FAILED when every holder is settled and some failed."""
     now = timezone.now()
     Status = Distribution.Status
-    finished = Distribution.objects.filter(
-        pk=distribution_id,
-        status__in=[Status.IN_PROGRESS, Status.FAILED],
-        holders_count__isnull=False,
-        paid_count=F("holders_count"),
-    ).update(status=Status.COMPLETED, finished_at=now, error="", updated_at=now)
+    finished = Distribution.MOVES.claim(
+        Distribution.objects.filter(pk=distribution_id, holders_count__isnull=False, paid_count=F("holders_count")),
+        Status.COMPLETED,  # from IN_PROGRESS, or FAILED (a late confirmation paid the rest)
+        finished_at=now,
+        error="",
+        updated_at=now,
+    )
     outcome: str | None = Status.COMPLETED if finished else None
     if not finished:
-        finished = (
-            Distribution.objects.filter(pk=distribution_id, status=Status.IN_PROGRESS, failed_count__gt=0)
+        finished = Distribution.MOVES.claim(
+            Distribution.objects.filter(pk=distribution_id, failed_count__gt=0)
             .alias(settled=F("paid_count") + F("failed_count"))
-            .filter(settled=F("holders_count"))
-            .update(status=Status.FAILED, finished_at=now, updated_at=now)
+            .filter(settled=F("holders_count")),
+            Status.FAILED,
+            finished_at=now,
+            updated_at=now,
         )
         outcome = Status.FAILED if finished else None
     if outcome:

@@ -25,8 +25,8 @@ from django.utils import timezone
 
 from chain.fields import UINT256_MAX
 from config.enqueue import publish_on_commit
+from config.errors import Conflict, InvalidInput, NotFound
 from payouts import gateway
-from payouts.errors import Conflict, InvalidInput, NotFound
 from payouts.models import Asset, Distribution
 from payouts.recurrence import DEFAULT_TIME_ZONE, known_time_zone, occurrence_time, wall_clock_text
 from payouts.services.funding import FundsRead, funds_read, funds_require, planned_need
@@ -126,7 +126,8 @@ def _check_shape(
     time_zone: str | None,
     now: datetime,
 ) -> None:
-    """Invariants the API serializer also checks; services refuse bad calls from any caller."""
+    """The shape of a distribution, checked here only: the API serializer and the admin form translate
+    input, and every caller gets the same refusal (`InvalidInput` naming the field)."""
     if distribution_type not in (Distribution.Type.PAYOUT, Distribution.Type.BOND_CASH_OUT):
         raise InvalidInput("distribution_type", "corporate actions are created from the asset's chain events")
     if subtype not in Distribution.Subtype.values:
@@ -142,9 +143,10 @@ def _check_shape(
         raise InvalidInput("amount_type", "a bond cash-out pays PER_TOKEN")
     if distribution_type == Distribution.Type.PAYOUT and amount_type == Distribution.AmountType.PER_TOKEN:
         raise InvalidInput("amount_type", "payouts are FIXED or PERCENTAGE")
+    wanted, wanted_value = expected[amount_type]  # type: ignore[index]
+    if wanted_value is None:
+        raise InvalidInput(wanted, "required for this amount type")
     for kind, (field, value) in expected.items():
-        if kind == amount_type and value is None:
-            raise InvalidInput(field, "required for this amount type")
         if kind != amount_type and value is not None:
             raise InvalidInput(field, f"not allowed with amount type {amount_type}")
     for field, value in (("amount", amount), ("amount_per_token", amount_per_token)):
@@ -207,10 +209,8 @@ def distribution_cancel(*, distribution_id: uuid.UUID, scope: str = CancelScope.
 def _cancel_occurrence(distribution: Distribution, *, now: datetime) -> None:
     if distribution.status != Status.SCHEDULED:
         raise Conflict(f"only SCHEDULED distributions can be cancelled (this one is {distribution.status})")
-    distribution.transition(Status.CANCELLED)
-    distribution.finished_at = now
     if distribution.series_id is None:
-        distribution.status_reason = "cancelled before it started"
+        distribution.mark_cancelled(reason="cancelled before it started", now=now)
     else:
         # the next occurrence is otherwise created only when this one starts: without it the series would end here
         following = (
@@ -219,11 +219,10 @@ def _cancel_occurrence(distribution: Distribution, *, now: datetime) -> None:
             .only("occurrence", "scheduled_at", "time_zone")
             .first()
         )
-        distribution.cancel_scope = CancelScope.OCCURRENCE
-        distribution.status_reason = "cancelled: this occurrence only; the series goes on" + (
+        reason = "cancelled: this occurrence only; the series goes on" + (
             f" with occurrence {following.occurrence} {_when(following)}" if following is not None else ""
         )
-    distribution.save(update_fields=["status", "status_reason", "cancel_scope", "finished_at", "updated_at"])
+        distribution.mark_cancelled(reason=reason, now=now, scope=CancelScope.OCCURRENCE)
     logger.info(
         "distribution cancelled distribution_id=%s series_id=%s scope=occurrence",
         distribution.pk,
@@ -252,13 +251,17 @@ def _cancel_series(distribution: Distribution, *, now: datetime) -> None:
     )
     if not scheduled:
         raise Conflict("the series has no SCHEDULED occurrence: it is over, there is nothing to cancel")
-    Status.check_move(Status.SCHEDULED, Status.CANCELLED)
     reason = (
         f"cancelled with its whole series (from occurrence {distribution.occurrence}): "
         "no further occurrence is scheduled"
     )
-    Distribution.objects.filter(pk__in=scheduled, status=Status.SCHEDULED).update(
-        status=Status.CANCELLED, cancel_scope=CancelScope.SERIES, status_reason=reason, finished_at=now, updated_at=now
+    Distribution.MOVES.claim(
+        Distribution.objects.filter(pk__in=scheduled),
+        Status.CANCELLED,
+        cancel_scope=CancelScope.SERIES,
+        status_reason=reason,
+        finished_at=now,
+        updated_at=now,
     )
     logger.info(
         "distribution series cancelled series_id=%s from_distribution_id=%s cancelled=%s",
@@ -310,8 +313,14 @@ def distribution_claim(distribution_id: uuid.UUID, *, now: datetime, read: Funds
     if read is None:
         raise Conflict("the asset changed while the distribution was starting: try again")
     funds_require(asset, read, need=max(planned_need(current), 1), exclude=current.pk, what="this distribution")
-    claimed = Distribution.objects.filter(pk=distribution_id, status=Status.SCHEDULED).update(
-        status=Status.IN_PROGRESS, started_at=now, error="", status_reason="", updated_at=now
+    claimed = Distribution.MOVES.claim(
+        Distribution.objects.filter(pk=distribution_id),
+        Status.IN_PROGRESS,
+        sources=[Status.SCHEDULED],  # a FAILED one is retried, not started
+        started_at=now,
+        error="",
+        status_reason="",
+        updated_at=now,
     )
     if claimed != 1:
         raise Conflict("the distribution is not SCHEDULED any more: it runs only once")

@@ -16,6 +16,7 @@ import itertools
 import logging
 import uuid
 from collections.abc import Iterable, Iterator
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
@@ -326,12 +327,9 @@ def _write_plan(
     fields = [
         "holders_count", "batches_count", "batch_size", "planned_at", "snapshot_block", "computed_total", "updated_at",
     ]  # fmt: skip
-    if written == 0:
-        distribution.transition(Status.FAILED)
-        distribution.error = "no holder is owed a positive amount"
-        distribution.finished_at = now
-        fields += ["status", "error", "finished_at"]
     distribution.save(update_fields=fields)
+    if written == 0:
+        distribution.mark_failed(error="no holder is owed a positive amount", now=now)
     logger.info(
         "distribution planned distribution_id=%s holders=%s batches=%s batch_size=%s",
         distribution.id,
@@ -352,15 +350,11 @@ def _fail_planning(distribution_id: uuid.UUID, message: str) -> bool:
         distribution = Distribution.objects.select_for_update().get(pk=distribution_id)
         if distribution.status != Status.IN_PROGRESS or distribution.holders_count is not None:
             return False
-        distribution.transition(Status.FAILED)
-        distribution.error = message
-        distribution.finished_at = now
-        distribution.plan_cursor, distribution.plan_read_done, distribution.plan_sweeps = "", False, 0
-        fields = ["status", "error", "finished_at", "plan_cursor", "plan_read_done", "plan_sweeps", "updated_at"]
+        # what planning read is dropped: a retry plans afresh
+        dropped: dict[str, Any] = {"plan_cursor": "", "plan_read_done": False, "plan_sweeps": 0}
         if distribution.snapshot_id is None:  # the token-list block is pinned afresh by the retry
-            distribution.snapshot_block = None
-            fields.append("snapshot_block")
-        distribution.save(update_fields=fields)
+            dropped["snapshot_block"] = None
+        distribution.mark_failed(error=message, now=now, **dropped)
         PlanningHolder.objects.filter(distribution_id=distribution_id).delete()
     logger.warning("distribution planning failed distribution_id=%s error=%s", distribution_id, message)
     return True
@@ -437,28 +431,7 @@ def distribution_submit_batches(*, distribution_id: uuid.UUID, limit: int = SUBM
                 to=gateway.checksum(asset.payout_contract_address),
                 data=data,
             )
-            BatchPayout.Status.check_move(batch.status, BatchPayout.Status.IN_PROGRESS)
-            batch.status = BatchPayout.Status.IN_PROGRESS
-            batch.attempts = attempt
-            batch.chain_batch_id = batch_hex
-            batch.chain_transaction_id = chain_tx.id
-            batch.tx_hash = ""
-            batch.nonce = None
-            batch.error = ""
-            batch.submitted_at = now
-            batch.save(
-                update_fields=[
-                    "status",
-                    "attempts",
-                    "chain_batch_id",
-                    "chain_transaction_id",
-                    "tx_hash",
-                    "nonce",
-                    "error",
-                    "submitted_at",
-                    "updated_at",
-                ]
-            )
+            batch.mark_in_progress(attempt=attempt, chain_batch_id=batch_hex, chain_transaction_id=chain_tx.id, now=now)
             submitted += 1
         more = BatchPayout.objects.filter(distribution=distribution, status=BatchPayout.Status.PENDING).exists()
         if more and len(batches) == limit:  # the rest of a long list (fewer: another submitter holds them)

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 
 from django.db.models import Sum
 
+from config.errors import Conflict
 from payouts import gateway
-from payouts.errors import Conflict
 from payouts.models import Asset, AssetHolder, Distribution, FundsWithdrawal
 from payouts.units import format_units
 

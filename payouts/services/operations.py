@@ -17,7 +17,7 @@ from django.db.models import Exists, F, OuterRef, Sum
 from django.utils import timezone
 
 from config.enqueue import publish, publish_on_commit
-from payouts.errors import Conflict, NotFound
+from config.errors import Conflict, NotFound
 from payouts.models import Asset, BatchPayout, Distribution, HolderPayment
 from payouts.services.assets import asset_sync_stalled
 from payouts.services.catch_up import distribution_start_due
@@ -62,31 +62,34 @@ def distribution_retry(*, distribution_id: uuid.UUID) -> Distribution:
         else:
             need, what = int(retrying.aggregate(total=Sum("amount"))["total"] or 0), "retrying its failed holders"
         funds_require(asset, read, need=need, exclude=distribution.pk, what=what)
-        distribution.transition(Status.IN_PROGRESS)
-        distribution.error = ""
-        distribution.finished_at = None
-        distribution.execution_duration = None
+        distribution.mark_in_progress()
         if distribution.holders_count is None:  # planning itself failed: plan again
-            distribution.save(update_fields=["status", "error", "finished_at", "execution_duration", "updated_at"])
             publish_on_commit(plan_distribution_task, str(distribution_id))
             return distribution
-        retried = retrying.update(
-            status=HolderPayment.Status.RETRYING, retry_count=F("retry_count") + 1, next_retry_at=None, updated_at=now
+        retried = HolderPayment.MOVES.claim(
+            retrying,
+            HolderPayment.Status.RETRYING,
+            retry_count=F("retry_count") + 1,
+            next_retry_at=None,
+            updated_at=now,
         )
         if retried == 0:
             raise Conflict(
                 f"no holder can be retried: every failed holder was retried {settings.PAYOUT_MAX_RETRIES} times"
             )
-        BatchPayout.objects.filter(
-            distribution=distribution,
-            number__in=HolderPayment.objects.filter(
-                distribution=distribution, status=HolderPayment.Status.RETRYING
-            ).values("batch_number"),
-        ).update(status=BatchPayout.Status.PENDING, error="", updated_at=now)
-        distribution.failed_count = F("failed_count") - retried
-        distribution.save(
-            update_fields=["status", "error", "finished_at", "execution_duration", "failed_count", "updated_at"]
+        BatchPayout.MOVES.claim(
+            BatchPayout.objects.filter(
+                distribution=distribution,
+                number__in=HolderPayment.objects.filter(
+                    distribution=distribution, status=HolderPayment.Status.RETRYING
+                ).values("batch_number"),
+            ),
+            BatchPayout.Status.PENDING,
+            error="",
+            updated_at=now,
         )
+        distribution.failed_count = F("failed_count") - retried
+        distribution.save(update_fields=["failed_count", "updated_at"])
         publish_on_commit(submit_batches_task, str(distribution_id))
     distribution.refresh_from_db()
     logger.info("distribution retry distribution_id=%s holders=%s", distribution_id, retried)

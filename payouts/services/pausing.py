@@ -26,8 +26,8 @@ from django.db.models import Exists, OuterRef
 
 from config.alerts import AlertField, send_alert
 from config.enqueue import publish_on_commit
+from config.errors import Conflict, NotFound
 from payouts import gateway
-from payouts.errors import Conflict, NotFound
 from payouts.models import Asset, BatchPayout, Distribution
 
 if TYPE_CHECKING:
@@ -66,9 +66,10 @@ def asset_set_paused(*, asset_id: uuid.UUID, paused: bool) -> Asset:
             )
         if (asset.pause_state == PauseState.PAUSED) == paused:
             raise Conflict(f"the asset is already {'paused' if paused else 'unpaused'}")
-        asset.move_pause(PauseState.PAUSING if paused else PauseState.UNPAUSING)
-        asset.pause_generation += 1
-        asset.save(update_fields=[*Asset.PAUSE_FIELDS, "pause_generation"])
+        if paused:
+            asset.mark_pausing()
+        else:
+            asset.mark_unpausing()
         transaction_enqueue(
             intent_key=gateway.pause_intent_key(asset.pk, asset.pause_generation),
             purpose=gateway.PAYOUT_PAUSE_PURPOSE,
@@ -92,8 +93,10 @@ def pause_transaction_finished(chain_transaction: ChainTransaction) -> None:
     pausing = asset.pause_state == PauseState.PAUSING
     status = str(chain_transaction.status)
     if status == "CONFIRMED":
-        asset.move_pause(PauseState.PAUSED if pausing else PauseState.ACTIVE)
-        asset.save(update_fields=list(Asset.PAUSE_FIELDS))
+        if pausing:
+            asset.mark_paused()
+        else:
+            asset.mark_active()
         logger.info("asset pause confirmed on chain asset_id=%s state=%s", asset.pk, asset.pause_state)
     else:
         # Our toggle changed nothing on chain: the contract is where it was before it.
@@ -101,8 +104,10 @@ def pause_transaction_finished(chain_transaction: ChainTransaction) -> None:
             f"the {'pause' if pausing else 'unpause'} transaction {status.lower()}: "
             f"{chain_transaction.error or 'no reason given'}"
         )
-        asset.move_pause(PauseState.ACTIVE if pausing else PauseState.PAUSED, error=error)
-        asset.save(update_fields=list(Asset.PAUSE_FIELDS))
+        if pausing:
+            asset.mark_active(error=error)
+        else:
+            asset.mark_paused(error=error)
         logger.warning("asset pause toggle failed asset_id=%s state=%s error=%s", asset.pk, asset.pause_state, error)
         _alert_after_commit(asset, chain_transaction)
         _refresh_after_commit(asset.pk)
@@ -138,8 +143,10 @@ def pause_follow_chain(asset_id: uuid.UUID, *, seen: PauseSeen, paused_on_chain:
     asset = Asset.objects.select_for_update().get(pk=asset_id)
     if (asset.pause_generation, asset.pause_state) != (seen.generation, seen.state):
         return False
-    asset.move_pause(target, error=asset.pause_error)
-    asset.save(update_fields=list(Asset.PAUSE_FIELDS))
+    if target == PauseState.PAUSED:
+        asset.mark_paused(error=asset.pause_error)
+    else:
+        asset.mark_active(error=asset.pause_error)
     logger.warning("asset pause changed on chain by someone else asset_id=%s state=%s", asset_id, target)
     if target == PauseState.ACTIVE:
         _release_batches(asset_id)

@@ -15,8 +15,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from chain.fields import UINT256_MAX
+from config.errors import Conflict, InvalidInput, NotFound
 from payouts import gateway
-from payouts.errors import Conflict, InvalidInput, NotFound
 from payouts.models import Asset, FundsWithdrawal
 from payouts.services.funding import funds_read, funds_require
 

@@ -216,15 +216,6 @@ def closed_port_url() -> str:
     return f"http://127.0.0.1:{port}/"
 
 
-def wait_for(predicate: Any, timeout: float = 30, interval: float = 0.05) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout}s")
-
-
 def field_of(embed: dict[str, Any], name: str) -> str:
     return str(next(f["value"] for f in embed["fields"] if f["name"] == name))
 
@@ -238,5 +229,4 @@ __all__ = [
     "field_of",
     "sign_documented",
     "verify_documented",
-    "wait_for",
 ]

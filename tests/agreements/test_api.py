@@ -393,3 +393,78 @@ def test_inbound_events_are_listed_and_failed_ones_reprocessed(api_client: APICl
     assert reprocessed.json()["status"] == "RECEIVED"
     assert again.status_code == 409
     assert api_client.post("/api/v1/blockchain-events/bad/reprocess/").status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "detail"),
+    [
+        ("get", "/api/v1/agreements/not-a-uuid/", "agreement not found"),
+        ("get", f"/api/v1/agreements/{uuid.uuid4()}/", "agreement not found"),
+        ("get", f"/api/v1/webhook-deliveries/{uuid.uuid4()}/", "webhook delivery not found"),
+        ("post", f"/api/v1/webhook-deliveries/{uuid.uuid4()}/resend/", "webhook delivery not found"),
+        ("post", "/api/v1/blockchain-events/bad/reprocess/", "blockchain event not found"),
+        ("post", f"/api/v1/blockchain-events/{uuid.uuid4()}/reprocess/", "blockchain event not found"),
+    ],
+)
+def test_unknown_ids_answer_the_common_not_found_body(
+    api_client: APIClient, method: str, path: str, detail: str
+) -> None:
+    # when
+    response = getattr(api_client, method)(path)
+    # then the same body as every app's 404: a code and what was not found
+    assert response.status_code == 404
+    assert response.json() == {"code": "not_found", "detail": detail}
+
+
+def test_an_unknown_payment_of_a_known_agreement_answers_the_common_not_found_body(api_client: APIClient) -> None:
+    # given
+    agreement = AgreementFactory.create()
+    # when
+    response = api_client.post(f"/api/v1/agreements/{agreement.id}/payments/{uuid.uuid4()}/pay/")
+    # then
+    assert response.status_code == 404
+    assert response.json() == {"code": "not_found", "detail": "payment not found"}
+
+
+def test_reprocessing_an_event_that_is_not_failed_is_a_409_with_the_common_body(api_client: APIClient) -> None:
+    # given an event still waiting for its first processing try
+    event = InboundBlockchainEvent.objects.create(
+        webhook_id="msg_2",
+        body_sha256="1" * 64,
+        type="CREATE",
+        agreement_id=uuid.uuid4(),
+        tx_hash="0x" + "ee" * 32,
+        payload={},
+    )
+    # when
+    response = api_client.post(f"/api/v1/blockchain-events/{event.id}/reprocess/")
+    # then
+    assert response.status_code == 409
+    assert response.json() == {
+        "code": "conflict",
+        "detail": "Only FAILED events can be reprocessed (this one is RECEIVED).",
+    }
+    event.refresh_from_db()
+    assert event.status == InboundBlockchainEvent.Status.RECEIVED
+
+
+def test_deleting_a_draft_with_on_chain_history_is_a_409_with_the_common_body(api_client: APIClient) -> None:
+    # given a DRAFT agreement that already has a blockchain log
+    draft = AgreementFactory.create()
+    AgreementBlockchainLog.objects.create(
+        event_type="issued",
+        agreement=draft,
+        tx_hash="0x" + "ab" * 32,
+        tx_block_number=9,
+        tx_block_timestamp=timezone.now(),
+        contract_address="0x" + "bb" * 20,
+    )
+    # when
+    response = api_client.delete(f"/api/v1/agreements/{draft.id}/")
+    # then
+    assert response.status_code == 409
+    assert response.json() == {
+        "code": "conflict",
+        "detail": "The agreement has on-chain history and cannot be deleted.",
+    }
+    assert Agreement.objects.filter(id=draft.id).exists()

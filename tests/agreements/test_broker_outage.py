@@ -17,8 +17,9 @@ from agreements.services.agreements import agreement_transition
 from agreements.tasks import sweep_webhook_deliveries_task
 from config.celery_app import app as celery_app
 from tests.agreements.factories import AgreementFactory
-from tests.agreements.servers import Receiver, wait_for
+from tests.agreements.servers import Receiver
 from tests.fixtures.broker import DedicatedRedis
+from tests.fixtures.waiting import wait_for
 
 CHANGES = 500
 logger = logging.getLogger(__name__)

@@ -27,7 +27,8 @@ from agreements.tasks import sweep_webhook_deliveries_task
 from config.celery_app import app as celery_app
 from tests.agreements.conftest import Application
 from tests.agreements.factories import AgreementFactory
-from tests.agreements.servers import DiscordServer, field_of, sign_documented, wait_for
+from tests.agreements.servers import DiscordServer, field_of, sign_documented
+from tests.fixtures.waiting import wait_for
 
 URL = "/blockchain/webhook"
 CONTRACT = "0x" + "ab" * 20

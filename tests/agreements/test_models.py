@@ -7,8 +7,9 @@ import itertools
 import pytest
 from django.db import DatabaseError, connection
 
-from agreements.models import Agreement, AgreementPayment, IllegalTransitionError, WebhookDelivery
+from agreements.models import Agreement, AgreementPayment, WebhookDelivery
 from agreements.services.agreements import agreement_transition, payment_cancel
+from config.states import IllegalTransition
 from tests.agreements.factories import AgreementFactory, AgreementPaymentFactory
 
 pytestmark = pytest.mark.django_db
@@ -45,7 +46,7 @@ def test_every_other_move_is_refused_and_writes_nothing(current: str, target: st
     # given
     agreement = AgreementFactory.create(status=current)
     # when / then
-    with pytest.raises(IllegalTransitionError, match=f"from {current} to {target}"):
+    with pytest.raises(IllegalTransition, match=f"from {current} to {target}"):
         agreement_transition(agreement_id=agreement.id, target=target)
     agreement.refresh_from_db()
     assert agreement.status == current
@@ -129,6 +130,6 @@ def test_payment_cancel_is_announced_and_a_second_cancel_is_refused() -> None:
     delivery = WebhookDelivery.objects.get()
     assert delivery.event_type == "payment.cancelled"
     assert delivery.payload["type"] == "moneyGuard.createIOU"
-    with pytest.raises(IllegalTransitionError):
+    with pytest.raises(IllegalTransition):
         payment_cancel(payment_id=payment.id)
     assert WebhookDelivery.objects.count() == 1

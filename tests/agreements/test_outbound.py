@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from datetime import timedelta
 from uuid import UUID
 
@@ -22,7 +21,9 @@ from agreements.services.agreements import agreement_transition
 from agreements.tasks import deliver_webhook_task, sweep_webhook_deliveries_task
 from tests.agreements.conftest import Application
 from tests.agreements.factories import AgreementFactory
-from tests.agreements.servers import DiscordServer, Receiver, Reply, closed_port_url, field_of, wait_for
+from tests.agreements.servers import DiscordServer, Receiver, Reply, closed_port_url, field_of
+from tests.fixtures.waiting import wait_for
+from tests.fixtures.workers import wait_until_idle
 
 pytestmark = pytest.mark.usefixtures("celery_worker", "wired")
 
@@ -131,7 +132,7 @@ def test_four_failed_tries_end_failed_with_exactly_one_discord_alert(
     assert field_of(embed, "Last error") == "HTTP 500"
     # and nothing more arrives afterwards
     receiver_count = len(receiver.requests)
-    time.sleep(1.0)
+    wait_until_idle()
     deliver_webhook_task.delay(str(delivery_id)).get(timeout=10)  # a stray message changes nothing
     assert len(receiver.requests) == receiver_count
     assert len(discord.messages) == 1

@@ -15,7 +15,8 @@ from agreements.models import Agreement, WebhookDelivery
 from agreements.tasks import mark_overdue_agreements_task
 from config.celery_app import declared_schedules
 from tests.agreements.factories import AgreementFactory
-from tests.agreements.servers import Receiver, wait_for
+from tests.agreements.servers import Receiver
+from tests.fixtures.waiting import wait_for
 
 
 def test_periodic_tasks_are_declared() -> None:

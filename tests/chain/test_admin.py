@@ -12,11 +12,15 @@ from django.urls import reverse
 
 from chain.client import ChainClient
 from chain.errors import ChainError
-from chain.lane import base as lane_base
 from chain.lane import services as lane_services
 from chain.localchain import DeployedContracts
 from chain.models import ChainTransaction, SignedVersion
-from chain.services import register_transaction_handler, transaction_confirm, transaction_submit
+from chain.services import (
+    register_transaction_handler,
+    transaction_confirm,
+    transaction_submit,
+    unregister_transaction_handler,
+)
 from tests.chain.factories import batch_intent, enqueue_batch
 from tests.fixtures.chain import AnvilNode
 
@@ -107,7 +111,7 @@ def test_run_handler_again_applies_a_fixed_handler_and_clears_its_error(
             follow=True,
         )
     finally:
-        lane_base._handlers.pop("test_admin_rerun", None)
+        unregister_transaction_handler("test_admin_rerun")
     # then the failure was listed, the handler ran once, and the row says so
     assert "payouts database was read-only" in listing.text
     assert response.status_code == 200

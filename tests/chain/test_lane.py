@@ -14,7 +14,6 @@ from chain import abi
 from chain.client import ChainClient
 from chain.deploy import build_transaction, call_contract, send_and_wait
 from chain.errors import ChainError, Underpriced
-from chain.lane import base as lane_base
 from chain.lane import services as lane_services
 from chain.localchain import DeployedContracts, deploy_reference_contracts
 from chain.models import ChainTransaction, SenderNonce, SignedVersion
@@ -24,12 +23,14 @@ from chain.services import (
     transaction_enqueue,
     transaction_replace,
     transaction_submit,
+    unregister_transaction_handler,
 )
 from chain.signers import LocalKeySigner
 from config.celery_app import app as celery_app
 from config.localservices import LocalService
 from tests.chain.factories import batch_intent, enqueue_batch
 from tests.fixtures.chain import AnvilNode
+from tests.fixtures.waiting import wait_for
 
 Status = ChainTransaction.Status
 
@@ -40,14 +41,7 @@ def handled() -> Iterator[list[tuple[str, str]]]:
     calls: list[tuple[str, str]] = []
     register_transaction_handler("test_batch", lambda row: calls.append((row.intent_key, row.status)))
     yield calls
-    lane_base._handlers.pop("test_batch", None)
-
-
-def _wait_until(predicate: Callable[[], bool], timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.1)
+    unregister_transaction_handler("test_batch")
 
 
 def _final(ids: list[str]) -> bool:
@@ -289,7 +283,7 @@ def test_enqueued_transactions_are_submitted_and_confirmed_by_workers(
     rows = [enqueue_batch(contracts, intent) for intent in intents]
     # then
     ids = [str(row.pk) for row in rows]
-    _wait_until(lambda: _final(ids))
+    wait_for(lambda: _final(ids))
     assert set(ChainTransaction.objects.values_list("status", flat=True)) == {Status.CONFIRMED}
     assert sorted(key for key, _ in handled) == sorted(row.intent_key for row in rows)
     assert [chain_client.erc20_balance(contracts.payment_token, h) for h in contracts.holders[:3]] == [7 * 10**6] * 3
@@ -314,9 +308,9 @@ def test_twenty_transactions_back_to_back_share_a_few_blocks(
         started = time.monotonic()
         rows = [enqueue_batch(contracts, intent) for intent in intents]
         ids = [str(row.pk) for row in rows]
-        _wait_until(lambda: not ChainTransaction.objects.filter(pk__in=ids, status=Status.PENDING).exists())
+        wait_for(lambda: not ChainTransaction.objects.filter(pk__in=ids, status=Status.PENDING).exists())
         all_sent = time.monotonic() - started
-        _wait_until(lambda: _final(ids), timeout=60)
+        wait_for(lambda: _final(ids), timeout=60)
     # then
     finished = list(ChainTransaction.objects.filter(pk__in=ids))
     blocks = {row.block_number for row in finished}

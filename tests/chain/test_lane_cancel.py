@@ -14,15 +14,19 @@ from rest_framework.test import APIClient
 
 from chain.client import ChainClient
 from chain.errors import ChainError
-from chain.lane import base as lane_base
 from chain.lane import services as lane_services
 from chain.localchain import ANVIL_DEV_KEYS, DeployedContracts
 from chain.models import ChainTransaction, SignedVersion
-from chain.services import register_transaction_handler, transaction_confirm, transaction_submit
+from chain.services import (
+    register_transaction_handler,
+    transaction_confirm,
+    transaction_submit,
+    unregister_transaction_handler,
+)
 from tests.agreements.servers import DiscordServer, field_of
 from tests.chain.factories import batch_intent, enqueue_batch
+from tests.fixtures.waiting import wait_for
 from tests.fixtures.workers import running_worker
-from tests.payouts.chainkit import wait_for
 
 Status = ChainTransaction.Status
 NOW = datetime.timedelta(0)
@@ -37,7 +41,7 @@ def handled() -> Iterator[list[tuple[str, str]]]:
     calls: list[tuple[str, str]] = []
     register_transaction_handler("test_cancel", lambda row: calls.append((row.intent_key, str(row.status))))
     yield calls
-    lane_base._handlers.pop("test_cancel", None)
+    unregister_transaction_handler("test_cancel")
 
 
 def _halted_lane(

@@ -12,10 +12,14 @@ import pytest
 from pytest_django.fixtures import Settings
 
 from chain.client import ChainClient
-from chain.lane import base as lane_base
 from chain.localchain import deploy_reference_contracts
 from chain.models import ChainTransaction, SignedVersion
-from chain.services import register_transaction_handler, transaction_confirm, transaction_submit
+from chain.services import (
+    register_transaction_handler,
+    transaction_confirm,
+    transaction_submit,
+    unregister_transaction_handler,
+)
 from config.localservices import LocalService
 from tests.chain.factories import batch_intent, enqueue_batch
 
@@ -28,7 +32,7 @@ def handled() -> Iterator[list[tuple[str, str]]]:
     calls: list[tuple[str, str]] = []
     register_transaction_handler("test_batch", lambda row: calls.append((row.intent_key, row.status)))
     yield calls
-    lane_base._handlers.pop("test_batch", None)
+    unregister_transaction_handler("test_batch")
 
 
 @pytest.mark.django_db

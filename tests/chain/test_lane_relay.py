@@ -11,10 +11,15 @@ import pytest
 from pytest_django.fixtures import Settings
 
 from chain.client import ChainClient
-from chain.lane import base as lane_base
 from chain.localchain import DeployedContracts
 from chain.models import ChainTransaction, SignedVersion
-from chain.services import register_transaction_handler, transaction_confirm, transaction_submit, transaction_sweep
+from chain.services import (
+    register_transaction_handler,
+    transaction_confirm,
+    transaction_submit,
+    transaction_sweep,
+    unregister_transaction_handler,
+)
 from tests.chain.factories import E6, batch_intent, enqueue_batch
 from tests.fixtures.chain import AnvilNode
 from tests.fixtures.rpc_proxy import RpcProxy
@@ -28,7 +33,7 @@ def handled() -> Iterator[list[tuple[str, str]]]:
     calls: list[tuple[str, str]] = []
     register_transaction_handler("test_batch", lambda row: calls.append((row.intent_key, row.status)))
     yield calls
-    lane_base._handlers.pop("test_batch", None)
+    unregister_transaction_handler("test_batch")
 
 
 @pytest.fixture

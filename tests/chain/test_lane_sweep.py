@@ -17,7 +17,7 @@ from chain.lane import base as lane_base
 from chain.lane import services as lane_services
 from chain.localchain import DeployedContracts
 from chain.models import ChainTransaction
-from chain.services import register_transaction_handler, transaction_submit
+from chain.services import register_transaction_handler, transaction_submit, unregister_transaction_handler
 from tests.agreements.servers import DiscordServer, field_of
 from tests.chain.factories import batch_intent, enqueue_batch
 
@@ -49,7 +49,7 @@ def handler() -> Iterator[SelectiveHandler]:
     selective = SelectiveHandler()
     register_transaction_handler("test_sweep", selective)
     yield selective
-    lane_base._handlers.pop("test_sweep", None)
+    unregister_transaction_handler("test_sweep")
 
 
 def _mined_but_unconfirmed(contracts: DeployedContracts, count: int) -> list[ChainTransaction]:

@@ -2,23 +2,12 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from celery.worker import WorkController
 
 from config import tasks
 from config.celery_app import app
 from config.locks import SKIPPED, lock_key, redis_client, redis_lock
-
-
-def _wait_for(predicate: object, timeout: float = 15) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if callable(predicate) and predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
 
 
 def test_worker_runs_a_task_sent_through_the_broker(celery_worker: WorkController) -> None:

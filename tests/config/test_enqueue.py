@@ -12,7 +12,8 @@ from django.db import transaction
 from config import tasks
 from config.celery_app import app as celery_app
 from config.enqueue import publish, publish_on_commit
-from tests.fixtures.broker import DedicatedRedis
+from config.localservices import start_redis
+from tests.fixtures.broker import DedicatedRedis, point_celery_at
 
 HEARTBEAT = "config.tasks.record_heartbeat_task"
 
@@ -63,3 +64,21 @@ def test_a_publish_on_commit_is_sent_after_the_commit_and_not_at_all_on_rollback
         # then nothing is sent before the commit
         assert _queued() == 0
     assert _queued() == 1
+
+
+def test_publishing_goes_through_after_the_app_was_pointed_at_another_broker_and_back(clean_redis: None) -> None:
+    # given the app published on its broker (its connection pool is open), then was pointed at
+    # another broker and back, as a broker-outage test does
+    original = celery_app.conf.broker_url
+    assert publish(HEARTBEAT)
+    other = start_redis()
+    try:
+        point_celery_at(other.url)
+        assert publish(HEARTBEAT)
+    finally:
+        point_celery_at(original)
+        other.stop()
+    # when it publishes again on its own broker, then the message goes through
+    before = _queued()
+    assert publish(HEARTBEAT)
+    assert _queued() == before + 1

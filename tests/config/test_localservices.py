@@ -6,7 +6,7 @@ import socket
 
 import pytest
 
-from config.localservices import PortTaken, _start_redis, free_port, start_redis
+from config.localservices import PortTaken, free_port, start_redis
 
 
 def test_a_server_that_cannot_bind_its_port_is_not_mistaken_for_one_that_did() -> None:
@@ -17,7 +17,7 @@ def test_a_server_that_cannot_bind_its_port_is_not_mistaken_for_one_that_did() -
         squatter.listen()
         # when our Redis is started on it, then it is refused (the port answers, but not our server)
         with pytest.raises(PortTaken):
-            _start_redis(port, None, persist=False)
+            start_redis(port=port)
         # and without a fixed port another one is used
         service = start_redis()
         try:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,7 +11,10 @@ from chain.abi import encode_call
 from chain.client import ChainClient
 from chain.deploy import deploy_contract, deploy_payout_contract
 from chain.signers import Signer
+from payouts import services
 from payouts.demo import send_all
+from payouts.models import Asset, Distribution
+from tests.fixtures.waiting import wait_for
 
 
 @dataclass(frozen=True)
@@ -69,12 +70,30 @@ def fund(client: ChainClient, signer: Signer, *, payment_token: str, payout: str
     send_many(client, signer, [(payment_token, encode_call("PaymentToken", "mint", [payout, amount]))])
 
 
-def wait_for(predicate: Callable[[], Any], *, timeout: float = 60, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
+def import_and_sync(demo: DemoAsset) -> Asset:
+    """Import the asset and sync it on the test thread (no worker needed)."""
+    asset = services.asset_import(token_address=demo.token, payout_contract_address=demo.payout)
+    return services.asset_sync(asset_id=asset.pk)
+
+
+def import_and_wait_synced(demo: DemoAsset) -> Asset:
+    """Import the asset and wait for a running worker to sync it; it must end SYNCED."""
+    asset = services.asset_import(token_address=demo.token, payout_contract_address=demo.payout)
+    synced: Asset = wait_for(
+        lambda: Asset.objects.filter(pk=asset.pk).exclude(sync_status=Asset.SyncStatus.SYNCING).first(),
+        what="asset sync",
+    )
+    assert synced.sync_status == Asset.SyncStatus.SYNCED, synced.sync_error
+    return synced
+
+
+def wait_finished(distribution_id: Any, timeout: float = 120) -> Distribution:
+    """Wait for a running distribution to end COMPLETED or FAILED, and return it."""
+    finished: Distribution = wait_for(
+        lambda: Distribution.objects.filter(
+            pk=distribution_id, status__in=(Distribution.Status.COMPLETED, Distribution.Status.FAILED)
+        ).first(),
+        timeout=timeout,
+        what="distribution to finish",
+    )
+    return finished

@@ -14,7 +14,8 @@ from chain.signers import LocalKeySigner
 from config.localservices import LocalService
 from payouts import gateway, services
 from payouts.models import Asset, Distribution, HolderPayment
-from tests.payouts.chainkit import DemoAsset, deploy_asset, wait_for
+from tests.fixtures.waiting import wait_for
+from tests.payouts.chainkit import DemoAsset, deploy_asset
 
 FINAL = (Distribution.Status.COMPLETED, Distribution.Status.FAILED)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from django.contrib.auth.models import User
 from django.test import Client
+from rest_framework.test import APIClient
 
 from payouts.models import Distribution
 from tests.payouts.factories import make_asset, make_distribution, make_holder
@@ -131,3 +132,23 @@ def test_cancel_action_cancels_only_scheduled(admin_client_logged_in: Client) ->
     completed.refresh_from_db()
     assert (scheduled.status, completed.status) == ("CANCELLED", "COMPLETED")
     assert b"only SCHEDULED" in response.content
+
+
+def test_the_admin_form_and_the_api_show_the_service_refusal_by_its_field(
+    admin_client_logged_in: Client, api_client: APIClient
+) -> None:
+    # given a percentage the service refuses (the form and the serializer only read the number)
+    asset = make_asset()
+    form = {"asset": asset.pk, "subtype": "ONE_OFF", "amount_type": "PERCENTAGE", "scheduled_at": "2099-01-01 00:00"}
+    body = {"subtype": "ONE_OFF", "amount_type": "PERCENTAGE", "scheduled_at": "2099-01-01T00:00:00Z"}
+    # when
+    page = admin_client_logged_in.post("/admin/payouts/distribution/add/", {**form, "percentage": "100.01"})
+    answer = api_client.post(
+        f"/api/v1/assets/{asset.pk}/distributions", {**body, "percentage": "100.01"}, format="json"
+    )
+    # then both show the service's one message, on the percentage field, and nothing is created
+    assert page.status_code == 200
+    assert page.context["form"].errors == {"percentage": ["must be between 0.01 and 100"]}
+    assert answer.status_code == 400
+    assert answer.json()["fields"] == {"percentage": ["must be between 0.01 and 100"]}
+    assert not Distribution.objects.exists()

@@ -15,8 +15,8 @@ from django.test import Client
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from config.errors import InvalidInput
 from payouts import services
-from payouts.errors import InvalidInput
 from payouts.models import Asset, Distribution
 from payouts.units import format_units
 from tests.payouts.factories import make_asset

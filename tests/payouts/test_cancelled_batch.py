@@ -18,9 +18,9 @@ from chain.services import transaction_confirm, transaction_submit
 from chain.signers import LocalKeySigner
 from payouts import services
 from payouts.models import BatchPayout, Distribution, HolderPayment
+from tests.fixtures.waiting import wait_for
 from tests.fixtures.workers import running_worker
-from tests.payouts.chainkit import deploy_asset, wait_for
-from tests.payouts.test_chain_execution import _finished
+from tests.payouts.chainkit import deploy_asset, wait_finished
 
 pytestmark = [pytest.mark.chain, pytest.mark.django_db(transaction=True)]
 
@@ -76,7 +76,7 @@ def test_a_cancelled_payout_batch_fails_its_holders_and_a_retry_pays_each_of_the
     block_gas_limit(30_000_000)
     services.distribution_retry(distribution_id=distribution.pk)
     with running_worker():
-        done = _finished(distribution.pk)
+        done = wait_finished(distribution.pk)
     # then every holder is paid their share, once
     assert done.status == Distribution.Status.COMPLETED, done.error
     assert [chain_client.erc20_balance(demo.payment_token, h) for h in demo.holders] == [1000, 2000, 3000, 4000, 5000]

@@ -21,25 +21,16 @@ from pytest_django.fixtures import Settings
 from chain.client import ChainClient
 from chain.localchain import DeployedContracts
 from chain.signers import LocalKeySigner
+from config.errors import Conflict
 from payouts import services
-from payouts.errors import Conflict
 from payouts.models import Asset, Distribution, IllegalTransition
 from payouts.tasks import run_scheduled_distributions_task
 from tests.agreements.servers import DiscordServer, field_of
-from tests.payouts.chainkit import DemoAsset, deploy_asset, wait_for
+from tests.fixtures.waiting import wait_for
+from tests.payouts.chainkit import deploy_asset, import_and_wait_synced
 
 FINAL = ("COMPLETED", "FAILED")
 SHARES = [100, 200, 300]  # what one payout of 600 pays holders with balances 1, 2, 3
-
-
-def _import(demo: DemoAsset) -> Asset:
-    asset = services.asset_import(token_address=demo.token, payout_contract_address=demo.payout)
-    synced: Asset = wait_for(
-        lambda: Asset.objects.filter(pk=asset.pk).exclude(sync_status=Asset.SyncStatus.SYNCING).first(),
-        what="asset sync",
-    )
-    assert synced.sync_status == Asset.SyncStatus.SYNCED, synced.sync_error
-    return synced
 
 
 def _wait_pause_state(asset: Asset, state: str) -> None:
@@ -95,7 +86,7 @@ def test_a_daily_series_anchored_30_days_ago_runs_once_and_skips_29(
     demo = deploy_asset(
         chain_client, deployer, payment_token=contracts.payment_token, balances=[1, 2, 3], funding=10**9, salt="storm"
     )
-    asset = _import(demo)
+    asset = import_and_wait_synced(demo)
     first = _daily_series(asset, anchor=timezone.now() - timedelta(days=30) + timedelta(hours=1))
     assert first.series_id is not None
     # when beat comes back and runs the scheduler three times
@@ -125,7 +116,7 @@ def test_catch_up_all_runs_every_missed_occurrence(
     demo = deploy_asset(
         chain_client, deployer, payment_token=contracts.payment_token, balances=[1, 2, 3], funding=10**9, salt="all"
     )
-    asset = _import(demo)
+    asset = import_and_wait_synced(demo)
     first = _daily_series(asset, anchor=timezone.now() - timedelta(days=3) + timedelta(hours=1), catch_up="all")
     assert first.series_id is not None
     # when beat runs the scheduler four times
@@ -170,7 +161,7 @@ def test_unpausing_an_asset_does_not_release_a_storm(
     demo = deploy_asset(
         chain_client, deployer, payment_token=contracts.payment_token, balances=[1, 2, 3], funding=10**9, salt="unpause"
     )
-    asset = _import(demo)
+    asset = import_and_wait_synced(demo)
     first = _daily_series(asset, anchor=timezone.now() - timedelta(days=10) + timedelta(hours=1))
     assert first.series_id is not None
     services.asset_set_paused(asset_id=asset.pk, paused=True)
@@ -281,10 +272,10 @@ def test_a_skipped_occurrence_can_be_neither_started_nor_cancelled(funded_asset:
 
 
 def test_skipped_is_final_and_only_reached_from_scheduled() -> None:
-    Distribution.Status.check_move("SCHEDULED", "SKIPPED")
+    Distribution.MOVES.check("SCHEDULED", "SKIPPED")
     for source in ("IN_PROGRESS", "FAILED", "COMPLETED", "CANCELLED"):
         with pytest.raises(IllegalTransition):
-            Distribution.Status.check_move(source, "SKIPPED")
+            Distribution.MOVES.check(source, "SKIPPED")
     for target in Distribution.Status.values:
         with pytest.raises(IllegalTransition):
-            Distribution.Status.check_move("SKIPPED", target)
+            Distribution.MOVES.check("SKIPPED", target)

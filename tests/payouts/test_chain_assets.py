@@ -14,12 +14,13 @@ from chain.client import ChainClient
 from chain.localchain import DeployedContracts
 from chain.models import EventListener
 from chain.signers import LocalKeySigner
+from config.errors import Conflict, InvalidInput
 from payouts import gateway, services
-from payouts.errors import Conflict, InvalidInput
 from payouts.models import Asset, AssetHolder
 from payouts.services import assets
 from tests.fixtures.chain import AnvilNode
-from tests.payouts.chainkit import DemoAsset, deploy_asset, wait_for
+from tests.fixtures.waiting import wait_for
+from tests.payouts.chainkit import DemoAsset, deploy_asset
 from tests.payouts.factories import make_asset
 
 pytestmark = [pytest.mark.chain, pytest.mark.django_db(transaction=True)]

@@ -16,12 +16,12 @@ from chain.listener import listener_poll
 from chain.localchain import DeployedContracts
 from chain.models import ChainEvent, ChainTransaction, EventListener
 from chain.signers import LocalKeySigner
+from config.errors import Conflict
 from payouts import gateway, services
-from payouts.errors import Conflict
 from payouts.models import Asset, AssetHolder, Distribution, HolderPayment
 from payouts.tasks import run_scheduled_distributions_task, sweep_stuck_distributions_task
-from tests.payouts.chainkit import deploy_asset, fund, send_many, wait_for
-from tests.payouts.test_chain_execution import _finished, _import
+from tests.fixtures.waiting import wait_for
+from tests.payouts.chainkit import deploy_asset, fund, import_and_wait_synced, send_many, wait_finished
 
 pytestmark = [pytest.mark.chain, pytest.mark.django_db(transaction=True)]
 
@@ -49,11 +49,11 @@ def test_listener_events_after_completion_change_nothing(
     demo = deploy_asset(
         chain_client, deployer, payment_token=contracts.payment_token, balances=[3] * 45, funding=10**9, salt="ev"
     )
-    asset = _import(demo)
+    asset = import_and_wait_synced(demo)
     distribution = services.distribution_create(
         asset_id=asset.pk, subtype="IMMEDIATE", amount_type="FIXED", amount=4_500
     )
-    done = _finished(distribution.pk)
+    done = wait_finished(distribution.pk)
     before = (done.status, done.paid_count, done.failed_count, done.paid_amount)
     # when the listener reads the payout contract's events (twice)
     _poll(demo.payout)
@@ -139,7 +139,7 @@ def test_a_dividend_set_on_chain_becomes_a_corporate_action_paid_per_token_at_th
         decimals=2,
         salt="dv",
     )
-    asset = _import(demo)
+    asset = import_and_wait_synced(demo)
     # when the issuer sets a dividend of 3.000000 LUSD per token, executable already
     execution = int(time.time()) - 60
     send_many(chain_client, deployer, [(demo.token, encode_call("AssetToken", "setDividend", [execution, 3_000_000]))])
@@ -156,7 +156,7 @@ def test_a_dividend_set_on_chain_becomes_a_corporate_action_paid_per_token_at_th
     _poll(demo.token)  # seen twice: still one
     assert Distribution.objects.filter(asset=asset, distribution_type=Distribution.Type.CORPORATE_ACTION).count() == 1
     run_scheduled_distributions_task.delay()
-    done = _finished(dividend.pk)
+    done = wait_finished(dividend.pk)
     assert done.status == "COMPLETED", done.error
     paid = [chain_client.erc20_balance(demo.payment_token, h) for h in demo.holders]
     assert paid == [3_000_000, 7_500_000, 30_000]
@@ -173,7 +173,7 @@ def test_an_automated_distribution_starts_when_payment_tokens_arrive(
     demo = deploy_asset(
         chain_client, deployer, payment_token=contracts.payment_token, balances=[1, 1, 2], funding=0, salt="au"
     )
-    asset = _import(demo)
+    asset = import_and_wait_synced(demo)
     automated = services.distribution_create(
         asset_id=asset.pk, subtype="AUTOMATED", amount_type="PERCENTAGE", percentage_bps=10_000
     )
@@ -181,7 +181,7 @@ def test_an_automated_distribution_starts_when_payment_tokens_arrive(
     fund(chain_client, deployer, payment_token=demo.payment_token, payout=demo.payout, amount=4_000)
     _poll(demo.payment_token)
     # then it ran, and the next automated occurrence waits for the next deposit
-    done = _finished(automated.pk)
+    done = wait_finished(automated.pk)
     assert done.status == "COMPLETED", done.error
     assert [chain_client.erc20_balance(demo.payment_token, h) for h in demo.holders] == [1_000, 1_000, 2_000]
     following = Distribution.objects.get(series_id=automated.series_id, occurrence=1)
@@ -199,7 +199,7 @@ def test_pause_and_unpause_reach_the_chain(
     demo = deploy_asset(
         chain_client, deployer, payment_token=contracts.payment_token, balances=[1], funding=0, salt="pz"
     )
-    asset = _import(demo)
+    asset = import_and_wait_synced(demo)
     # when paused
     services.asset_set_paused(asset_id=asset.pk, paused=True)
     wait_for(lambda: Asset.objects.filter(pk=asset.pk, pause_state="PAUSED").exists(), what="pause confirmed")
@@ -226,20 +226,20 @@ def test_batches_that_cannot_be_sent_fail_the_distribution_and_a_retry_completes
     demo = deploy_asset(
         chain_client, deployer, payment_token=contracts.payment_token, balances=[2] * 30, funding=10**6, salt="rv"
     )
-    asset = _import(demo)
+    asset = import_and_wait_synced(demo)
     send_many(chain_client, deployer, [(demo.payout, encode_pause())])
     # when a distribution runs: its batches revert at estimation and are never sent
     distribution = services.distribution_create(
         asset_id=asset.pk, subtype="IMMEDIATE", amount_type="FIXED", amount=3_000
     )
-    failed = _finished(distribution.pk)
+    failed = wait_finished(distribution.pk)
     # then
     assert failed.status == "FAILED"
     assert (failed.paid_count, failed.failed_count) == (0, 30)
     # when unpaused on chain and retried
     send_many(chain_client, deployer, [(demo.payout, encode_call("PayoutContract", "unpause", []))])
     services.distribution_retry(distribution_id=distribution.pk)
-    done = _finished(distribution.pk)
+    done = wait_finished(distribution.pk)
     # then
     assert done.status == "COMPLETED", done.error
     assert {chain_client.erc20_balance(demo.payment_token, h) for h in demo.holders} == {100}
@@ -256,7 +256,7 @@ def test_the_sweeper_recovers_a_distribution_whose_planning_message_was_lost(
     demo = deploy_asset(
         chain_client, deployer, payment_token=contracts.payment_token, balances=[1, 2], funding=10**6, salt="sw"
     )
-    asset = _import(demo)
+    asset = import_and_wait_synced(demo)
     distribution = services.distribution_create(
         asset_id=asset.pk,
         subtype="ONE_OFF",
@@ -269,7 +269,7 @@ def test_the_sweeper_recovers_a_distribution_whose_planning_message_was_lost(
     )
     # when the sweeper runs on a worker
     sweep_stuck_distributions_task.delay()
-    done = _finished(distribution.pk)
+    done = wait_finished(distribution.pk)
     # then the distribution completed
     assert done.status == "COMPLETED", done.error
     assert [chain_client.erc20_balance(demo.payment_token, h) for h in demo.holders] == [10, 20]
@@ -293,7 +293,7 @@ def test_a_matured_bond_is_cashed_out_per_token_and_redeemed(
         asset_type=2,
         maturity=int(time.time()) - 86_400,
     )
-    asset = _import(demo)
+    asset = import_and_wait_synced(demo)
     assert asset.is_bond
     # when it is cashed out at 100.000000 LUSD per bond
     cash_out = services.distribution_create(
@@ -303,7 +303,7 @@ def test_a_matured_bond_is_cashed_out_per_token_and_redeemed(
         amount_type="PER_TOKEN",
         amount_per_token=100_000_000,
     )
-    done = _finished(cash_out.pk)
+    done = wait_finished(cash_out.pk)
     # then holders are paid and their bonds burned
     assert done.status == "COMPLETED", done.error
     assert [chain_client.erc20_balance(demo.payment_token, h) for h in demo.holders] == [400_000_000, 600_000_000]

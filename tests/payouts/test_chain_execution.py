@@ -9,7 +9,6 @@ from __future__ import annotations
 import random
 import threading
 from datetime import timedelta
-from typing import Any
 
 import pytest
 from celery.worker import WorkController
@@ -23,14 +22,14 @@ from chain.client import ChainClient
 from chain.deploy import send_and_wait
 from chain.localchain import DeployedContracts
 from chain.signers import LocalKeySigner
+from config.errors import Conflict
 from payouts import gateway, services
-from payouts.errors import Conflict
-from payouts.models import Asset, BatchPayout, Distribution, HolderPayment
+from payouts.models import BatchPayout, Distribution, HolderPayment
 from payouts.services import Underfunded
 from payouts.tasks import run_scheduled_distributions_task
 from tests.fixtures.chain import AnvilNode
 from tests.fixtures.workers import running_worker
-from tests.payouts.chainkit import DemoAsset, deploy_asset, fund, holder_address, wait_for
+from tests.payouts.chainkit import DemoAsset, deploy_asset, fund, holder_address, import_and_wait_synced, wait_finished
 from tests.payouts.test_allocation import _naive_largest_remainder
 
 pytestmark = [pytest.mark.chain, pytest.mark.django_db(transaction=True)]
@@ -42,25 +41,6 @@ FINAL = (Distribution.Status.COMPLETED, Distribution.Status.FAILED)
 def small_batches(chain_settings: Settings) -> Settings:
     chain_settings.PAYOUT_BATCH_SIZE = 50
     return chain_settings
-
-
-def _import(demo: DemoAsset) -> Asset:
-    asset = services.asset_import(token_address=demo.token, payout_contract_address=demo.payout)
-    synced: Asset = wait_for(
-        lambda: Asset.objects.filter(pk=asset.pk).exclude(sync_status=Asset.SyncStatus.SYNCING).first(),
-        what="asset sync",
-    )
-    assert synced.sync_status == Asset.SyncStatus.SYNCED, synced.sync_error
-    return synced
-
-
-def _finished(distribution_id: Any, timeout: float = 120) -> Distribution:
-    finished: Distribution = wait_for(
-        lambda: Distribution.objects.filter(pk=distribution_id, status__in=FINAL).first(),
-        timeout=timeout,
-        what="distribution to finish",
-    )
-    return finished
 
 
 def _paid_on_chain(client: ChainClient, demo: DemoAsset) -> dict[str, int]:
@@ -85,13 +65,13 @@ def test_fixed_distribution_pays_every_holder_their_exact_pro_rata_share(
     demo = deploy_asset(
         chain_client, deployer, payment_token=contracts.payment_token, balances=balances, funding=10**12, salt="fixed"
     )
-    asset = _import(demo)
+    asset = import_and_wait_synced(demo)
     total = 1_000_000_007  # 1000.000007 LUSD: does not divide evenly
     # when an IMMEDIATE FIXED payout runs
     distribution = services.distribution_create(
         asset_id=asset.pk, subtype="IMMEDIATE", amount_type="FIXED", amount=total, concept="Q3"
     )
-    done = _finished(distribution.pk)
+    done = wait_finished(distribution.pk)
     # then every holder got exactly their largest-remainder share, on chain
     assert done.status == Distribution.Status.COMPLETED, done.error
     expected = _naive_largest_remainder(
@@ -137,12 +117,12 @@ def test_percentage_distribution_pays_the_same_share_in_every_batch(
         funding=1_000_000_000,
         salt="pct",
     )
-    asset = _import(demo)
+    asset = import_and_wait_synced(demo)
     # when 12.5 % is distributed in three batches (the balance drops as the first batches pay)
     distribution = services.distribution_create(
         asset_id=asset.pk, subtype="IMMEDIATE", amount_type="PERCENTAGE", percentage_bps=1250
     )
-    done = _finished(distribution.pk)
+    done = wait_finished(distribution.pk)
     # then the share was computed once: every holder got the same, the total is 12.5 % of the start balance
     assert done.status == Distribution.Status.COMPLETED, done.error
     paid = _paid_on_chain(chain_client, demo)
@@ -168,7 +148,7 @@ def test_two_concurrent_executes_produce_one_execution(
         funding=10**9,
         salt="race",
     )
-    asset = _import(demo)
+    asset = import_and_wait_synced(demo)
     distribution = services.distribution_create(
         asset_id=asset.pk,
         subtype="ONE_OFF",
@@ -195,7 +175,7 @@ def test_two_concurrent_executes_produce_one_execution(
         thread.start()
     for thread in threads:
         thread.join()
-    done = _finished(distribution.pk)
+    done = wait_finished(distribution.pk)
     # then one started, one was refused, and every holder was paid exactly once
     assert sorted(outcomes) == ["conflict", "started"]
     assert done.status == Distribution.Status.COMPLETED, done.error
@@ -225,7 +205,7 @@ def test_funds_taken_out_of_band_fail_some_holders_then_a_retry_pays_only_the_un
     # when the contract's admin takes 60,000 out behind the system's back before the batches run
     send_and_wait(chain_client, deployer, to=demo.payout, data=encode_withdraw(deployer.address, 60_000))
     with running_worker():
-        failed = _finished(distribution.pk)
+        failed = wait_finished(distribution.pk)
         # then it FAILED with 70 paid and 60 failed (insufficient balance), progress exact
         assert failed.status == Distribution.Status.FAILED
         assert (failed.paid_count, failed.failed_count, failed.pending_count) == (70, 60, 0)
@@ -241,7 +221,7 @@ def test_funds_taken_out_of_band_fail_some_holders_then_a_retry_pays_only_the_un
         # when the contract is funded and the operator retries
         fund(chain_client, deployer, payment_token=demo.payment_token, payout=demo.payout, amount=100_000)
         services.distribution_retry(distribution_id=distribution.pk)
-        done = _finished(distribution.pk)
+        done = wait_finished(distribution.pk)
     # then every holder has exactly 1,000 (nobody paid twice) and the contract keeps the rest
     assert done.status == Distribution.Status.COMPLETED, done.error
     assert set(_paid_on_chain(chain_client, demo).values()) == {1_000}
@@ -265,7 +245,7 @@ def test_a_scheduled_distribution_missed_during_downtime_runs_on_the_next_beat(
     demo = deploy_asset(
         chain_client, deployer, payment_token=contracts.payment_token, balances=[1, 2, 3], funding=10**9, salt="late"
     )
-    asset = _import(demo)
+    asset = import_and_wait_synced(demo)
     distribution = services.distribution_create(
         asset_id=asset.pk,
         subtype="ONE_OFF",
@@ -276,7 +256,7 @@ def test_a_scheduled_distribution_missed_during_downtime_runs_on_the_next_beat(
     Distribution.objects.filter(pk=distribution.pk).update(scheduled_at=timezone.now() - timedelta(days=3))
     # when beat sends the periodic task to a real worker
     run_scheduled_distributions_task.delay()
-    done = _finished(distribution.pk)
+    done = wait_finished(distribution.pk)
     # then it ran
     assert done.status == Distribution.Status.COMPLETED, done.error
     assert [chain_client.erc20_balance(demo.payment_token, h) for h in demo.holders] == [100, 200, 300]
@@ -295,13 +275,13 @@ def test_a_transfer_mined_just_before_execute_is_reflected_in_the_split(
     demo = deploy_asset(
         chain_client, deployer, payment_token=contracts.payment_token, balances=[10, 30], funding=10**9, salt="fresh"
     )
-    asset = _import(demo)
+    asset = import_and_wait_synced(demo)
     # when the first holder sells everything to a new address just before execute, and no listener has
     # seen it yet (the holder table still says 10 / 30)
     buyer = holder_address(0, "fresh-buyer")
     sale = anvil.send_as(demo.holders[0], to=demo.token, data=encode_call("AssetToken", "transfer", [buyer, 10]))
     distribution = services.distribution_create(asset_id=asset.pk, subtype="IMMEDIATE", amount_type="FIXED", amount=400)
-    done = _finished(distribution.pk)
+    done = wait_finished(distribution.pk)
     # then the split follows the chain at the moment it started: the buyer is paid, the seller not
     assert done.status == Distribution.Status.COMPLETED, done.error
     assert [chain_client.erc20_balance(contracts.payment_token, a) for a in (*demo.holders, buyer)] == [0, 300, 100]

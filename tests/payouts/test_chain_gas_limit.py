@@ -12,7 +12,8 @@ from chain.signers import LocalKeySigner
 from payouts import services
 from payouts.models import Asset, BatchPayout, Distribution
 from tests.fixtures.chain import AnvilNode
-from tests.payouts.chainkit import deploy_asset, wait_for
+from tests.fixtures.waiting import wait_for
+from tests.payouts.chainkit import deploy_asset
 
 pytestmark = [pytest.mark.chain, pytest.mark.django_db(transaction=True)]
 

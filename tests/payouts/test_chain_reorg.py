@@ -15,8 +15,8 @@ from chain.models import ChainTransaction
 from config.localservices import LocalService
 from payouts import gateway, services
 from payouts.models import Distribution, HolderPayment
+from tests.fixtures.waiting import wait_for
 from tests.fixtures.workers import running_chain_sweeper, running_worker
-from tests.payouts.chainkit import wait_for
 from tests.payouts.chainrun import (
     assert_everyone_paid_once,
     batch_transactions,

@@ -28,8 +28,9 @@ from payouts.models import Asset, AssetHolder, Distribution, HolderPayment
 from payouts.services.operations import STUCK_AFTER, SYNC_STUCK_AFTER
 from payouts.tasks import plan_distribution_task, sync_asset_task
 from tests.agreements.servers import DiscordServer
+from tests.fixtures.waiting import wait_for
 from tests.fixtures.workers import running_worker
-from tests.payouts.chainkit import DemoAsset, deploy_asset, wait_for
+from tests.payouts.chainkit import DemoAsset, deploy_asset
 from tests.payouts.factories import make_asset, make_distribution
 
 pytestmark = [pytest.mark.chain, pytest.mark.django_db(transaction=True)]

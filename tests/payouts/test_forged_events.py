@@ -20,8 +20,8 @@ from chain.signers import LocalKeySigner
 from payouts import gateway, services
 from payouts.models import Asset, BatchPayout, Distribution, HolderPayment
 from tests.fixtures.hostile import HostileContracts
-from tests.payouts.chainkit import DemoAsset, deploy_asset, wait_for
-from tests.payouts.test_chain_execution import _finished, _import
+from tests.fixtures.waiting import wait_for
+from tests.payouts.chainkit import DemoAsset, deploy_asset, import_and_wait_synced, wait_finished
 
 pytestmark = [pytest.mark.chain, pytest.mark.django_db(transaction=True)]
 
@@ -31,7 +31,7 @@ def _victim(chain_client: ChainClient, deployer: LocalKeySigner, contracts: Depl
     demo = deploy_asset(
         chain_client, deployer, payment_token=contracts.payment_token, balances=[1, 2, 3], funding=0, salt="victim"
     )
-    asset = _import(demo)
+    asset = import_and_wait_synced(demo)
     distribution = Distribution.objects.create(
         asset=asset,
         subtype=Distribution.Subtype.ONE_OFF,
@@ -104,12 +104,12 @@ def test_a_payment_token_cannot_mark_another_distributions_holders_paid(
         "setForgery",
         [gateway.to_bytes32(victim.chain_distribution_id), _victim_holders(victim), 100],
     )
-    attacker_asset = _import(attacker)
+    attacker_asset = import_and_wait_synced(attacker)
     # when the attacker's distribution is paid (its batch receipt carries the forged events)
     distribution = services.distribution_create(
         asset_id=attacker_asset.pk, subtype="IMMEDIATE", amount_type="FIXED", amount=1_000
     )
-    done = _finished(distribution.pk)
+    done = wait_finished(distribution.pk)
     # then the attacker's own holders were paid, and the victims are exactly as before
     assert done.status == Distribution.Status.COMPLETED, done.error
     _untouched(victim, chain_client)

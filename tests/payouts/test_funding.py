@@ -21,20 +21,14 @@ from rest_framework.test import APIClient
 from chain.client import ChainClient
 from chain.localchain import DeployedContracts
 from chain.signers import LocalKeySigner
+from config.errors import Conflict
 from payouts import services
-from payouts.errors import Conflict
 from payouts.models import Asset, Distribution, FundsWithdrawal, HolderPayment
 from tests.agreements.servers import DiscordServer
-from tests.payouts.chainkit import DemoAsset, deploy_asset, fund, holder_address, wait_for
-from tests.payouts.test_chain_execution import _finished
+from tests.fixtures.waiting import wait_for
+from tests.payouts.chainkit import deploy_asset, fund, holder_address, import_and_sync, wait_finished
 
 pytestmark = [pytest.mark.chain, pytest.mark.django_db(transaction=True)]
-
-
-def _synced(demo: DemoAsset) -> Asset:
-    """Import and sync on the test thread (no worker needed)."""
-    asset = services.asset_import(token_address=demo.token, payout_contract_address=demo.payout)
-    return services.asset_sync(asset_id=asset.pk)
 
 
 def _scheduled(asset: Asset, amount: int) -> Distribution:
@@ -59,7 +53,7 @@ def test_a_payout_larger_than_the_contract_holds_is_refused_before_anyone_is_pai
     demo = deploy_asset(
         chain_client, deployer, payment_token=contracts.payment_token, balances=[1, 1], funding=10**9, salt="fund"
     )
-    asset = _synced(demo)
+    asset = import_and_sync(demo)
     # when an IMMEDIATE payout of 1,500 is asked for
     response = api_client.post(
         f"/api/v1/assets/{asset.pk}/distributions",
@@ -110,7 +104,7 @@ def test_two_distributions_cannot_count_the_same_balance(
     demo = deploy_asset(
         chain_client, deployer, payment_token=contracts.payment_token, balances=[1, 1], funding=1_000, salt="twice"
     )
-    asset = _synced(demo)
+    asset = import_and_sync(demo)
     first = _scheduled(asset, 700)
     services.distribution_start(distribution_id=first.pk)
     # when a second one of 500 is started
@@ -138,7 +132,7 @@ def test_two_starts_at_the_same_moment_never_share_one_balance(
     demo = deploy_asset(
         chain_client, deployer, payment_token=contracts.payment_token, balances=[1], funding=1_000, salt="race-fund"
     )
-    asset = _synced(demo)
+    asset = import_and_sync(demo)
     pair = [_scheduled(asset, 600), _scheduled(asset, 600)]
     # when both are executed at the same moment
     barrier = threading.Barrier(2)
@@ -216,7 +210,7 @@ def test_a_due_payout_that_finds_the_contract_short_waits_with_a_reason_and_an_a
     demo = deploy_asset(
         chain_client, deployer, payment_token=contracts.payment_token, balances=[1, 2], funding=10**9, salt="wait"
     )
-    asset = _synced(demo)
+    asset = import_and_sync(demo)
     due = _scheduled(asset, 1_500_000_000)
     Distribution.objects.filter(pk=due.pk).update(scheduled_at=timezone.now() - timedelta(minutes=1))
     # when the scheduler looks, twice
@@ -232,7 +226,7 @@ def test_a_due_payout_that_finds_the_contract_short_waits_with_a_reason_and_an_a
     # when the contract is funded, the next tick starts it and it pays in full
     fund(chain_client, deployer, payment_token=contracts.payment_token, payout=demo.payout, amount=500_000_000)
     services.run_scheduled_distributions()
-    done = _finished(due.pk)
+    done = wait_finished(due.pk)
     assert done.status == Distribution.Status.COMPLETED, done.error
     assert done.status_reason == ""
     assert [chain_client.erc20_balance(contracts.payment_token, h) for h in demo.holders] == [500_000_000, 10**9]
@@ -249,7 +243,7 @@ def test_the_admin_withdraws_leftover_funds_but_never_reserved_ones(
     demo = deploy_asset(
         chain_client, deployer, payment_token=contracts.payment_token, balances=[1], funding=10**9, salt="withdraw"
     )
-    asset = _synced(demo)
+    asset = import_and_sync(demo)
     running = _scheduled(asset, 600_000_000)
     Distribution.objects.filter(pk=running.pk).update(status=Distribution.Status.IN_PROGRESS)
     treasury = holder_address(1, "treasury")
@@ -269,5 +263,5 @@ def test_the_admin_withdraws_leftover_funds_but_never_reserved_ones(
     assert chain_client.erc20_balance(contracts.payment_token, demo.payout) == 600_000_000
     # and the running distribution is still paid in full
     services.distribution_plan(distribution_id=running.pk)
-    assert _finished(running.pk).status == Distribution.Status.COMPLETED
+    assert wait_finished(running.pk).status == Distribution.Status.COMPLETED
     assert chain_client.erc20_balance(contracts.payment_token, demo.holders[0]) == 600_000_000

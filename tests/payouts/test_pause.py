@@ -18,15 +18,15 @@ from chain.localchain import ANVIL_DEV_KEYS, DeployedContracts, deploy_reference
 from chain.models import ChainTransaction
 from chain.services import transaction_confirm, transaction_submit
 from chain.signers import LocalKeySigner
+from config.errors import Conflict
 from config.localservices import LocalService
 from payouts import gateway, services
-from payouts.errors import Conflict
 from payouts.models import Asset, BatchPayout, Distribution, HolderPayment
 from payouts.services import assets as asset_services
 from tests.agreements.servers import DiscordServer, field_of
+from tests.fixtures.waiting import wait_for
 from tests.fixtures.workers import running_worker
-from tests.payouts.chainkit import DemoAsset, deploy_asset, wait_for
-from tests.payouts.test_chain_execution import _finished, _import
+from tests.payouts.chainkit import deploy_asset, import_and_sync, import_and_wait_synced, wait_finished
 
 pytestmark = [pytest.mark.chain, pytest.mark.django_db(transaction=True)]
 
@@ -44,12 +44,6 @@ def _final_toggle(asset: Asset, generation: int) -> ChainTransaction:
         what=f"pause toggle {generation} to be final",
     )
     return row
-
-
-def _synced(demo: DemoAsset) -> Asset:
-    """Import and sync on the test thread (no worker needed)."""
-    asset = services.asset_import(token_address=demo.token, payout_contract_address=demo.payout)
-    return services.asset_sync(asset_id=asset.pk)
 
 
 def test_batches_held_by_a_pause_are_sent_only_after_the_unpause_is_mined(
@@ -70,7 +64,7 @@ def test_batches_held_by_a_pause_are_sent_only_after_the_unpause_is_mined(
     )
     client.web3.provider.make_request("evm_setIntervalMining", [1])  # type: ignore[arg-type]
     with running_worker():
-        asset = _import(demo)
+        asset = import_and_wait_synced(demo)
     # and a running distribution whose asset the operator paused before any batch was sent
     distribution = services.distribution_create(
         asset_id=asset.pk, subtype="IMMEDIATE", amount_type="FIXED", amount=1_500
@@ -91,7 +85,7 @@ def test_batches_held_by_a_pause_are_sent_only_after_the_unpause_is_mined(
         # (and a second toggle while it is on its way is refused: it would be estimated against the old state)
         with pytest.raises(Conflict, match="on its way to the chain"):
             services.asset_set_paused(asset_id=asset.pk, paused=True)
-        done = _finished(distribution.pk)
+        done = wait_finished(distribution.pk)
     # then no batch was sent into the paused contract: none failed, no holder's retry was spent
     batches = list(BatchPayout.objects.filter(distribution=distribution).order_by("number"))
     assert [(b.number, b.error) for b in batches if b.error] == []
@@ -123,7 +117,7 @@ def test_a_pause_the_chain_refuses_puts_the_asset_back_as_the_chain_says_and_ale
     demo = deploy_asset(
         chain_client, other, payment_token=contracts.payment_token, balances=[1, 2], funding=0, salt="notadmin"
     )
-    asset = _import(demo)
+    asset = import_and_wait_synced(demo)
     # when the operator pauses it and the lane's transaction fails
     services.asset_set_paused(asset_id=asset.pk, paused=True)
     toggle = _final_toggle(asset, 1)
@@ -156,7 +150,7 @@ def test_an_unpause_the_chain_refuses_leaves_the_asset_paused_and_alerts(
     demo = deploy_asset(
         chain_client, deployer, payment_token=contracts.payment_token, balances=[1, 2], funding=0, salt="rotate"
     )
-    asset = _import(demo)
+    asset = import_and_wait_synced(demo)
     services.asset_set_paused(asset_id=asset.pk, paused=True)
     assert _final_toggle(asset, 1).status == "CONFIRMED"
     # when the signing key was rotated to one that is not the contract's admin, and the operator unpauses
@@ -186,7 +180,7 @@ def test_a_sync_never_overwrites_a_pause_made_while_it_ran(
     demo = deploy_asset(
         chain_client, deployer, payment_token=contracts.payment_token, balances=[1, 2, 3], funding=0, salt="race"
     )
-    asset = _import(demo)
+    asset = import_and_wait_synced(demo)
     paused_by_operator: list[uuid.UUID] = []
 
     def operator_pauses(asset_id: uuid.UUID, offset: int) -> None:
@@ -219,7 +213,7 @@ def test_a_sync_never_overwrites_a_pause_that_was_pending_when_it_read_the_chain
     demo = deploy_asset(
         chain_client, deployer, payment_token=contracts.payment_token, balances=[1, 2, 3], funding=0, salt="pend"
     )
-    asset = _synced(demo)
+    asset = import_and_sync(demo)
     services.asset_set_paused(asset_id=asset.pk, paused=True)
     toggle = _toggle(asset, 1)
     assert toggle.status == "PENDING"

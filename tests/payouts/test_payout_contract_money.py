@@ -21,8 +21,7 @@ from payouts.models import Distribution, HolderPayment
 from tests.fixtures.chain import AnvilNode
 from tests.fixtures.hostile import HostileContracts
 from tests.fixtures.workers import running_worker
-from tests.payouts.chainkit import deploy_asset, holder_address
-from tests.payouts.test_chain_execution import _finished, _import
+from tests.payouts.chainkit import deploy_asset, holder_address, import_and_wait_synced, wait_finished
 
 pytestmark = [pytest.mark.chain, pytest.mark.django_db(transaction=True)]
 
@@ -67,7 +66,7 @@ def test_cash_out_pays_exactly_what_it_burns(
     everyone = [h0, h1, h2, fresh]
     before = chain_client.balances_of(demo.token, everyone)
     with running_worker():
-        done = _finished(cash_out.pk)
+        done = wait_finished(cash_out.pk)
     after = chain_client.balances_of(demo.token, everyone)
     paid = [chain_client.erc20_balance(contracts.payment_token, a) for a in everyone]
     # then for every address what was paid is exactly what was burned times the principal
@@ -95,9 +94,9 @@ def test_a_batch_can_never_pay_more_than_its_distributions_registered_total(
     demo = deploy_asset(
         chain_client, deployer, payment_token=contracts.payment_token, balances=[1, 2, 3], funding=10**9, salt="cap"
     )
-    asset = _import(demo)
+    asset = import_and_wait_synced(demo)
     distribution = services.distribution_create(asset_id=asset.pk, subtype="IMMEDIATE", amount_type="FIXED", amount=600)
-    done = _finished(distribution.pk)
+    done = wait_finished(distribution.pk)
     assert done.status == Distribution.Status.COMPLETED, done.error
     held = chain_client.erc20_balance(contracts.payment_token, demo.payout)
     # when the payout role sends one more batch under that distribution, paying a stranger
@@ -131,12 +130,12 @@ def test_a_token_whose_transfer_returns_nothing_pays_every_holder(
     token = hostile_contracts.deploy(chain_client, deployer, "NoReturnToken")
     demo = deploy_asset(chain_client, deployer, payment_token=token, balances=[1, 2, 3, 4], funding=0, salt="usdt")
     hostile_contracts.call(chain_client, deployer, "NoReturnToken", token, "mint", [demo.payout, 10**9])
-    asset = _import(demo)
+    asset = import_and_wait_synced(demo)
     # when a payout runs
     distribution = services.distribution_create(
         asset_id=asset.pk, subtype="IMMEDIATE", amount_type="FIXED", amount=1_000
     )
-    done = _finished(distribution.pk)
+    done = wait_finished(distribution.pk)
     # then every holder got their share
     assert done.status == Distribution.Status.COMPLETED, done.error
     assert [chain_client.erc20_balance(token, h) for h in demo.holders] == [100, 200, 300, 400]

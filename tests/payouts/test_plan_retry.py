@@ -18,8 +18,9 @@ from payouts import services
 from payouts.models import Distribution
 from payouts.services import Underfunded
 from tests.fixtures.chain import AnvilNode
+from tests.fixtures.waiting import wait_for
 from tests.fixtures.workers import running_worker
-from tests.payouts.chainkit import deploy_asset, fund, wait_for
+from tests.payouts.chainkit import deploy_asset, fund
 
 pytestmark = [pytest.mark.chain, pytest.mark.django_db(transaction=True)]
 

@@ -1,49 +1,46 @@
-"""Planning on PostgreSQL: snapshot -> amounts -> COPY of payments -> batch rows, around batch edges."""
+"""Planning on anvil and PostgreSQL: holders read from the chain -> amounts -> COPY of payments -> batch
+rows, around batch edges."""
 
 from __future__ import annotations
 
 import pytest
-from django.db import transaction
 
 from chain.client import ChainClient
 from chain.localchain import DeployedContracts
 from chain.signers import LocalKeySigner
 from payouts import services
-from payouts.models import AssetHolder, BatchPayout, Distribution, HolderPayment
-from payouts.services import execution
-from payouts.snapshot import HolderSnapshot
+from payouts.models import BatchPayout, Distribution, HolderPayment
 from tests.payouts.chainkit import deploy_asset
-from tests.payouts.factories import address, make_asset, make_distribution
+from tests.payouts.factories import make_distribution
 
 pytestmark = pytest.mark.django_db
 
 SIZE = 7
 
 
-def _plan(distribution: Distribution, total: int) -> Distribution:
-    """The write half of planning, over a snapshot of the holder table (the chain half is tested on anvil)."""
-    with HolderSnapshot() as snapshot, transaction.atomic():
-        holders = AssetHolder.objects.filter(asset=distribution.asset).order_by("address")
-        snapshot.append_many((a, int(b)) for a, b in holders.values_list("address", "balance"))
-        locked = Distribution.objects.select_related("asset").select_for_update(of=("self",)).get(pk=distribution.pk)
-        execution._write_plan(locked, snapshot, total=total, size=SIZE, block=None)
-    return Distribution.objects.get(pk=distribution.pk)
-
-
+@pytest.mark.chain
+@pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("count", [1, SIZE - 1, SIZE, SIZE + 1, 2 * SIZE + 3, 100])
-def test_every_holder_is_in_exactly_one_batch_and_the_parts_sum_to_the_total(count: int) -> None:
-    # given `count` holders (plus two with nothing) and a distribution of an awkward total
-    asset = make_asset()
-    AssetHolder.objects.bulk_create(
-        [AssetHolder(asset=asset, address=address(0xF000 + i), balance=1 + (i * 31) % 17) for i in range(count)]
-        + [AssetHolder(asset=asset, address=address(0xFF000 + i), balance=0) for i in range(2)]
-    )
+def test_every_holder_is_in_exactly_one_batch_and_the_parts_sum_to_the_total(
+    count: int, chain_client: ChainClient, deployer: LocalKeySigner, contracts: DeployedContracts
+) -> None:
+    # given `count` holders and a started distribution of an awkward total, in batches of SIZE
     total = 10_007 * count + 3
+    demo = deploy_asset(
+        chain_client,
+        deployer,
+        payment_token=contracts.payment_token,
+        balances=[1 + (i * 31) % 17 for i in range(count)],
+        funding=total,
+        salt=f"edges{count}",
+    )
+    asset = services.asset_import(token_address=demo.token, payout_contract_address=demo.payout)
     distribution = make_distribution(
-        asset=asset, status=Distribution.Status.IN_PROGRESS, amount=total, computed_total=total
+        asset=asset, status=Distribution.Status.IN_PROGRESS, amount=total, computed_total=total, batch_size=SIZE
     )
     # when planned
-    planned = _plan(distribution, total)
+    services.distribution_plan(distribution_id=distribution.pk)
+    planned = Distribution.objects.get(pk=distribution.pk)
     # then
     payments = list(
         HolderPayment.objects.filter(distribution=planned)
@@ -75,7 +72,7 @@ def test_a_distribution_with_no_holders_fails_with_a_reason(
     asset = services.asset_import(token_address=demo.token, payout_contract_address=demo.payout)
     distribution = make_distribution(asset=asset, status=Distribution.Status.IN_PROGRESS, amount=5, computed_total=5)
     # when planned: nothing to split
-    execution.distribution_plan(distribution_id=distribution.pk)
+    services.distribution_plan(distribution_id=distribution.pk)
     # then
     distribution.refresh_from_db()
     assert (distribution.status, distribution.error) == ("FAILED", "no holder has a positive balance at the snapshot")

@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.utils import timezone
 
+from config.errors import Conflict
 from payouts import services
-from payouts.errors import Conflict
 from payouts.models import Asset, Distribution
 from payouts.recurrence import add_months, latest_due_occurrence, occurrence_time
 from tests.payouts.factories import make_distribution

@@ -33,9 +33,10 @@ from payouts import services
 from payouts.models import Asset, Distribution
 from payouts.services import distributions
 from payouts.tasks import run_scheduled_distributions_task
-from tests.payouts.chainkit import deploy_asset, fund, wait_for
+from tests.fixtures.waiting import wait_for
+from tests.fixtures.workers import wait_until_idle
+from tests.payouts.chainkit import deploy_asset, fund, import_and_wait_synced, wait_finished
 from tests.payouts.factories import make_asset, make_distribution
-from tests.payouts.test_chain_execution import _finished, _import
 
 
 def _daily(asset: Asset, **extra: Any) -> Distribution:
@@ -257,7 +258,7 @@ def test_cancelling_one_automated_occurrence_keeps_the_series_waiting_for_the_ne
     demo = deploy_asset(
         chain_client, deployer, payment_token=contracts.payment_token, balances=[1, 1, 2], funding=0, salt="ac"
     )
-    asset = _import(demo)
+    asset = import_and_wait_synced(demo)
     automated = services.distribution_create(
         asset_id=asset.pk, subtype="AUTOMATED", amount_type="PERCENTAGE", percentage_bps=10_000
     )
@@ -269,7 +270,7 @@ def test_cancelling_one_automated_occurrence_keeps_the_series_waiting_for_the_ne
     following = wait_for(
         lambda: Distribution.objects.filter(series_id=automated.series_id, occurrence=1).first(), what="occurrence 1"
     )
-    done = _finished(following.pk)
+    done = wait_finished(following.pk)
     assert done.status == "COMPLETED", done.error
     assert [chain_client.erc20_balance(demo.payment_token, h) for h in demo.holders] == [1_000, 1_000, 2_000]
     assert _series(automated.series_id) == [
@@ -292,19 +293,19 @@ def test_a_cancelled_automated_series_is_never_restarted_by_payment_tokens_arriv
     demo = deploy_asset(
         chain_client, deployer, payment_token=contracts.payment_token, balances=[1, 1, 2], funding=0, salt="as"
     )
-    asset = _import(demo)
+    asset = import_and_wait_synced(demo)
     automated = services.distribution_create(
         asset_id=asset.pk, subtype="AUTOMATED", amount_type="PERCENTAGE", percentage_bps=10_000
     )
     fund(chain_client, deployer, payment_token=demo.payment_token, payout=demo.payout, amount=4_000)
     _poll(demo.payment_token)
-    assert _finished(automated.pk).status == "COMPLETED"
+    assert wait_finished(automated.pk).status == "COMPLETED"
     # when the series is cancelled from its finished occurrence, then tokens arrive and the scheduler runs
     services.distribution_cancel(distribution_id=automated.pk, scope="series")
     fund(chain_client, deployer, payment_token=demo.payment_token, payout=demo.payout, amount=4_000)
     _poll(demo.payment_token)
     run_scheduled_distributions_task()
-    time.sleep(2)  # room for anything the deposit or the scheduler might have enqueued on the worker
+    wait_until_idle()  # whatever the deposit or the scheduler enqueued has run
     # then nothing started: the second deposit stays in the contract, the series ended
     assert [chain_client.erc20_balance(demo.payment_token, h) for h in demo.holders] == [1_000, 1_000, 2_000]
     assert chain_client.erc20_balance(demo.payment_token, demo.payout) == 4_000

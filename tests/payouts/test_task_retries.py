@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pytest
@@ -12,7 +11,8 @@ from pytest_django.fixtures import Settings
 
 from payouts import services
 from payouts.models import Asset, Distribution
-from tests.payouts.test_chain_execution import _finished
+from tests.fixtures.workers import wait_until_idle
+from tests.payouts.chainkit import wait_finished
 
 pytestmark = [pytest.mark.chain, pytest.mark.django_db(transaction=True)]
 
@@ -33,8 +33,8 @@ def test_planning_that_can_never_work_fails_at_once_with_a_reason_instead_of_ret
         distribution = services.distribution_create(
             asset_id=funded_asset.pk, subtype="IMMEDIATE", amount_type="FIXED", amount=1_000
         )
-        done = _finished(distribution.pk, timeout=30)
-        time.sleep(1)  # a retry, had there been one, would have been scheduled by now
+        done = wait_finished(distribution.pk, timeout=30)
+        wait_until_idle()  # a retry, had there been one, was scheduled and ran by now
     finally:
         task_retry.disconnect(count)
     # then it failed at once, saying why, and no task was retried for it

@@ -20,8 +20,8 @@ from django.test import Client
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from config.errors import InvalidInput
 from payouts import services
-from payouts.errors import InvalidInput
 from payouts.models import Asset, Distribution
 from payouts.recurrence import known_time_zone, latest_due_occurrence, local_instant, occurrence_time
 from tests.payouts.factories import make_asset

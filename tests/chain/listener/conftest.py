@@ -41,24 +41,19 @@ def listener_settings(chain_settings: Settings, rpc_proxy: RpcProxy, mirror_node
 def _isolated_processor_registry() -> Iterator[None]:
     """Listener tests register their own processors: hide the apps' ones (payouts registers
     HolderPaid and others in ready()) for the test, and put them back afterwards."""
-    saved = dict(registry._processors)
-    registry._processors.clear()
-    try:
+    with registry.event_processors_isolated():
         yield
-    finally:
-        registry._processors.clear()
-        registry._processors.update(saved)
 
 
 @pytest.fixture
-def processors() -> Iterator[Callable[[str, registry.EventProcessor], None]]:
+def processors() -> Iterator[Callable[[str, str, registry.EventProcessor], None]]:
     """Register processors for one test; they are removed afterwards."""
-    names: list[str] = []
+    keys: list[tuple[str, str]] = []
 
-    def register(event_name: str, processor: registry.EventProcessor) -> None:
-        registry.register_event_processor(event_name, processor)
-        names.append(event_name)
+    def register(abi_name: str, event_name: str, processor: registry.EventProcessor) -> None:
+        registry.register_event_processor(abi_name, event_name, processor)
+        keys.append((abi_name, event_name))
 
     yield register
-    for name in names:
-        registry.unregister_event_processor(name)
+    for key in keys:
+        registry.unregister_event_processor(*key)

@@ -17,7 +17,7 @@ from tests.chain.listener.factories import ChainEventFactory, EventListenerFacto
 
 pytestmark = pytest.mark.django_db
 
-Register = Callable[[str, Callable[[DecodedEvent], None]], None]
+Register = Callable[[str, str, Callable[[DecodedEvent], None]], None]  # (ABI, event name, processor)
 
 
 def test_listener_list_shows_cursor_and_sync_lag(admin_client: Client) -> None:
@@ -55,7 +55,7 @@ def test_reprocess_action_runs_the_processor_of_failed_events_once(admin_client:
     def record(event: DecodedEvent) -> None:
         Group.objects.create(name=f"snapshot-{event.args['id']}")
 
-    processors("Snapshot", record)
+    processors("AssetToken", "Snapshot", record)
     failed = ChainEventFactory.create(snapshot_id=7)
     done = ChainEventFactory.create(snapshot_id=8, status="PROCESSED", error="")
     # when

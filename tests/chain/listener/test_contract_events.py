@@ -22,7 +22,13 @@ from tests.fixtures.rpc_proxy import RpcProxy
 
 pytestmark = [pytest.mark.chain, pytest.mark.django_db]
 
-PROCESSED_EVENTS = ("HolderPaid", "PayoutCompleted", "DistributionExecuted", "HolderBalanceUpdated", "Transfer")
+PROCESSED_EVENTS = (
+    ("PayoutContract", "HolderPaid"),
+    ("PayoutContract", "PayoutCompleted"),
+    ("PayoutContract", "DistributionExecuted"),
+    ("AssetToken", "HolderBalanceUpdated"),
+    ("AssetToken", "Transfer"),
+)
 
 
 def record_in_database(event: DecodedEvent) -> None:
@@ -43,12 +49,12 @@ def test_ingests_token_and_payout_events_once_across_a_crash_and_an_outage(
     rpc_proxy: RpcProxy,
     mirror_node: FakeMirrorNode,
     listener_settings: Settings,
-    processors: Callable[[str, Callable[[DecodedEvent], None]], None],
+    processors: Callable[[str, str, Callable[[DecodedEvent], None]], None],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # given listeners on the equity token and its payout contract, and processors for their events
-    for name in PROCESSED_EVENTS:
-        processors(name, record_in_database)
+    for abi_name, name in PROCESSED_EVENTS:
+        processors(abi_name, name, record_in_database)
     token = listener_ensure(
         name="equity-token", contract_address=contracts.equity_token, abi_name="AssetToken", source=source,
         max_block_range=7,
@@ -87,7 +93,7 @@ def test_ingests_token_and_payout_events_once_across_a_crash_and_an_outage(
     assert stored_keys(payout) == _expected(contracts.rpc_url, contracts.equity_payout, source)
     # and each event reached its processor exactly once
     events = ChainEvent.objects.filter(listener__in=[token, payout])
-    handled = events.filter(event_name__in=PROCESSED_EVENTS)
+    handled = events.filter(event_name__in=[name for _, name in PROCESSED_EVENTS])
     assert handled.count() > 200
     assert set(handled.values_list("status", flat=True)) == {ChainEvent.Status.PROCESSED}
     assert Group.objects.count() == handled.count()
@@ -108,14 +114,14 @@ def test_unknown_forged_and_truncated_events_on_chain_do_not_stop_the_listener(
     chain_client: ChainClient,
     listener_settings: Settings,
     anvil_rpc_url: str,
-    processors: Callable[[str, Callable[[DecodedEvent], None]], None],
+    processors: Callable[[str, str, Callable[[DecodedEvent], None]], None],
 ) -> None:
     from eth_utils.crypto import keccak
 
     from tests.chain.listener.emitter import deploy_emitter, emit
 
     # given a contract whose ABI we do not know, watched as if it were an asset token
-    processors("Snapshot", record_in_database)
+    processors("AssetToken", "Snapshot", record_in_database)
     emitter = deploy_emitter(anvil_rpc_url)
     snapshot = "0x" + keccak(text="Snapshot(uint256)").hex()
     dividend = "0x" + keccak(text="DividendSet(uint256,uint256,uint256,uint256)").hex()

@@ -22,7 +22,7 @@ from tests.chain.listener.helpers import chain_log_keys, head, stored_keys
 
 pytestmark = pytest.mark.chain
 
-Register = Callable[[str, Callable[[DecodedEvent], None]], None]
+Register = Callable[[str, str, Callable[[DecodedEvent], None]], None]  # (ABI, event name, processor)
 
 
 class WorkerKilled(BaseException):
@@ -55,7 +55,7 @@ def test_a_failing_processor_marks_its_event_failed_and_the_stream_goes_on(
         if event.args["holder"] == unlucky:
             raise ValueError("holder unknown to the ledger")
 
-    processors("HolderPaid", flaky)
+    processors("PayoutContract", "HolderPaid", flaky)
     start = head(contracts.rpc_url) + 1
     pay_batch(
         chain_client, deployer, contracts.equity_payout, distribution="d", batch="b", holders=list(contracts.holders)
@@ -78,8 +78,8 @@ def test_a_failing_processor_marks_its_event_failed_and_the_stream_goes_on(
     assert listener.last_processed_block == head(contracts.rpc_url)
 
     # when the processor is fixed and an operator reprocesses the event (twice)
-    registry.unregister_event_processor("HolderPaid")
-    processors("HolderPaid", _record)
+    registry.unregister_event_processor("PayoutContract", "HolderPaid")
+    processors("PayoutContract", "HolderPaid", _record)
     first = event_reprocess(event_id=failed.pk)
     second = event_reprocess(event_id=failed.pk)
     # then it ran once more, and only once
@@ -105,7 +105,7 @@ def test_a_crash_inside_the_transaction_rolls_back_events_processor_writes_and_c
         if len(calls) == 3:
             raise WorkerKilled
 
-    processors("HolderPaid", dies_on_third)
+    processors("PayoutContract", "HolderPaid", dies_on_third)
     start = head(contracts.rpc_url) + 1
     pay_batch(
         chain_client, deployer, contracts.equity_payout, distribution="d", batch="b", holders=list(contracts.holders)
@@ -120,8 +120,8 @@ def test_a_crash_inside_the_transaction_rolls_back_events_processor_writes_and_c
     assert Group.objects.count() == 0
     assert listener.last_processed_block is None
     # when the next worker polls
-    registry.unregister_event_processor("HolderPaid")
-    processors("HolderPaid", _record)
+    registry.unregister_event_processor("PayoutContract", "HolderPaid")
+    processors("PayoutContract", "HolderPaid", _record)
     listener_poll(listener_id=listener.pk)
     # then every event is stored and processed exactly once
     assert stored_keys(listener) == chain_log_keys(contracts.rpc_url, contracts.equity_payout, start)
@@ -139,7 +139,7 @@ def test_two_concurrent_polls_of_one_listener_store_and_process_each_event_once(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # given two batches and a listener reading one block per page
-    processors("HolderPaid", _record)
+    processors("PayoutContract", "HolderPaid", _record)
     start = head(contracts.rpc_url) + 1
     for batch in ("b1", "b2"):
         pay_batch(

@@ -10,7 +10,14 @@ from eth_utils.crypto import keccak
 from pytest_django.fixtures import Settings
 
 from chain.events import DecodedEvent
-from chain.listener import engine, listener_ensure, listener_poll, listener_reset_cursor, listener_set_enabled
+from chain.listener import (
+    engine,
+    event_reprocess,
+    listener_ensure,
+    listener_poll,
+    listener_reset_cursor,
+    listener_set_enabled,
+)
 from chain.models import ChainEvent, EventListener
 from tests.chain.listener.emitter import deploy_emitter, emit, rpc
 from tests.chain.listener.helpers import chain_log_keys, head, stored_keys
@@ -20,7 +27,7 @@ pytestmark = [pytest.mark.chain, pytest.mark.django_db]
 
 UNKNOWN = "0x" + "ee" * 32
 SNAPSHOT = "0x" + keccak(text="Snapshot(uint256)").hex()
-Register = Callable[[str, Callable[[DecodedEvent], None]], None]
+Register = Callable[[str, str, Callable[[DecodedEvent], None]], None]  # (ABI, event name, processor)
 
 
 def _listener(
@@ -178,7 +185,7 @@ def test_resetting_the_cursor_rereads_without_storing_or_processing_twice(
 ) -> None:
     # given a listener that stored and processed its stream
     handled: list[tuple[str, int]] = []
-    processors("Snapshot", lambda event: handled.append((event.tx_hash, event.log_index)))
+    processors("AssetToken", "Snapshot", lambda event: handled.append((event.tx_hash, event.log_index)))
     emitter = deploy_emitter(anvil_rpc_url)
     emit(anvil_rpc_url, emitter, SNAPSHOT, (1).to_bytes(32, "big"), count=3)
     listener = _listener(emitter)
@@ -207,3 +214,28 @@ def test_a_disabled_listener_is_not_polled(
     assert result.skipped == "disabled"
     assert not ChainEvent.objects.filter(listener=listener).exists()
     assert not rpc_proxy.calls
+
+
+def test_a_processor_receives_only_the_events_of_the_abi_it_was_registered_for(
+    anvil_rpc_url: str, rpc_proxy: RpcProxy, listener_settings: Settings, processors: Register
+) -> None:
+    # given a processor of `Snapshot` for payout contracts, and an asset token that emits Snapshot
+    elsewhere: list[DecodedEvent] = []
+    processors("PayoutContract", "Snapshot", elsewhere.append)
+    emitter = deploy_emitter(anvil_rpc_url)
+    emit(anvil_rpc_url, emitter, SNAPSHOT, (7).to_bytes(32, "big"), count=2)
+    listener = _listener(emitter)
+    # when the asset token's listener stores them
+    listener_poll(listener_id=listener.pk)
+    # then the event name alone reached nobody: the events wait for a processor of their ABI
+    events = ChainEvent.objects.filter(listener=listener)
+    assert events.count() == 2
+    assert elsewhere == []
+    assert set(events.values_list("status", flat=True)) == {ChainEvent.Status.NO_PROCESSOR}
+    # and a processor of the asset token's Snapshot gets them once reprocessed
+    mine: list[DecodedEvent] = []
+    processors("AssetToken", "Snapshot", mine.append)
+    for event in events:
+        event_reprocess(event_id=event.pk)
+    assert [event.args["id"] for event in mine] == [7, 7]
+    assert elsewhere == []

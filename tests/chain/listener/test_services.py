@@ -52,11 +52,11 @@ def test_one_processor_per_event_name() -> None:
 
     def second(event: object) -> None: ...
 
-    register_event_processor("Test", first)
+    register_event_processor("AssetToken", "Test", first)
     try:
         # then registering it again is harmless, another one is refused
-        register_event_processor("Test", first)
+        register_event_processor("AssetToken", "Test", first)
         with pytest.raises(ValueError, match="already registered"):
-            register_event_processor("Test", second)
+            register_event_processor("AssetToken", "Test", second)
     finally:
-        unregister_event_processor("Test")
+        unregister_event_processor("AssetToken", "Test")

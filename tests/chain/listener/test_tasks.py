@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-
 import pytest
 from celery.worker import WorkController
 from pytest_django.fixtures import Settings
@@ -20,17 +17,9 @@ from config.locks import SKIPPED, redis_lock
 from tests.chain.listener.actions import pay_batch
 from tests.chain.listener.emitter import deploy_emitter, emit
 from tests.chain.listener.helpers import chain_log_keys, chain_tx_keys, head, stored_keys
+from tests.fixtures.waiting import wait_for
 
 pytestmark = pytest.mark.chain
-
-
-def _wait_for(predicate: Callable[[], bool], timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError("condition not met in time")
 
 
 def test_the_periodic_fan_out_polls_every_enabled_listener_through_a_real_worker(
@@ -59,7 +48,7 @@ def test_the_periodic_fan_out_polls_every_enabled_listener_through_a_real_worker
     assert fanned_out == 2
     payout_logs = chain_log_keys(contracts.rpc_url, contracts.equity_payout)
     token_logs = chain_tx_keys(contracts.rpc_url, contracts.equity_token)
-    _wait_for(lambda: stored_keys(rpc_listener) == payout_logs and stored_keys(mirror_listener) == token_logs)
+    wait_for(lambda: stored_keys(rpc_listener) == payout_logs and stored_keys(mirror_listener) == token_logs)
     assert not ChainEvent.objects.filter(listener=disabled).exists()
 
 
@@ -103,4 +92,4 @@ def test_a_backlog_longer_than_one_poll_is_drained_by_follow_up_polls(
     first = tasks.poll_listener_task.delay(listener.pk).get(timeout=30)
     # then it stopped early and the polls it enqueued read the rest
     assert "more=True" in first
-    _wait_for(lambda: stored_keys(listener) == chain_log_keys(anvil_rpc_url, emitter))
+    wait_for(lambda: stored_keys(listener) == chain_log_keys(anvil_rpc_url, emitter))
