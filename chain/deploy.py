@@ -15,6 +15,7 @@ from eth_utils.address import to_checksum_address
 from chain import abi
 from chain.client import ChainClient, Receipt
 from chain.errors import ChainError, TransactionReverted
+from chain.lane.base import sender_lock
 from chain.signers import Signer
 
 GAS_HEADROOM_PERCENT = 20
@@ -80,7 +81,6 @@ def deploy_payout_contract(
     """
     if not hold_lane:
         return _deploy_payout_contract(client, signer, asset_token, payment_token)
-    from chain.lane.base import sender_lock
 
     with sender_lock(client.chain_id(), signer.address):
         return _deploy_payout_contract(client, signer, asset_token, payment_token)

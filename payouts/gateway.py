@@ -11,13 +11,14 @@ from __future__ import annotations
 import functools
 import uuid
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
+from django.conf import settings
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 
-if TYPE_CHECKING:
-    from chain.client import ChainClient
+from chain import abi
+from chain.abi import decode_result, encode_call, encode_execute_batch, encode_execute_bond_cash_out
+from chain.client import ChainClient
 
 PAYOUT_BATCH_PURPOSE = "payout_batch"
 PAYOUT_PAUSE_PURPOSE = "payout_pause"
@@ -72,13 +73,11 @@ def normalize(address: str) -> str:
 
 @functools.cache
 def _client_for(rpc_url: str) -> ChainClient:
-    from chain.client import ChainClient
 
     return ChainClient.from_settings()
 
 
 def client() -> ChainClient:
-    from django.conf import settings
 
     return _client_for(settings.CHAIN_RPC_URL)
 
@@ -95,7 +94,6 @@ def encode_batch(
     token_amounts: Sequence[int] = (),
 ) -> bytes:
     """A batch call; `token_amounts` (bond cash-outs only) are the bonds burned for each payment."""
-    from chain.abi import encode_execute_batch, encode_execute_bond_cash_out
 
     args = (to_bytes32(distribution_hex), to_bytes32(batch_hex), holders_count, [checksum(a) for a in holders])
     if bond_cash_out:
@@ -106,21 +104,15 @@ def encode_batch(
 
 
 def encode_withdraw(to: str, amount: int) -> bytes:
-    from chain.abi import encode_withdraw as withdraw
-
-    return withdraw(checksum(to), amount)
+    return abi.encode_withdraw(checksum(to), amount)
 
 
 def encode_pause(paused: bool) -> bytes:
-    from chain.abi import encode_pause as pause
-    from chain.abi import encode_unpause as unpause
-
-    return pause() if paused else unpause()
+    return abi.encode_pause() if paused else abi.encode_unpause()
 
 
 def erc20_decimals(token: str) -> int:
     """`decimals()` of a plain ERC-20 (the payment token has no asset details)."""
-    from chain.abi import decode_result, encode_call
 
     data = client().call(to=checksum(token), data=encode_call("PaymentToken", "decimals", []))
     return int(decode_result("PaymentToken", "decimals", data)[0])

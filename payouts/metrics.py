@@ -17,6 +17,7 @@ from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
+from chain.models import EventListener
 from payouts.models import Asset, BatchPayout, Distribution
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -42,10 +43,6 @@ class _Writer:
 
 
 def _listener_samples() -> tuple[list[tuple[dict[str, str], float]], list[tuple[dict[str, str], float]]]:
-    try:
-        from chain.models import EventListener
-    except ImportError:  # the listener is not installed
-        return [], []
     now = timezone.now()
     lag, age = [], []
     for listener in EventListener.objects.filter(enabled=True).order_by("name"):

@@ -15,10 +15,14 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from chain.listener import register_event_processor
+from chain.services import register_transaction_handler
 from config.enqueue import publish_on_commit
 from payouts import gateway
 from payouts.models import Asset, AssetHolder, Distribution
-from payouts.services.confirmation import PAYOUT_EVENTS, payout_results_apply
+from payouts.services.confirmation import PAYOUT_EVENTS, payout_results_apply, payout_transaction_finished
+from payouts.services.pausing import pause_transaction_finished
+from payouts.services.withdrawals import withdrawal_transaction_finished
 from payouts.tasks import start_distribution_task
 
 if TYPE_CHECKING:
@@ -113,11 +117,6 @@ def on_transfer(event: DecodedEvent) -> None:
 
 
 def register() -> None:
-    from chain.listener import register_event_processor
-    from chain.services import register_transaction_handler
-    from payouts.services.confirmation import payout_transaction_finished
-    from payouts.services.pausing import pause_transaction_finished
-    from payouts.services.withdrawals import withdrawal_transaction_finished
 
     for name in PAYOUT_EVENTS:
         register_event_processor("PayoutContract", name, on_payout_event)

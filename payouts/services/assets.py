@@ -21,6 +21,10 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from chain.deploy import deploy_payout_contract
+from chain.errors import ChainError
+from chain.listener import listener_ensure
+from chain.signers import get_signer
 from config.alerts import AlertField, send_alert
 from config.enqueue import publish_on_commit
 from config.errors import Conflict, InvalidInput, NotFound
@@ -56,7 +60,6 @@ def asset_import(
     name: str | None = None,
 ) -> Asset:
     """Read the token from the chain and create the asset (SYNCING); the sync runs in a task."""
-    from chain.errors import ChainError
     from payouts.tasks import sync_asset_task
 
     token = _address("token_address", token_address)
@@ -134,7 +137,6 @@ def asset_sync_step(*, asset_id: uuid.UUID) -> bool:
     stopped. The first chunk deploys/attaches the payout contract, watches the contracts and pins
     the block; the last one settles the asset SYNCED. True while chunks remain (the caller queues
     the next); a chain error fails the sync (FAILED, with the reason)."""
-    from chain.errors import ChainError
 
     asset = Asset.objects.filter(pk=asset_id, sync_status=Asset.SyncStatus.SYNCING).first()
     if asset is None:
@@ -158,9 +160,6 @@ def asset_sync_step(*, asset_id: uuid.UUID) -> bool:
 
 def _sync_begin(asset: Asset) -> None:
     """Deploy (or attach) the payout contract, watch the three contracts, pin the sync's block."""
-    from chain.deploy import deploy_payout_contract
-    from chain.listener import listener_ensure
-    from chain.signers import get_signer
 
     client = gateway.client()
     if not asset.payout_contract_address:

@@ -26,6 +26,7 @@ from django.db import transaction
 from django.db.models import Count, F, Q
 from django.utils import timezone
 
+from chain.models import ChainTransaction
 from config.enqueue import publish_on_commit
 from payouts import gateway
 from payouts.models import BatchPayout, Distribution, HolderPayment
@@ -348,7 +349,6 @@ def _transaction_failed(batch: BatchPayout, *, status: str, error: str) -> None:
 
 def batch_reconcile(*, batch_id: int, attempt: int) -> bool:
     """Read the confirmed receipt (no DB transaction open) and apply it. False: nothing to do yet."""
-    from chain.models import ChainTransaction
 
     chain_transaction = ChainTransaction.objects.filter(intent_key=gateway.batch_intent_key(batch_id, attempt)).first()
     if chain_transaction is None:

@@ -22,12 +22,14 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from chain.errors import PermanentChainError
+from chain.errors import ChainError, PermanentChainError
+from chain.services import estimate_gas, transaction_enqueue
 from config.alerts import AlertField, send_alert
 from config.enqueue import publish, publish_on_commit
 from payouts import allocation, gateway
 from payouts.bulk import PaymentRow, write_holder_payments
 from payouts.models import Asset, AssetHolder, BatchPayout, Distribution, HolderPayment, PlanningHolder
+from payouts.services.confirmation import batch_roll_up, distribution_roll_up
 from payouts.services.funding import funds_locked, funds_read, underfunded_message
 from payouts.snapshot import HolderSnapshot
 
@@ -227,8 +229,6 @@ def _fund_total(distribution: Distribution, snapshot: HolderSnapshot) -> int:
 
 def _fit_batch_size(distribution: Distribution, snapshot: HolderSnapshot, *, total: int) -> int:
     """PAYOUT_BATCH_SIZE, lowered so that one batch's estimated gas fits the block gas budget."""
-    from chain.errors import ChainError
-    from chain.services import estimate_gas
 
     if distribution.batch_size:
         return distribution.batch_size
@@ -379,8 +379,6 @@ def distribution_plan_stalled(*, distribution_id: uuid.UUID, sweeps: int) -> boo
 
 def distribution_submit_batches(*, distribution_id: uuid.UUID, limit: int = SUBMIT_CHUNK) -> int:
     """Hand up to `limit` PENDING batches to the chain lane; returns how many were submitted."""
-    from chain.services import transaction_enqueue
-    from payouts.services.confirmation import batch_roll_up, distribution_roll_up
     from payouts.tasks import submit_batches_task
 
     submitted = 0

@@ -16,6 +16,7 @@ from django.db import transaction
 from django.db.models import Exists, F, OuterRef, Sum
 from django.utils import timezone
 
+from chain.models import ChainTransaction
 from config.enqueue import publish, publish_on_commit
 from config.errors import Conflict, NotFound
 from payouts.models import Asset, BatchPayout, Distribution, HolderPayment
@@ -198,7 +199,6 @@ def distributions_sweep(*, now: datetime | None = None) -> dict[str, int]:
 
 def _batches_with_final_transactions(cutoff: datetime) -> list[tuple[int, int]]:
     """IN_PROGRESS batches whose lane transaction is final but whose results were never applied."""
-    from chain.models import ChainTransaction
 
     final = ChainTransaction.objects.filter(
         id=OuterRef("chain_transaction_id"), status__in=["CONFIRMED", "REVERTED", "FAILED", "CANCELLED"]

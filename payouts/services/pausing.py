@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 from django.db import transaction
 from django.db.models import Exists, OuterRef
 
+from chain.services import transaction_enqueue
 from config.alerts import AlertField, send_alert
 from config.enqueue import publish_on_commit
 from config.errors import Conflict, NotFound
@@ -49,7 +50,6 @@ class PauseSeen:
 def asset_set_paused(*, asset_id: uuid.UUID, paused: bool) -> Asset:
     """Pause or unpause the payout contract through the lane. The asset stops paying at once
     (PAUSING) and pays again only when the unpause is confirmed on chain (UNPAUSING until then)."""
-    from chain.services import transaction_enqueue
 
     with transaction.atomic():
         asset = Asset.objects.select_for_update().filter(pk=asset_id).first()

@@ -15,6 +15,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from chain.fields import UINT256_MAX
+from chain.services import transaction_enqueue
+from chain.signers import get_signer
 from config.errors import Conflict, InvalidInput, NotFound
 from payouts import gateway
 from payouts.models import Asset, FundsWithdrawal
@@ -32,8 +34,6 @@ def funds_withdraw(
     *, asset_id: uuid.UUID, to_address: str, amount: int, requested_by_id: int | None = None
 ) -> FundsWithdrawal:
     """Send `amount` payment-token base units from the asset's payout contract to `to_address`."""
-    from chain.services import transaction_enqueue
-    from chain.signers import get_signer
 
     asset = Asset.objects.filter(pk=asset_id).first()
     if asset is None:
