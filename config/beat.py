@@ -29,7 +29,8 @@ class SingleBeatDatabaseScheduler(DatabaseScheduler):  # type: ignore[misc]
         self._is_leader = False
         super().__init__(*args, **kwargs)
 
-    def _hold_leadership(self) -> bool:
+    def hold_leadership(self) -> bool:
+        """Take the leader lock, or renew it if held; True while this scheduler leads."""
         try:
             if self._is_leader:
                 self._leader_lock.reacquire()
@@ -46,7 +47,7 @@ class SingleBeatDatabaseScheduler(DatabaseScheduler):  # type: ignore[misc]
         return self._is_leader
 
     def tick(self, *args: Any, **kwargs: Any) -> float:
-        if not self._hold_leadership():
+        if not self.hold_leadership():
             return STANDBY_SLEEP_SECONDS
         return float(super().tick(*args, **kwargs))
 

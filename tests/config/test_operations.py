@@ -102,9 +102,9 @@ def test_only_one_beat_sends_tasks() -> None:
     second = SingleBeatDatabaseScheduler(app=app, lazy=True)
     # when both try to lead
     # then only the first does; the second takes over once the first stops
-    assert first._hold_leadership() is True
-    assert second._hold_leadership() is False
-    assert first._hold_leadership() is True
-    first._leader_lock.release()
-    first._is_leader = False
-    assert second._hold_leadership() is True
+    assert first.hold_leadership() is True
+    assert second.hold_leadership() is False
+    assert first.hold_leadership() is True
+    first.close()
+    assert second.hold_leadership() is True
+    second.close()
