@@ -15,7 +15,6 @@ from eth_utils.address import to_checksum_address
 from chain import abi
 from chain.client import ChainClient, Receipt
 from chain.errors import ChainError, TransactionReverted
-from chain.lane.base import sender_lock
 from chain.signers import Signer
 
 GAS_HEADROOM_PERCENT = 20
@@ -81,6 +80,9 @@ def deploy_payout_contract(
     """
     if not hold_lane:
         return _deploy_payout_contract(client, signer, asset_token, payment_token)
+    # Imported here: `make run` deploys the local chain with this module before Django is set up,
+    # and the lane imports models.
+    from chain.lane.base import sender_lock
 
     with sender_lock(client.chain_id(), signer.address):
         return _deploy_payout_contract(client, signer, asset_token, payment_token)
