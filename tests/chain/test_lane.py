@@ -4,7 +4,7 @@ dropped and stuck transactions. Flow tests use a real Celery worker on the Redis
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 from celery.contrib.testing.worker import start_worker
@@ -18,12 +18,10 @@ from chain.lane import services as lane_services
 from chain.localchain import DeployedContracts, deploy_reference_contracts
 from chain.models import ChainTransaction, SenderNonce, SignedVersion
 from chain.services import (
-    register_transaction_handler,
     transaction_confirm,
     transaction_enqueue,
     transaction_replace,
     transaction_submit,
-    unregister_transaction_handler,
 )
 from chain.signers import LocalKeySigner
 from config.celery_app import app as celery_app
@@ -33,15 +31,6 @@ from tests.fixtures.chain import AnvilNode
 from tests.fixtures.waiting import wait_for
 
 Status = ChainTransaction.Status
-
-
-@pytest.fixture
-def handled() -> Iterator[list[tuple[str, str]]]:
-    """Records (intent_key, status) for every final state of purpose `test_batch`."""
-    calls: list[tuple[str, str]] = []
-    register_transaction_handler("test_batch", lambda row: calls.append((row.intent_key, row.status)))
-    yield calls
-    unregister_transaction_handler("test_batch")
 
 
 def _final(ids: list[str]) -> bool:

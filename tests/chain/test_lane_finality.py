@@ -6,7 +6,7 @@ it). Direct service calls on an anvil started for each test, mined by hand, reor
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 from pytest_django.fixtures import Settings
@@ -15,24 +15,13 @@ from chain.client import ChainClient
 from chain.localchain import deploy_reference_contracts
 from chain.models import ChainTransaction, SignedVersion
 from chain.services import (
-    register_transaction_handler,
     transaction_confirm,
     transaction_submit,
-    unregister_transaction_handler,
 )
 from config.localservices import LocalService
 from tests.chain.factories import batch_intent, enqueue_batch
 
 Status = ChainTransaction.Status
-
-
-@pytest.fixture
-def handled() -> Iterator[list[tuple[str, str]]]:
-    """Records (intent_key, status) for every final state of purpose `test_batch`."""
-    calls: list[tuple[str, str]] = []
-    register_transaction_handler("test_batch", lambda row: calls.append((row.intent_key, row.status)))
-    yield calls
-    unregister_transaction_handler("test_batch")
 
 
 @pytest.mark.django_db

@@ -5,7 +5,7 @@ anvil behind a proxy that refuses exactly as the relay does (tests/fixtures/rpc_
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 from pytest_django.fixtures import Settings
@@ -14,26 +14,15 @@ from chain.client import ChainClient
 from chain.localchain import DeployedContracts
 from chain.models import ChainTransaction, SignedVersion
 from chain.services import (
-    register_transaction_handler,
     transaction_confirm,
     transaction_submit,
     transaction_sweep,
-    unregister_transaction_handler,
 )
 from tests.chain.factories import E6, batch_intent, enqueue_batch
 from tests.fixtures.chain import AnvilNode
 from tests.fixtures.rpc_proxy import RpcProxy
 
 Status = ChainTransaction.Status
-
-
-@pytest.fixture
-def handled() -> Iterator[list[tuple[str, str]]]:
-    """Records (intent_key, status) for every final state of purpose `test_batch`."""
-    calls: list[tuple[str, str]] = []
-    register_transaction_handler("test_batch", lambda row: calls.append((row.intent_key, row.status)))
-    yield calls
-    unregister_transaction_handler("test_batch")
 
 
 @pytest.fixture
