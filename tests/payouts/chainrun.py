@@ -12,12 +12,9 @@ from chain.localchain import ANVIL_DEV_KEYS, deploy_reference_contracts
 from chain.models import ChainTransaction, SignedVersion
 from chain.signers import LocalKeySigner
 from config.localservices import LocalService
-from payouts import gateway, services
-from payouts.models import Asset, Distribution, HolderPayment
-from tests.fixtures.waiting import wait_for
+from payouts import gateway
+from payouts.models import Distribution, HolderPayment
 from tests.payouts.chainkit import DemoAsset, deploy_asset
-
-FINAL = (Distribution.Status.COMPLETED, Distribution.Status.FAILED)
 
 
 @dataclass(frozen=True)
@@ -46,25 +43,6 @@ def own_chain_with_asset(anvil_factory: Callable[..., LocalService], *, holders:
         salt=salt,
     )
     return OwnChain(node=node, client=client, demo=demo)
-
-
-def import_synced(demo: DemoAsset) -> Asset:
-    asset = services.asset_import(token_address=demo.token, payout_contract_address=demo.payout)
-    synced: Asset = wait_for(
-        lambda: Asset.objects.filter(pk=asset.pk).exclude(sync_status=Asset.SyncStatus.SYNCING).first(),
-        what="asset sync",
-    )
-    assert synced.sync_status == Asset.SyncStatus.SYNCED, synced.sync_error
-    return synced
-
-
-def finished(distribution_id: Any, timeout: float) -> Distribution:
-    done: Distribution = wait_for(
-        lambda: Distribution.objects.filter(pk=distribution_id, status__in=FINAL).first(),
-        timeout=timeout,
-        what="distribution to finish",
-    )
-    return done
 
 
 def batch_transactions(distribution: Distribution) -> list[ChainTransaction]:

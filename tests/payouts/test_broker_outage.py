@@ -29,8 +29,8 @@ from payouts.models import Distribution, HolderPayment
 from payouts.services.operations import STUCK_AFTER, distributions_sweep
 from tests.fixtures.broker import DedicatedRedis
 from tests.fixtures.workers import running_worker
-from tests.payouts.chainkit import DemoAsset, deploy_asset
-from tests.payouts.chainrun import batch_transactions, finished, import_synced
+from tests.payouts.chainkit import DemoAsset, deploy_asset, import_and_wait_synced, wait_finished
+from tests.payouts.chainrun import batch_transactions
 
 pytestmark = [pytest.mark.chain, pytest.mark.django_db(transaction=True)]
 
@@ -82,7 +82,7 @@ def test_distributions_created_and_started_through_the_api_while_redis_is_down_c
     # given two synced assets of 120 holders each, and a scheduled payout of the second
     demos = [_asset(chain_client, deployer, contracts, salt) for salt in ("outage-now", "outage-later")]
     with running_worker():
-        assets = [import_synced(demo) for demo in demos]
+        assets = [import_and_wait_synced(demo) for demo in demos]
         scheduled_at = (timezone.now() + timedelta(hours=2)).isoformat()
         later = api_client.post(
             f"/api/v1/assets/{assets[1].pk}/distributions",
@@ -115,7 +115,7 @@ def test_distributions_created_and_started_through_the_api_while_redis_is_down_c
         started = time.monotonic()
         swept = distributions_sweep(now=timezone.now() + STUCK_AFTER + timedelta(seconds=1))
         # then both distributions complete, every holder paid once
-        done = [finished(pk, timeout=240) for pk in ids]
+        done = [wait_finished(pk, timeout=240) for pk in ids]
         recovery_took = time.monotonic() - started
     assert swept["plans"] == 2
     for demo, distribution in zip(demos, done, strict=True):
@@ -139,7 +139,7 @@ def test_batches_handed_to_the_chain_lane_while_redis_is_down_are_sent_once_it_i
     # given a synced asset of 120 holders
     demo = _asset(chain_client, deployer, contracts, "outage-lane")
     with running_worker():
-        asset = import_synced(demo)
+        asset = import_and_wait_synced(demo)
         # and Redis is stopped
         dedicated_redis.stop()
         # when a distribution is created, planned and its batches handed to the chain lane (the
@@ -163,7 +163,7 @@ def test_batches_handed_to_the_chain_lane_while_redis_is_down_are_sent_once_it_i
         started = time.monotonic()
         swept = transaction_sweep(stale_after=timedelta(0))
         # then the distribution completes, every holder paid once
-        done = finished(distribution.pk, timeout=240)
+        done = wait_finished(distribution.pk, timeout=240)
         recovery_took = time.monotonic() - started
     assert swept.resubmitted == 3
     _assert_everyone_paid_once(chain_client, demo, done)

@@ -17,11 +17,10 @@ from payouts import services
 from payouts.models import Distribution
 from tests.fixtures.rpc_proxy import RpcProxy
 from tests.fixtures.workers import running_chain_sweeper, running_worker
+from tests.payouts.chainkit import import_and_wait_synced, wait_finished
 from tests.payouts.chainrun import (
     assert_everyone_paid_once,
     batch_transactions,
-    finished,
-    import_synced,
     own_chain_with_asset,
 )
 
@@ -46,13 +45,13 @@ def test_behind_a_relay_refusing_nonces_too_high_a_320_holder_payout_pays_everyo
     chain_settings.CHAIN_CONFIRMATIONS = 1
     chain_settings.PAYOUT_BATCH_SIZE = BATCH_SIZE
     with running_worker(), running_chain_sweeper():
-        asset = import_synced(own.demo)
+        asset = import_and_wait_synced(own.demo)
         # when: the whole payout is handed to the lane at once
         started = time.monotonic()
         distribution = services.distribution_create(
             asset_id=asset.pk, subtype="IMMEDIATE", amount_type="FIXED", amount=320_000_001, concept="relay"
         )
-        done = finished(distribution.pk, timeout=150)
+        done = wait_finished(distribution.pk, timeout=150)
         took = time.monotonic() - started
     # then: everyone paid once, each batch sent with the nonce and bytes it was first signed with
     assert done.status == Distribution.Status.COMPLETED, done.error
@@ -86,12 +85,12 @@ def test_on_a_node_that_buffers_nonces_a_payout_stays_pipelined_with_several_bat
     chain_settings.CHAIN_CONFIRMATIONS = confirmations
     chain_settings.PAYOUT_BATCH_SIZE = BATCH_SIZE
     with running_worker(), running_chain_sweeper():
-        asset = import_synced(own.demo)
+        asset = import_and_wait_synced(own.demo)
         # when
         distribution = services.distribution_create(
             asset_id=asset.pk, subtype="IMMEDIATE", amount_type="FIXED", amount=320_000_001, concept="pipelined"
         )
-        done = finished(distribution.pk, timeout=120)
+        done = wait_finished(distribution.pk, timeout=120)
     # then: paid, and the batches shared blocks (nobody waited for a receipt before sending the next)
     assert done.status == Distribution.Status.COMPLETED, done.error
     assert_everyone_paid_once(own, done)

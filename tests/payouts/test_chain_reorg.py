@@ -17,11 +17,10 @@ from payouts import gateway, services
 from payouts.models import Distribution, HolderPayment
 from tests.fixtures.waiting import wait_for
 from tests.fixtures.workers import running_chain_sweeper, running_worker
+from tests.payouts.chainkit import import_and_wait_synced, wait_finished
 from tests.payouts.chainrun import (
     assert_everyone_paid_once,
     batch_transactions,
-    finished,
-    import_synced,
     own_chain_with_asset,
 )
 
@@ -43,7 +42,7 @@ def test_a_batch_reorged_out_before_it_is_final_is_not_reported_paid_and_the_pay
     chain_settings.CHAIN_CONFIRMATIONS = 1
     chain_settings.PAYOUT_BATCH_SIZE = 4
     with running_worker(), running_chain_sweeper():
-        asset = import_synced(own.demo)
+        asset = import_and_wait_synced(own.demo)
         own.rpc("evm_setAutomine", False)
         distribution = services.distribution_create(
             asset_id=asset.pk, subtype="IMMEDIATE", amount_type="FIXED", amount=12_000_000, concept="reorg"
@@ -65,7 +64,7 @@ def test_a_batch_reorged_out_before_it_is_final_is_not_reported_paid_and_the_pay
         own.rpc("anvil_reorg", 1, [])
         assert all(own.client.get_receipt(row.tx_hash) is None for row in _batch_rows())
         own.rpc("evm_setIntervalMining", 1)
-        done = finished(distribution.pk, timeout=90)
+        done = wait_finished(distribution.pk, timeout=90)
     # then: completed from the new receipts, everyone paid exactly once, nothing signed twice
     assert done.status == Distribution.Status.COMPLETED, done.error
     assert_everyone_paid_once(own, done)
