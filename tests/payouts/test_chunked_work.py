@@ -30,7 +30,7 @@ from payouts.tasks import plan_distribution_task, sync_asset_task
 from tests.agreements.servers import DiscordServer
 from tests.fixtures.waiting import wait_for
 from tests.fixtures.workers import running_worker
-from tests.payouts.chainkit import DemoAsset, deploy_asset
+from tests.payouts.chainkit import DemoAsset, deploy_asset, wait_finished
 from tests.payouts.factories import make_asset, make_distribution
 
 pytestmark = [pytest.mark.chain, pytest.mark.django_db(transaction=True)]
@@ -158,18 +158,13 @@ def test_planning_reads_at_most_a_chunk_of_holders_per_task_and_pays_every_holde
 ) -> None:
     # given a synced asset of 23 holders
     demo = _demo(chain_client, deployer, contracts, "chunkplan")
-    asset = _imported(demo)
-    services.asset_sync(asset_id=asset.pk)
+    asset = services.asset_sync(asset_id=_imported(demo).pk)
     # when a FIXED payout runs
     total = 1_000_000_007
     distribution = services.distribution_create(
         asset_id=asset.pk, subtype="IMMEDIATE", amount_type="FIXED", amount=total
     )
-    done = wait_for(
-        lambda: Distribution.objects.filter(pk=distribution.pk, status__in=["COMPLETED", "FAILED"]).first(),
-        what="distribution to finish",
-        timeout=120,
-    )
+    done = wait_finished(distribution.pk)
     # then planning took one task per chunk, and every holder was paid once, exactly the total
     assert done.status == Distribution.Status.COMPLETED, done.error
     assert task_runs.count(plan_distribution_task.name) == math.ceil(HOLDERS / CHUNK) == 3
@@ -191,8 +186,7 @@ def test_planning_whose_next_chunk_was_lost_is_resumed_by_the_sweeper_where_it_s
 ) -> None:
     # given a started distribution whose first planning chunk ran, and whose next message was lost
     demo = _demo(chain_client, deployer, contracts, "planlost")
-    asset = _imported(demo)
-    services.asset_sync(asset_id=asset.pk)
+    asset = services.asset_sync(asset_id=_imported(demo).pk)
     total = 999_999_999
     distribution = services.distribution_create(
         asset_id=asset.pk, subtype="IMMEDIATE", amount_type="FIXED", amount=total
@@ -209,11 +203,7 @@ def test_planning_whose_next_chunk_was_lost_is_resumed_by_the_sweeper_where_it_s
     )
     with running_worker():
         assert services.distributions_sweep()["plans"] == 1
-        done = wait_for(
-            lambda: Distribution.objects.filter(pk=distribution.pk, status__in=["COMPLETED", "FAILED"]).first(),
-            what="distribution to finish",
-            timeout=120,
-        )
+        done = wait_finished(distribution.pk)
     # then planning went on from where it stopped (two more chunks) at the block it pinned first
     assert done.status == Distribution.Status.COMPLETED, done.error
     assert task_runs.count(plan_distribution_task.name) == 2
