@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 LINT_ENV := SECRET_KEY=lint-only-not-a-secret
 
-.PHONY: run test install lint bench clean
+.PHONY: run test test-reliability install lint bench clean
 
 $(BIN)/.installed: pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required, found " + sys.version'
@@ -28,6 +28,10 @@ lint: install
 
 test: lint
 	$(BIN)/python -m tests.services -- $(BIN)/pytest $(PYTEST_ARGS)
+
+# Whole-deployment fault tests (real processes killed, services restarted); .ci/run runs them after `make test`.
+test-reliability: install
+	$(BIN)/python -m tests.services -- $(BIN)/pytest tests/reliability -m reliability $(PYTEST_ARGS)
 
 bench: install
 	$(BIN)/python -m tests.services -- $(BIN)/python -m bench

@@ -75,7 +75,7 @@ def declared_schedules() -> dict[str, PeriodicSchedule]:
         ),
         "payouts-sweep-stuck": PeriodicSchedule(
             task="payouts.tasks.sweep_stuck_distributions_task",
-            every_seconds=120,
+            every_seconds=settings.PAYOUT_SWEEP_EVERY_SECONDS,
             description="Re-enqueues planning, submissions and confirmations stuck in flight.",
         ),
         "chain-poll-listeners": PeriodicSchedule(

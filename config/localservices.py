@@ -37,7 +37,8 @@ class LocalService:
     remove_data_dir: bool = False
     stop_command: list[str] = field(default_factory=list)
 
-    def stop(self, timeout: float = 15) -> None:
+    def stop(self, timeout: float = 15, *, keep_data: bool = False) -> None:
+        """Stop the server (fast shutdown); its data dir is removed if it was ours, unless `keep_data`."""
         if self.process.poll() is None:
             if self.stop_command:
                 subprocess.run(self.stop_command, check=False, capture_output=True, timeout=timeout)
@@ -48,7 +49,7 @@ class LocalService:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(timeout=timeout)
-        if self.remove_data_dir and self.data_dir is not None:
+        if self.remove_data_dir and self.data_dir is not None and not keep_data:
             shutil.rmtree(self.data_dir, ignore_errors=True)
 
 
@@ -252,6 +253,33 @@ def _start_postgres(port: int) -> LocalService:
                       "-E", "UTF8", "--locale=C", "--no-sync"]),
         check=True, capture_output=True,
     )  # fmt: skip
+    service = _run_postgres(bin_dir, root, port)
+    try:
+        wait_for_port(port, service.process, 30, "postgres")
+        _bootstrap_roles(port)
+    except Exception:
+        service.stop()
+        raise
+    return service
+
+
+def restart_postgres(stopped: LocalService) -> LocalService:
+    """Start again a cluster from `start_postgres` that was stopped with `keep_data=True` (same data,
+    same port), as after a database restart; returns the new service once it accepts connections."""
+    if stopped.data_dir is None or stopped.process.poll() is None:
+        raise ServiceError("restart_postgres takes a cluster that was stopped with keep_data=True")
+    port = int(stopped.url.rsplit(":", 1)[1].split("/", 1)[0])
+    service = _run_postgres(postgres_bin_dir(), stopped.data_dir, port)
+    try:
+        wait_for_port(port, service.process, 30, "postgres")
+    except Exception:
+        service.stop()
+        raise
+    return service
+
+
+def _run_postgres(bin_dir: Path, root: Path, port: int) -> LocalService:
+    data_dir, socket_dir = root / "data", root / "sock"
     process = subprocess.Popen(
         _as_postgres([
             str(bin_dir / "postgres"), "-D", str(data_dir), "-p", str(port), "-k", str(socket_dir),
@@ -260,7 +288,7 @@ def _start_postgres(port: int) -> LocalService:
         ]),
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
-    service = LocalService(
+    return LocalService(
         "postgres",
         f"postgres://app:app@127.0.0.1:{port}/app",
         process,
@@ -268,13 +296,6 @@ def _start_postgres(port: int) -> LocalService:
         True,
         _as_postgres([str(bin_dir / "pg_ctl"), "stop", "-D", str(data_dir), "-m", "fast", "-w"]),
     )
-    try:
-        wait_for_port(port, process, 30, "postgres")
-        _bootstrap_roles(port)
-    except Exception:
-        service.stop()
-        raise
-    return service
 
 
 def _bootstrap_roles(port: int) -> None:

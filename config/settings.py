@@ -235,6 +235,12 @@ PAYOUT_SYNC_PAGE_SIZE: int = env.int("PAYOUT_SYNC_PAGE_SIZE", default=500)
 PAYOUT_CHUNK_HOLDERS: int = env.int("PAYOUT_CHUNK_HOLDERS", default=20_000)
 # Times the sweeper re-sends a sync or a planning that makes no progress before failing it (alert).
 PAYOUT_MAX_SWEEPS: int = env.int("PAYOUT_MAX_SWEEPS", default=6)
+# Work in flight untouched this long is taken as lost (broker restarted empty, worker killed) and
+# re-sent by the sweeper, which runs every PAYOUT_SWEEP_EVERY_SECONDS. Re-sending is always safe
+# (every step claims its rows), so these only trade recovery time against duplicate messages.
+PAYOUT_STUCK_AFTER_SECONDS: int = env.int("PAYOUT_STUCK_AFTER_SECONDS", default=300)
+PAYOUT_SYNC_STUCK_AFTER_SECONDS: int = env.int("PAYOUT_SYNC_STUCK_AFTER_SECONDS", default=900)
+PAYOUT_SWEEP_EVERY_SECONDS: int = env.int("PAYOUT_SWEEP_EVERY_SECONDS", default=120)
 SCHEDULED_PAYOUTS_CRON: str = env.str("SCHEDULED_PAYOUTS_CRON", default="0 */5 * * * *")
 
 # --- Agreements (agreements app) ------------------------------------------------------------------

@@ -29,8 +29,6 @@ logger = logging.getLogger(__name__)
 
 Status = Distribution.Status
 SCHEDULED_RUN_LIMIT = 500
-STUCK_AFTER = timedelta(minutes=5)
-SYNC_STUCK_AFTER = timedelta(minutes=15)
 
 
 def distribution_retry(*, distribution_id: uuid.UUID) -> Distribution:
@@ -148,7 +146,7 @@ def distributions_sweep(*, now: datetime | None = None) -> dict[str, int]:
     from payouts.tasks import plan_distribution_task, reconcile_batch_task, submit_batches_task, sync_asset_task
 
     now = now or timezone.now()
-    cutoff = now - STUCK_AFTER
+    cutoff = now - timedelta(seconds=settings.PAYOUT_STUCK_AFTER_SECONDS)
     unplanned = Distribution.objects.filter(
         status=Status.IN_PROGRESS, holders_count__isnull=True, updated_at__lt=cutoff
     )
@@ -177,7 +175,10 @@ def distributions_sweep(*, now: datetime | None = None) -> dict[str, int]:
     unconfirmed = _batches_with_final_transactions(cutoff)
     for batch_id, attempts in unconfirmed:
         publish(reconcile_batch_task, batch_id, attempts)
-    syncing = Asset.objects.filter(sync_status=Asset.SyncStatus.SYNCING, updated_at__lt=now - SYNC_STUCK_AFTER)
+    syncing = Asset.objects.filter(
+        sync_status=Asset.SyncStatus.SYNCING,
+        updated_at__lt=now - timedelta(seconds=settings.PAYOUT_SYNC_STUCK_AFTER_SECONDS),
+    )
     syncs = 0
     for asset_id, sweeps in syncing.values_list("id", "sync_sweeps")[:SCHEDULED_RUN_LIMIT]:
         if sweeps >= settings.PAYOUT_MAX_SWEEPS:

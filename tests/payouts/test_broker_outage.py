@@ -15,6 +15,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from django.conf import settings
 from django.utils import timezone
 from pytest_django.fixtures import Settings
 from rest_framework.test import APIClient
@@ -26,7 +27,7 @@ from chain.services import transaction_sweep
 from chain.signers import LocalKeySigner
 from payouts import gateway, services
 from payouts.models import Distribution, HolderPayment
-from payouts.services.operations import STUCK_AFTER, distributions_sweep
+from payouts.services.operations import distributions_sweep
 from tests.fixtures.broker import DedicatedRedis
 from tests.fixtures.workers import running_worker
 from tests.payouts.chainkit import DemoAsset, deploy_asset, import_and_wait_synced, wait_finished
@@ -113,7 +114,9 @@ def test_distributions_created_and_started_through_the_api_while_redis_is_down_c
         # when Redis comes back (empty) and the payouts sweeper runs once the planning is overdue
         dedicated_redis.start()
         started = time.monotonic()
-        swept = distributions_sweep(now=timezone.now() + STUCK_AFTER + timedelta(seconds=1))
+        swept = distributions_sweep(
+            now=timezone.now() + timedelta(seconds=settings.PAYOUT_STUCK_AFTER_SECONDS) + timedelta(seconds=1)
+        )
         # then both distributions complete, every holder paid once
         done = [wait_finished(pk, timeout=240) for pk in ids]
         recovery_took = time.monotonic() - started

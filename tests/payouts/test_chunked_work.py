@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from celery.signals import task_prerun
 from celery.worker import WorkController
+from django.conf import settings
 from django.utils import timezone
 from pytest_django.fixtures import Settings
 
@@ -25,7 +26,6 @@ from chain.signers import LocalKeySigner
 from config.locks import redis_client
 from payouts import gateway, services
 from payouts.models import Asset, AssetHolder, Distribution, HolderPayment
-from payouts.services.operations import STUCK_AFTER, SYNC_STUCK_AFTER
 from payouts.tasks import plan_distribution_task, sync_asset_task
 from tests.agreements.servers import DiscordServer
 from tests.fixtures.waiting import wait_for
@@ -134,8 +134,10 @@ def test_a_sync_whose_next_chunk_was_lost_is_resumed_by_the_sweeper_where_it_sto
     assert len(_holders(asset.pk)) == CHUNK
     assert Asset.objects.get(pk=asset.pk).sync_status == Asset.SyncStatus.SYNCING
     _lose_queued_messages()
-    # when the sweeper finds it without progress for SYNC_STUCK_AFTER
-    Asset.objects.filter(pk=asset.pk).update(updated_at=timezone.now() - SYNC_STUCK_AFTER - timedelta(seconds=1))
+    # when the sweeper finds it without progress for PAYOUT_SYNC_STUCK_AFTER_SECONDS
+    Asset.objects.filter(pk=asset.pk).update(
+        updated_at=timezone.now() - timedelta(seconds=settings.PAYOUT_SYNC_STUCK_AFTER_SECONDS) - timedelta(seconds=1)
+    )
     with running_worker():
         assert services.distributions_sweep()["syncs"] == 1
         synced = wait_for(
@@ -197,9 +199,9 @@ def test_planning_whose_next_chunk_was_lost_is_resumed_by_the_sweeper_where_it_s
     first = Distribution.objects.get(pk=distribution.pk)
     assert first.holders_count is None
     assert first.snapshot_block is not None
-    # when the sweeper finds it without progress for STUCK_AFTER
+    # when the sweeper finds it without progress for PAYOUT_STUCK_AFTER_SECONDS
     Distribution.objects.filter(pk=distribution.pk).update(
-        updated_at=timezone.now() - STUCK_AFTER - timedelta(seconds=1)
+        updated_at=timezone.now() - timedelta(seconds=settings.PAYOUT_STUCK_AFTER_SECONDS) - timedelta(seconds=1)
     )
     with running_worker():
         assert services.distributions_sweep()["plans"] == 1
@@ -220,7 +222,7 @@ def test_a_distribution_that_cannot_be_planned_fails_with_a_reason_and_one_alert
     # given a started distribution that never gets planned (its planner cannot run)
     settings.PAYOUT_MAX_SWEEPS = 3
     distribution = make_distribution(status=Distribution.Status.IN_PROGRESS, amount=1_000, computed_total=None)
-    stale = timezone.now() - STUCK_AFTER - timedelta(seconds=1)
+    stale = timezone.now() - timedelta(seconds=settings.PAYOUT_STUCK_AFTER_SECONDS) - timedelta(seconds=1)
     Distribution.objects.filter(pk=distribution.pk).update(updated_at=stale)
     # when the sweeper finds it stuck, again and again
     plans = [services.distributions_sweep()["plans"] for _ in range(5)]
@@ -240,7 +242,9 @@ def test_a_sync_that_makes_no_progress_fails_with_a_reason_and_one_alert_after_b
     # given an asset whose sync never progresses (its worker cannot run it)
     settings.PAYOUT_MAX_SWEEPS = 3
     asset = make_asset(sync_status=Asset.SyncStatus.SYNCING, sync_started_at=timezone.now())
-    Asset.objects.filter(pk=asset.pk).update(updated_at=timezone.now() - SYNC_STUCK_AFTER - timedelta(seconds=1))
+    Asset.objects.filter(pk=asset.pk).update(
+        updated_at=timezone.now() - timedelta(seconds=settings.PAYOUT_SYNC_STUCK_AFTER_SECONDS) - timedelta(seconds=1)
+    )
     # when the sweeper finds it stuck, again and again
     syncs = [services.distributions_sweep()["syncs"] for _ in range(5)]
     # then it is re-sent a bounded number of times, then failed with a reason

@@ -1,0 +1,71 @@
+"""End-state checks of the reliability scenarios, read from the chain and the stack's database."""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from dataclasses import dataclass
+
+from hexbytes import HexBytes
+
+from chain.abi import event_topic
+from tests.payouts.chainkit import DemoAsset
+from tests.reliability.stack import Stack
+
+
+@dataclass(frozen=True)
+class PaidOnce:
+    holders: int
+    paid_once: int  # holders whose balance is their planned amount and who have exactly one HolderPaid
+    db_matches_chain: int  # payments the database records as SUCCESS with the amount the chain shows
+
+
+def check_paid_once(stack: Stack, demo: DemoAsset, distribution_id: str) -> PaidOnce:
+    """Every holder paid exactly once on chain, and the database agrees row for row."""
+    chain_id, status = stack.sql(
+        "SELECT chain_distribution_id, status FROM payouts_distribution WHERE id = %s", uuid.UUID(distribution_id)
+    )[0]
+    assert status == "COMPLETED", status
+    planned = {
+        address.lower(): (int(amount), payment_status)
+        for address, amount, payment_status in stack.sql(
+            "SELECT holder_address, amount, status FROM payouts_holderpayment WHERE distribution_id = %s",
+            uuid.UUID(distribution_id),
+        )
+    }
+    assert len(planned) == len(demo.holders), (len(planned), len(demo.holders))
+    logs = stack.chain.web3.eth.get_logs(
+        {
+            "address": stack.chain.web3.to_checksum_address(demo.payout),
+            "fromBlock": 0,
+            "toBlock": "latest",
+            "topics": [event_topic("HolderPaid"), HexBytes(chain_id)],
+        }
+    )
+    events = Counter("0x" + bytes(log["topics"][3])[-20:].hex() for log in logs)
+    assert set(events) <= set(planned), "HolderPaid for an address that was not planned"
+    paid_once = db_matches = 0
+    for holder in demo.holders:
+        amount, payment_status = planned[holder.lower()]
+        balance = stack.chain.erc20_balance(demo.payment_token, holder)
+        once = balance == amount and events[holder.lower()] == 1
+        paid_once += once
+        db_matches += once and payment_status == "SUCCESS"
+    assert paid_once == len(demo.holders), f"paid exactly once: {paid_once} of {len(demo.holders)}"
+    assert db_matches == len(demo.holders), f"database agrees with the chain: {db_matches} of {len(demo.holders)}"
+    return PaidOnce(holders=len(demo.holders), paid_once=paid_once, db_matches_chain=db_matches)
+
+
+def check_nonces(stack: Stack, sender: str, nonce_before: int) -> int:
+    """The sender's nonces from `nonce_before` to the chain's count were each taken by exactly one
+    transaction the lane recorded as final on chain: no gap, no duplicate. Returns how many."""
+    nonce_after = stack.chain.nonce(sender, "latest")
+    rows = stack.sql(
+        "SELECT nonce FROM chain_chaintransaction WHERE lower(sender) = lower(%s) AND nonce >= %s"
+        " AND status IN ('CONFIRMED', 'REVERTED', 'CANCELLED')",
+        sender,
+        nonce_before,
+    )
+    nonces = sorted(int(nonce) for (nonce,) in rows)
+    assert nonces == list(range(nonce_before, nonce_after)), (nonces[:5], nonce_before, nonce_after)
+    return len(nonces)
