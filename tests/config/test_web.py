@@ -6,6 +6,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
 from pytest_django.fixtures import Settings as SettingsWrapper
+from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from config import locks
@@ -96,6 +97,20 @@ def test_admin_is_for_staff_only(client: Client) -> None:
     # then it is sent to the login page
     assert response.status_code == 302
     assert response["Location"].startswith("/admin/login/")
+
+
+@pytest.mark.parametrize("path", ["/api/v1/", "/api/v1/assets", "/api/v1/agreements/", "/api/v1/webhook-deliveries/"])
+def test_the_api_is_for_staff_only(path: str) -> None:
+    # given a user who is not staff, with an API token and a session
+    user = get_user_model().objects.create_user(username="someone", password="someone-pass-123")
+    by_token, by_session = APIClient(), APIClient()
+    by_token.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+    by_session.login(username="someone", password="someone-pass-123")
+    # when
+    answers = [by_token.get(path), by_session.get(path)]
+    # then both are refused, saying why
+    assert [answer.status_code for answer in answers] == [403, 403]
+    assert all("permission" in answer.json()["detail"] for answer in answers)
 
 
 def test_openapi_schema_and_docs_render(client: Client) -> None:
