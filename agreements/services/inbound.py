@@ -29,6 +29,7 @@ from agreements import signing
 from agreements.models import Agreement, AgreementBlockchainLog, InboundBlockchainEvent
 from agreements.outbox import FailedTry, Outbox
 from agreements.selectors import locked_get
+from config import jsonbody
 from config.errors import Conflict
 
 logger = logging.getLogger(__name__)
@@ -141,6 +142,8 @@ def blockchain_webhook_receive(*, headers: Mapping[str, str], body: bytes) -> In
         logger.error("inbound webhook refused: BLOCKCHAIN_APPLICATION_PUBLIC_KEY is not usable")
         return InboundResult(401, "not_authenticated", "Signatures cannot be verified.")
 
+    if jsonbody.too_deep(body):
+        return InboundResult(400, "invalid_json", jsonbody.TOO_DEEP)
     try:
         document = json.loads(body)
     except (UnicodeDecodeError, ValueError):

@@ -121,6 +121,17 @@ class TestRefused:
         assert response.json()["code"] == "invalid_json"
         assert _nothing_stored()
 
+    @pytest.mark.parametrize("depth", [65, 100_000])
+    def test_deeply_nested_json(self, client: Client, application: Application, depth: int) -> None:
+        # a body nested past any real event: refused before it is parsed (parsing 100,000 levels
+        # crashed the web worker with SIGSEGV)
+        body = b'{"type": "CREATE", "data": ' + b"[" * depth + b"]" * depth + b"}"
+        response = _post(client, body, _headers(application, body))
+        assert response.status_code == 400
+        assert response.json()["code"] == "invalid_json"
+        assert "nested" in response.json()["detail"]
+        assert _nothing_stored()
+
     def test_wrong_types_name_each_field(self, client: Client, application: Application) -> None:
         # given numbers sent as strings, a bad hash, a bad address, a bad type
         body = json.dumps(

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from django.http import Http404
+from rest_framework.test import APIClient
 
 from chain.errors import RpcConnectionError
 from chain.lane.base import CancelRefused
@@ -91,3 +92,16 @@ def test_parse_id_reads_a_uuid_as_text_or_as_uuid() -> None:
     value = uuid.uuid4()
     # then
     assert parse_id(str(value)) == parse_id(value) == value
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("depth", [65, 100_000])
+def test_a_json_body_nested_past_the_limit_is_a_400_before_it_is_parsed(api_client: APIClient, depth: int) -> None:
+    # given a body nested far deeper than any request of the API (parsing 100,000 levels crashed
+    # the web worker)
+    body = b'{"amount_type": ' + b"[" * depth + b"]" * depth + b"}"
+    # when
+    response = api_client.post("/api/v1/agreements/", data=body, content_type="application/json")
+    # then
+    assert response.status_code == 400
+    assert "nested" in response.json()["detail"]
