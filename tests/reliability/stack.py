@@ -128,6 +128,7 @@ class Stack:
     token: str = ""
     password: str = ""
     web_url: str = ""
+    secrets: list[str] = field(default_factory=list)  # values no log line may hold
 
     # --- life cycle -------------------------------------------------------------------------------
     def start(self, processes: tuple[str, ...] = ("web", "worker", "chain", "beat")) -> Stack:
@@ -150,6 +151,7 @@ class Stack:
         self.env = {
             **{k: v for k, v in os.environ.items() if not k.startswith(("PYTEST", "DJANGO_"))},
             "PATH": f"{BIN_DIR}{os.pathsep}{os.environ.get('PATH', '')}",
+            "PYTHONPATH": str(BASE_DIR),  # this checkout's code, whatever the virtualenv has installed
             "DJANGO_SETTINGS_MODULE": "config.settings",
             "DEBUG": "0",
             "SECRET_KEY": "reliability-" + secrets.token_hex(24),
@@ -183,6 +185,15 @@ class Stack:
         self.password = secrets.token_urlsafe(16)
         created = self.manage("create_operator", "ops", "--superuser", "--password", self.password)
         self.token = next(line.split(": ", 1)[1] for line in created.splitlines() if line.startswith("api token"))
+        self.secrets += [
+            self.env["SECRET_KEY"],
+            ANVIL_DEV_KEYS[0].removeprefix("0x"),
+            *pem_body_lines(self.private_pem),
+            self.token,
+            self.password,
+            self.webhook_password,
+            self.discord_token,
+        ]
         for name in processes:
             self.processes[name] = Process(name, commands[name], self.env, self.root / "logs" / f"{name}.log")
             self.start_process(name)
@@ -197,7 +208,7 @@ class Stack:
         assert result.returncode == 0, f"release failed:\n{result.stdout[-2000:]}\n{result.stderr[-4000:]}"
 
     def close(self) -> None:
-        """Stop everything this stack started, whatever state it is in."""
+        """Stop everything this stack started, whatever state it is in; then scan its logs."""
         for process in self.processes.values():
             with contextlib.suppress(Exception):
                 process.stop(timeout=10)
@@ -210,6 +221,21 @@ class Stack:
             if service is not None:
                 with contextlib.suppress(Exception):
                     service.stop()
+        if self.secrets:
+            SCANNED.append(LogScan(str(self.root), len(self.logs()), len(self.secrets), self.secret_leaks()))
+
+    def secret_leaks(self) -> list[str]:
+        """Where a secret of this stack shows in a process log: the log line's start, secret masked."""
+        receiver = getattr(self, "receiver", None)
+        sent = [r.headers.get("webhook-signature", "") for r in receiver.requests] if receiver else []
+        values = {value for value in [*self.secrets, *(s.split(",", 1)[-1] for s in sent if s)] if len(value) >= 8}
+        leaks = []
+        for path in sorted((self.root / "logs").glob("*.log")):
+            for line in path.read_text(errors="replace").splitlines():
+                for value in values:
+                    if value in line:
+                        leaks.append(f"{path.name}: {line.replace(value, '<SECRET>')[:200]}")
+        return leaks
 
     # --- processes --------------------------------------------------------------------------------
     def start_process(self, name: str, *, timeout: float = 90) -> None:
@@ -319,6 +345,22 @@ class Stack:
     def distribution_status(self, distribution_id: str) -> str:
         rows = self.sql("SELECT status FROM payouts_distribution WHERE id = %s", uuid.UUID(distribution_id))
         return str(rows[0][0])
+
+
+def pem_body_lines(pem: str) -> list[str]:
+    """The base64 lines of a PEM key: any one of them in a log line gives part of the key away."""
+    return [line for line in pem.splitlines() if line and not line.startswith("-----")]
+
+
+@dataclass(frozen=True)
+class LogScan:
+    root: str
+    log_bytes: int
+    secrets: int
+    leaks: list[str]
+
+
+SCANNED: list[LogScan] = []  # every stack closed in this test session, with what its logs gave away
 
 
 @contextlib.contextmanager
