@@ -17,9 +17,7 @@ from typing import Any
 
 import pytest
 from celery.worker import WorkController
-from django.contrib.auth.models import User
 from django.db import connection
-from django.test import Client
 from django.utils import timezone
 from pytest_django.fixtures import Settings
 from rest_framework.test import APIClient
@@ -159,30 +157,6 @@ def test_only_a_series_can_be_cancelled_as_a_series(api_client: APIClient) -> No
     assert "only RECURRING and AUTOMATED" in refused.json()["fields"]["scope"][0]
     assert cancelled.status_code == 200
     assert (cancelled.json()["status"], cancelled.json()["cancel_scope"]) == ("CANCELLED", None)
-
-
-@pytest.mark.django_db
-def test_the_admin_cancels_one_occurrence_or_the_whole_series() -> None:
-    # given two DAILY series and an operator in the admin
-    client = Client()
-    client.force_login(User.objects.create_superuser("cancel-boss", password="cancel-boss-pass-123"))
-    asset = make_asset()
-    goes_on, ends = _daily(asset), _daily(asset)
-    services.distribution_cancel(distribution_id=ends.pk)  # its occurrence 0 skipped, occurrence 1 scheduled
-    ends_next = Distribution.objects.get(series_id=ends.series_id, occurrence=1)
-    # when one occurrence of the first is cancelled, and the whole second series (two of its rows selected)
-    client.post("/admin/payouts/distribution/", {"action": "cancel", "_selected_action": [str(goes_on.pk)]})
-    response = client.post(
-        "/admin/payouts/distribution/",
-        {"action": "cancel_series", "_selected_action": [str(ends.pk), str(ends_next.pk)]},
-        follow=True,
-    )
-    # then the first series goes on, the second has nothing left scheduled; the page says why
-    assert _series(goes_on.series_id) == [(0, "CANCELLED", "occurrence"), (1, "SCHEDULED", "")]
-    assert _series(ends.series_id) == [(0, "CANCELLED", "occurrence"), (1, "CANCELLED", "series")]
-    assert b"Series cancelled: 1" in response.content
-    page = client.get(f"/admin/payouts/distribution/{ends_next.pk}/change/")
-    assert b"cancelled with its whole series" in page.content
 
 
 @pytest.mark.django_db(transaction=True)
