@@ -1,7 +1,9 @@
 """The lane's building blocks: configuration, the per-sender lane (client, signer, lock), the
-transaction handlers, and how receipts and used nonces are resolved into final states.
+transaction handlers, and how a receipt is recorded (MINED, or a final state that runs the handler).
 
-Used by `chain.lane.services`; nothing outside the lane should need these.
+They read and write rows and return what they found; they publish no task. Deciding what happens
+next (a confirm task, a resubmission) is `chain.lane.services`' job; nothing outside the lane should
+need these.
 """
 
 from __future__ import annotations
@@ -18,10 +20,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from chain.client import ChainClient, Receipt
-from chain.errors import ChainError, NonceTooLow, TransientChainError
+from chain.errors import ChainError, TransientChainError
 from chain.lane.models import ChainTransaction, SignedVersion
 from chain.signers import Signer, get_signer
-from config.enqueue import publish_on_commit
 from config.errors import Conflict
 from config.locks import redis_lock
 
@@ -132,50 +133,13 @@ def transaction_dict(lane: Lane, row: ChainTransaction) -> dict[str, Any]:
     }
 
 
-def enqueue_confirm(transaction_id: Any) -> None:
-    from chain.lane.tasks import confirm_transaction_task
-
-    publish_on_commit(confirm_transaction_task, str(transaction_id), countdown=CONFIRM_DELAY_SECONDS)
-
-
-# --- receipts and used nonces ------------------------------------------------------------------
-def resolve_used_nonce(lane: Lane, row: ChainTransaction) -> None:
-    """The node says our nonce is used. Ours (a receipt for one of our versions), or someone else's?"""
-    if confirm_from_receipts(lane, row):
-        return
-    mined_nonce = lane.client.nonce(lane.sender, "latest")
-    if row.nonce is None or mined_nonce <= row.nonce:
-        raise NonceTooLow(f"nonce {row.nonce} is taken in the pool; will retry")
-    if confirm_from_receipts(lane, row):  # mined between the two looks
-        return
-    # Proven: the nonce was mined, and by none of our versions. Send the intent again, new nonce.
-    with transaction.atomic():
-        locked = ChainTransaction.objects.select_for_update().get(pk=row.pk)
-        if locked.status in (Status.SIGNED, Status.BROADCAST) and locked.nonce == row.nonce:
-            locked.transition(
-                Status.PENDING,
-                nonce=None,
-                tx_hash="",
-                error=f"nonce {row.nonce} was used by another transaction; resubmitting with a new nonce",
-            )
-    logger.warning("chain nonce consumed by another transaction id=%s nonce=%s", row.pk, row.nonce)
-
-
+# --- receipts ----------------------------------------------------------------------------------
 def find_receipt(lane: Lane, row: ChainTransaction) -> Receipt | None:
     for version in SignedVersion.objects.filter(transaction_id=row.pk).order_by("-created_at"):
         receipt = lane.client.get_receipt(version.tx_hash)
         if receipt is not None:
             return receipt
     return None
-
-
-def confirm_from_receipts(lane: Lane, row: ChainTransaction) -> bool:
-    """Record what a receipt of any signed version says (MINED, or final once deep enough)."""
-    receipt = find_receipt(lane, row)
-    if receipt is None:
-        return False
-    record_receipt(lane, row.pk, receipt)
-    return True
 
 
 def receipt_is_final(lane: Lane, receipt: Receipt) -> bool:
@@ -190,12 +154,12 @@ def receipt_is_final(lane: Lane, receipt: Receipt) -> bool:
     return lane.client.block_hash(receipt.block_number) == receipt.block_hash
 
 
-def record_receipt(lane: Lane, transaction_id: Any, receipt: Receipt) -> None:
+def record_receipt(lane: Lane, transaction_id: Any, receipt: Receipt) -> bool:
     """A receipt deep enough is the final result (and runs the handler); a shallower one only says
-    MINED, because its block may still be reorganised away."""
+    MINED, because its block may still be reorganised away. True when the transaction still needs a
+    confirm task (see `record_mined`)."""
     if not receipt_is_final(lane, receipt):
-        record_mined(transaction_id, receipt)
-        return
+        return record_mined(transaction_id, receipt)
     status = Status.CONFIRMED if receipt.succeeded else Status.REVERTED
     finish(
         transaction_id,
@@ -206,18 +170,22 @@ def record_receipt(lane: Lane, transaction_id: Any, receipt: Receipt) -> None:
         gas_used=receipt.gas_used,
         error="" if receipt.succeeded else "reverted on chain",
     )
+    return False
 
 
-def record_mined(transaction_id: Any, receipt: Receipt) -> None:
-    """MINED in the receipt's block (again, or in another block after a reorg); no handler runs."""
+def record_mined(transaction_id: Any, receipt: Receipt) -> bool:
+    """MINED in the receipt's block (again, or in another block after a reorg); no handler runs.
+
+    True when it was SIGNED: found mined by recovery, so no confirm task was ever enqueued for it and
+    the caller enqueues one (after this commit) to follow it to its final state.
+    """
     with transaction.atomic():
         locked = ChainTransaction.objects.select_for_update().get(pk=transaction_id)
         if locked.status not in (Status.SIGNED, Status.BROADCAST, Status.MINED):
-            return
+            return False
         if (locked.status, locked.tx_hash, locked.block_hash) == (Status.MINED, receipt.tx_hash, receipt.block_hash):
-            return
-        if locked.status == Status.SIGNED:
-            enqueue_confirm(transaction_id)  # found mined by recovery: no confirm task was ever enqueued
+            return False
+        needs_confirm = locked.status == Status.SIGNED
         locked.transition(
             Status.MINED,
             tx_hash=receipt.tx_hash,
@@ -230,6 +198,7 @@ def record_mined(transaction_id: Any, receipt: Receipt) -> None:
         "chain transaction mined id=%s block=%s hash=%s confirmations_needed=%s",
         transaction_id, receipt.block_number, receipt.tx_hash, settings.CHAIN_CONFIRMATIONS,
     )  # fmt: skip
+    return needs_confirm
 
 
 def record_reorged_out(row: ChainTransaction) -> None:

@@ -33,6 +33,7 @@ from eth_utils.address import to_checksum_address
 from chain.errors import ChainError, NonceTooHigh, NonceTooLow, PermanentChainError, TransactionReverted, Underpriced
 from chain.lane.base import (
     CANCEL_GAS_LIMIT,
+    CONFIRM_DELAY_SECONDS,
     DEFAULT_FEE_BUMP_PERCENT,
     GAS_HEADROOM_PERCENT,
     HANDLER_MAX_ATTEMPTS,
@@ -44,15 +45,14 @@ from chain.lane.base import (
     ReplaceRefused,
     Status,
     bump,
-    confirm_from_receipts,
     current_lane,
-    enqueue_confirm,
+    find_receipt,
     finish,
     record_error,
+    record_receipt,
     record_reorged_out,
     register_transaction_handler,
     required,
-    resolve_used_nonce,
     run_handler,
     transaction_dict,
     unregister_transaction_handler,
@@ -287,7 +287,7 @@ def _broadcast_current(lane: Lane, row: ChainTransaction) -> None:
     try:
         lane.client.send_raw_transaction(version.raw_bytes)
     except NonceTooLow:
-        resolve_used_nonce(lane, row)
+        _resolve_used_nonce(lane, row)
         return
     except NonceTooHigh as exc:
         # The node does not buffer by nonce (Hedera's relay): a lower nonce is not mined yet, as the
@@ -314,8 +314,48 @@ def _broadcast_current(lane: Lane, row: ChainTransaction) -> None:
         locked = ChainTransaction.objects.select_for_update().get(pk=row.pk)
         if locked.status == Status.SIGNED and locked.tx_hash == version.tx_hash:
             locked.transition(Status.BROADCAST, error="")
-        enqueue_confirm(row.pk)
+        _enqueue_confirm(row.pk)
     logger.info("chain transaction broadcast id=%s nonce=%s hash=%s", row.pk, row.nonce, version.tx_hash)
+
+
+# --- receipts and used nonces ---------------------------------------------------------------------
+def _enqueue_confirm(transaction_id: object) -> None:
+    """Follow a broadcast (or found mined) transaction to its final state, after the caller's commit."""
+    from chain.lane.tasks import confirm_transaction_task
+
+    publish_on_commit(confirm_transaction_task, str(transaction_id), countdown=CONFIRM_DELAY_SECONDS)
+
+
+def _confirm_from_receipts(lane: Lane, row: ChainTransaction) -> bool:
+    """Record what a receipt of any signed version says (MINED, or final once deep enough)."""
+    receipt = find_receipt(lane, row)
+    if receipt is None:
+        return False
+    if record_receipt(lane, row.pk, receipt):
+        _enqueue_confirm(row.pk)  # found mined by recovery: no confirm task was ever enqueued
+    return True
+
+
+def _resolve_used_nonce(lane: Lane, row: ChainTransaction) -> None:
+    """The node says our nonce is used. Ours (a receipt for one of our versions), or someone else's?"""
+    if _confirm_from_receipts(lane, row):
+        return
+    mined_nonce = lane.client.nonce(lane.sender, "latest")
+    if row.nonce is None or mined_nonce <= row.nonce:
+        raise NonceTooLow(f"nonce {row.nonce} is taken in the pool; will retry")
+    if _confirm_from_receipts(lane, row):  # mined between the two looks
+        return
+    # Proven: the nonce was mined, and by none of our versions. Send the intent again, new nonce.
+    with transaction.atomic():
+        locked = ChainTransaction.objects.select_for_update().get(pk=row.pk)
+        if locked.status in (Status.SIGNED, Status.BROADCAST) and locked.nonce == row.nonce:
+            locked.transition(
+                Status.PENDING,
+                nonce=None,
+                tx_hash="",
+                error=f"nonce {row.nonce} was used by another transaction; resubmitting with a new nonce",
+            )
+    logger.warning("chain nonce consumed by another transaction id=%s nonce=%s", row.pk, row.nonce)
 
 
 # --- confirm ---------------------------------------------------------------------------------------
@@ -331,7 +371,7 @@ def transaction_confirm(*, transaction_id: str) -> str:
     if row.status not in (Status.SIGNED, Status.BROADCAST, Status.MINED):
         return row.status
     lane = current_lane()
-    if confirm_from_receipts(lane, row):
+    if _confirm_from_receipts(lane, row):
         _broadcast_waiting(lane)
         return ChainTransaction.objects.get(pk=transaction_id).status
     if row.status == Status.MINED:
@@ -346,7 +386,7 @@ def transaction_confirm(*, transaction_id: str) -> str:
         if row.status != Status.BROADCAST or row.nonce is None:
             return row.status
         if lane.client.nonce(lane.sender, "latest") > row.nonce:
-            resolve_used_nonce(lane, row)
+            _resolve_used_nonce(lane, row)
         elif not _any_version_known(lane, row):
             # Dropped from the pool (restart, eviction): send the same signed bytes again.
             version = SignedVersion.objects.get(tx_hash=row.tx_hash)
@@ -428,14 +468,14 @@ def transaction_replace(*, transaction_id: str, fee_bump_percent: int = DEFAULT_
         row = ChainTransaction.objects.get(pk=transaction_id)
         if row.status not in (Status.SIGNED, Status.BROADCAST):
             raise ReplaceRefused(f"only a signed or broadcast transaction can be replaced (it is {row.status})")
-        if confirm_from_receipts(lane, row):
+        if _confirm_from_receipts(lane, row):
             return ChainTransaction.objects.get(pk=transaction_id)
         version = _sign_replacement(lane, row, fee_bump_percent)
         row.refresh_from_db()
         try:
             lane.client.send_raw_transaction(version.raw_bytes)
         except NonceTooLow:
-            resolve_used_nonce(lane, row)
+            _resolve_used_nonce(lane, row)
             return ChainTransaction.objects.get(pk=transaction_id)
         except NonceTooHigh as exc:  # stored; sent in nonce order once the lower ones are mined
             record_error(row, f"replacement waiting for the lower nonces to be mined: {exc}")
@@ -445,7 +485,7 @@ def transaction_replace(*, transaction_id: str, fee_bump_percent: int = DEFAULT_
             locked = ChainTransaction.objects.select_for_update().get(pk=transaction_id)
             if locked.status == Status.SIGNED and locked.tx_hash == version.tx_hash:
                 locked.transition(Status.BROADCAST)
-            enqueue_confirm(transaction_id)
+            _enqueue_confirm(transaction_id)
     return ChainTransaction.objects.get(pk=transaction_id)
 
 
@@ -502,7 +542,7 @@ def transaction_cancel(*, transaction_id: str, fee_bump_percent: int = DEFAULT_F
                 cancel_requested_at=None, error=message, updated_at=timezone.now()
             )
             raise CancelRefused(message)
-        if confirm_from_receipts(lane, row):
+        if _confirm_from_receipts(lane, row):
             return ChainTransaction.objects.get(pk=transaction_id)  # mined meanwhile: the original counts
         if row.cancel_requested_at is None:
             ChainTransaction.objects.filter(pk=row.pk, cancel_requested_at__isnull=True).update(
@@ -523,7 +563,7 @@ def _send_version(lane: Lane, row: ChainTransaction, version: SignedVersion) -> 
     try:
         lane.client.send_raw_transaction(version.raw_bytes)
     except NonceTooLow:
-        resolve_used_nonce(lane, row)
+        _resolve_used_nonce(lane, row)
         return ChainTransaction.objects.get(pk=row.pk)
     except ChainError as exc:
         record_error(row, str(exc))
@@ -533,7 +573,7 @@ def _send_version(lane: Lane, row: ChainTransaction, version: SignedVersion) -> 
         locked = ChainTransaction.objects.select_for_update().get(pk=row.pk)
         if locked.status == Status.SIGNED and locked.tx_hash == version.tx_hash:
             locked.transition(Status.BROADCAST, error="")
-        enqueue_confirm(row.pk)
+        _enqueue_confirm(row.pk)
     return ChainTransaction.objects.get(pk=row.pk)
 
 

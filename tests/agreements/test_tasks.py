@@ -1,4 +1,4 @@
-"""Periodic tasks: overdue agreements, their schedules, and the admin's operator actions."""
+"""Periodic tasks: overdue agreements and their schedules."""
 
 from __future__ import annotations
 
@@ -7,8 +7,6 @@ from datetime import timedelta
 
 import pytest
 from celery.worker import WorkController
-from django.contrib.auth.models import User
-from django.test import Client
 from django.utils import timezone
 
 from agreements.models import Agreement, WebhookDelivery
@@ -53,62 +51,3 @@ def test_overdue_agreements_are_marked_and_announced(celery_worker: WorkControll
     wait_for(lambda: receiver.distinct_ids() == {str(delivery.id)})
     # and a second run (in this thread) finds nothing to do
     assert mark_overdue_agreements_task() == 0
-
-
-@pytest.mark.django_db
-def test_admin_pages_are_staff_only_and_render(client: Client) -> None:
-    # given
-    agreement = AgreementFactory.create(status=Agreement.Status.IN_PROGRESS, tx_hash="0x" + "ab" * 32)
-    delivery = WebhookDelivery.objects.create(
-        agreement=agreement,
-        event_type="agreement.in_progress",
-        payload={},
-        status=WebhookDelivery.Status.FAILED,
-        completed_at=timezone.now(),
-    )
-    pages = [
-        f"/admin/agreements/agreement/{agreement.id}/change/",
-        f"/admin/agreements/webhookdelivery/{delivery.id}/change/",
-        "/admin/agreements/webhookdelivery/",
-        "/admin/agreements/webhookdelivery/resend-failed/",
-        "/admin/agreements/inboundblockchainevent/",
-    ]
-    # when anonymous, then redirected to login
-    assert all(client.get(page).status_code == 302 for page in pages)
-    # when staff
-    admin = User.objects.create_superuser("root", "root@example.com", "pw-123456789")
-    client.force_login(admin)
-    # then every page renders, with the on-chain state and the delivery history
-    assert all(client.get(page).status_code == 200 for page in pages)
-    assert "0x" + "ab" * 32 in client.get(pages[0]).content.decode()
-    # and the resend-failed form queues the failed delivery again
-    since = (timezone.now() - timedelta(hours=1)).strftime("%Y-%m-%d %H:%M:%S").split(" ")
-    response = client.post(pages[3], {"since_0": since[0], "since_1": since[1]})
-    assert response.status_code == 302
-    assert WebhookDelivery.objects.get(id=delivery.id).status == WebhookDelivery.Status.PENDING
-
-
-@pytest.mark.django_db
-def test_admin_actions_go_through_the_services(client: Client) -> None:
-    # given a staff user, a failed delivery, a pending one, and a draft agreement with a payment
-    client.force_login(User.objects.create_superuser("root", "root@example.com", "pw-123456789"))
-    agreement = AgreementFactory.create(status=Agreement.Status.IN_PROGRESS)
-    failed = WebhookDelivery.objects.create(
-        agreement=agreement, event_type="e", payload={}, status=WebhookDelivery.Status.FAILED
-    )
-    pending = WebhookDelivery.objects.create(agreement=agreement, event_type="e", payload={})
-    draft = AgreementFactory.create()
-    # when the operator resends both deliveries and moves both agreements to COMPLETED
-    client.post(
-        "/admin/agreements/webhookdelivery/",
-        {"action": "resend", "_selected_action": [str(failed.id), str(pending.id)]},
-    )
-    client.post(
-        "/admin/agreements/agreement/",
-        {"action": "move_to_completed", "_selected_action": [str(agreement.id), str(draft.id)]},
-    )
-    # then the failed delivery is pending again, and only the legal move happened (with its webhook)
-    assert WebhookDelivery.objects.get(id=failed.id).status == WebhookDelivery.Status.PENDING
-    assert Agreement.objects.get(id=agreement.id).status == Agreement.Status.COMPLETED
-    assert Agreement.objects.get(id=draft.id).status == Agreement.Status.DRAFT
-    assert WebhookDelivery.objects.filter(agreement=agreement, event_type="agreement.completed").count() == 1

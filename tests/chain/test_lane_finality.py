@@ -7,12 +7,16 @@ it). Direct service calls on an anvil started for each test, mined by hand, reor
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from pytest_django.fixtures import Settings
 
 from chain.client import ChainClient
-from chain.localchain import deploy_reference_contracts
+from chain.lane import services as lane_services
+from chain.lane.base import CONFIRM_DELAY_SECONDS
+from chain.lane.tasks import confirm_transaction_task
+from chain.localchain import DeployedContracts, deploy_reference_contracts
 from chain.models import ChainTransaction, SignedVersion
 from chain.services import (
     transaction_confirm,
@@ -123,3 +127,32 @@ def test_a_transaction_the_reorg_moves_to_another_block_is_final_from_its_new_re
     assert (final, row.block_number, row.block_hash) == (Status.CONFIRMED, moved.block_number, moved.block_hash)
     assert handled == [(row.intent_key, Status.CONFIRMED)]
     assert [client.erc20_balance(contracts.payment_token, h) for h in intent.holders] == intent.amounts
+
+
+@pytest.mark.django_db
+def test_a_transaction_found_mined_while_still_signed_is_mined_and_followed_by_a_confirm_task(
+    chain_settings: Settings,
+    chain_client: ChainClient,
+    contracts: DeployedContracts,
+    clean_redis: None,
+    handled: list[tuple[str, str]],
+    django_capture_on_commit_callbacks: Callable[..., Any],
+) -> None:
+    # given: signed and stored, then mined by hand before the lane broadcast it (a worker that died
+    # right after sending), with one confirmation required and no block on top yet
+    chain_settings.CHAIN_CONFIRMATIONS = 1
+    row = enqueue_batch(contracts, batch_intent(contracts))
+    lane_services.transaction_prepare(transaction_id=str(row.pk))
+    chain_client.send_raw_transaction(SignedVersion.objects.get(transaction=row).raw_bytes)
+    # when: recovery sends it again, and the node answers that its nonce is used (by our own receipt)
+    with django_capture_on_commit_callbacks() as published:
+        status = transaction_submit(transaction_id=str(row.pk))
+    # then: MINED, not final, and a confirm task follows it (none was enqueued while it was SIGNED)
+    assert status == Status.MINED
+    assert handled == []
+    confirms = [
+        (callback.args, callback.keywords)
+        for callback in published
+        if callback.args and callback.args[0] is confirm_transaction_task
+    ]
+    assert confirms == [((confirm_transaction_task, str(row.pk)), {"countdown": CONFIRM_DELAY_SECONDS})]

@@ -1,14 +1,20 @@
-"""The payouts admin: pages render, the progress bar shows, actions call the services."""
+"""The payouts admin: pages render, the progress bar shows, forms refuse what the services refuse, actions
+call the services (cancel one occurrence or a whole series)."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Permission, User
 from django.test import Client
 from rest_framework.test import APIClient
 
+from payouts import services
 from payouts.models import Distribution
 from tests.payouts.factories import make_asset, make_distribution, make_holder
+from tests.payouts.test_amount_bounds import HUGE, LARGEST, MAX_UINT256, ONE_BASE_UNIT_MORE, REPORTED
+from tests.payouts.test_series_cancel import _daily, _series
 
 pytestmark = pytest.mark.django_db
 
@@ -16,6 +22,20 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def admin_client_logged_in() -> Client:
     user = User.objects.create_superuser("boss", password="boss-pass-123")
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def staff_client() -> Client:
+    """A staff user allowed to add distributions (not a superuser)."""
+    user = User.objects.create_user("clerk", password="clerk-pass-123", is_staff=True)
+    user.user_permissions.add(
+        *Permission.objects.filter(
+            content_type__app_label="payouts", codename__in=["add_distribution", "view_distribution"]
+        )
+    )
     client = Client()
     client.force_login(user)
     return client
@@ -152,3 +172,88 @@ def test_the_admin_form_and_the_api_show_the_service_refusal_by_its_field(
     assert answer.status_code == 400
     assert answer.json()["fields"] == {"percentage": ["must be between 0.01 and 100"]}
     assert not Distribution.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("form", "field", "accepted"),
+    [
+        pytest.param({"amount_type": "FIXED", "amount": LARGEST}, "amount", True, id="largest-uint256"),
+        pytest.param({"amount_type": "FIXED", "amount": ONE_BASE_UNIT_MORE}, "amount", False, id="one-more"),
+        pytest.param({"amount_type": "FIXED", "amount": REPORTED}, "amount", False, id="2**256-token-units"),
+        pytest.param({"amount_type": "FIXED", "amount": HUGE}, "amount", False, id="5000-digits"),
+        pytest.param({"amount_type": "PERCENTAGE", "percentage": HUGE}, "percentage", False, id="huge-percentage"),
+    ],
+)
+def test_the_admin_form_refuses_an_amount_above_uint256(
+    staff_client: Client, form: dict[str, str], field: str, accepted: bool
+) -> None:
+    # given
+    asset = make_asset()
+    # when
+    response = staff_client.post(
+        "/admin/payouts/distribution/add/",
+        {"asset": asset.pk, "subtype": "ONE_OFF", "scheduled_at": "2099-01-01 00:00", **form},
+    )
+    # then
+    if accepted:
+        assert response.status_code == 302, response.content.decode()[-2000:]
+        assert Distribution.objects.get().amount == MAX_UINT256
+        return
+    assert response.status_code == 200
+    errors = response.context["form"].errors
+    assert list(errors) == [field], errors
+    if field == "amount":
+        assert errors[field][0].startswith("too large"), errors
+        assert LARGEST in errors[field][0], errors
+    assert Distribution.objects.count() == 0
+
+
+def test_the_admin_cancels_one_occurrence_or_the_whole_series() -> None:
+    # given two DAILY series and an operator in the admin
+    client = Client()
+    client.force_login(User.objects.create_superuser("cancel-boss", password="cancel-boss-pass-123"))
+    asset = make_asset()
+    goes_on, ends = _daily(asset), _daily(asset)
+    services.distribution_cancel(distribution_id=ends.pk)  # its occurrence 0 skipped, occurrence 1 scheduled
+    ends_next = Distribution.objects.get(series_id=ends.series_id, occurrence=1)
+    # when one occurrence of the first is cancelled, and the whole second series (two of its rows selected)
+    client.post("/admin/payouts/distribution/", {"action": "cancel", "_selected_action": [str(goes_on.pk)]})
+    response = client.post(
+        "/admin/payouts/distribution/",
+        {"action": "cancel_series", "_selected_action": [str(ends.pk), str(ends_next.pk)]},
+        follow=True,
+    )
+    # then the first series goes on, the second has nothing left scheduled; the page says why
+    assert _series(goes_on.series_id) == [(0, "CANCELLED", "occurrence"), (1, "SCHEDULED", "")]
+    assert _series(ends.series_id) == [(0, "CANCELLED", "occurrence"), (1, "CANCELLED", "series")]
+    assert b"Series cancelled: 1" in response.content
+    page = client.get(f"/admin/payouts/distribution/{ends_next.pk}/change/")
+    assert b"cancelled with its whole series" in page.content
+
+
+def test_the_admin_form_takes_a_time_zone_and_the_admin_shows_it() -> None:
+    # given an operator in the admin
+    client = Client()
+    client.force_login(User.objects.create_superuser("tz-boss", password="tz-boss-pass-123"))
+    asset = make_asset()
+    form = {
+        "asset": asset.pk,
+        "subtype": "RECURRING",
+        "recurrence": "DAILY",
+        "amount_type": "FIXED",
+        "amount": "10",
+        "scheduled_at": "2099-01-15 09:00",
+    }
+    # when an unknown zone is sent, then Madrid
+    refused = client.post("/admin/payouts/distribution/add/", {**form, "time_zone": "Mars/Olympus"})
+    created = client.post("/admin/payouts/distribution/add/", {**form, "time_zone": "Europe/Madrid"})
+    # then the unknown zone is refused on the form; the series runs at 09:00 Madrid and shows its zone
+    assert refused.status_code == 200
+    assert b"errorlist" in refused.content
+    assert created.status_code == 302
+    series = Distribution.objects.get()
+    assert (series.time_zone, series.recurrence_anchor) == ("Europe/Madrid", datetime(2099, 1, 15, 8, tzinfo=UTC))
+    page = client.get(f"/admin/payouts/distribution/{series.pk}/change/")
+    listed = client.get("/admin/payouts/distribution/")
+    assert b"Europe/Madrid" in page.content
+    assert b"09:00 Europe/Madrid" in listed.content

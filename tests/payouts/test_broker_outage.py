@@ -21,21 +21,21 @@ from pytest_django.fixtures import Settings
 from rest_framework.test import APIClient
 
 from chain.client import ChainClient
-from chain.localchain import DeployedContracts
 from chain.models import ChainTransaction
 from chain.services import transaction_sweep
-from chain.signers import LocalKeySigner
 from payouts import gateway, services
 from payouts.models import Distribution, HolderPayment
 from payouts.services.operations import distributions_sweep
 from tests.fixtures.broker import DedicatedRedis
+from tests.fixtures.payouts import DemoAssetFactory
 from tests.fixtures.workers import running_worker
-from tests.payouts.chainkit import DemoAsset, deploy_asset, import_and_wait_synced, wait_finished
+from tests.payouts.chainkit import DemoAsset, import_and_wait_synced, wait_finished
 from tests.payouts.chainrun import batch_transactions
 
 pytestmark = [pytest.mark.chain, pytest.mark.django_db(transaction=True)]
 
 HOLDERS = 120  # three batches of 50, 50 and 20
+BALANCES = [1 + (i * 7) % 13 for i in range(HOLDERS)]
 REQUEST_BOUND_SECONDS = 2.0
 logger = logging.getLogger(__name__)
 
@@ -44,13 +44,6 @@ logger = logging.getLogger(__name__)
 def small_batches(chain_settings: Settings) -> Settings:
     chain_settings.PAYOUT_BATCH_SIZE = 50
     return chain_settings
-
-
-def _asset(client: ChainClient, deployer: LocalKeySigner, contracts: DeployedContracts, salt: str) -> DemoAsset:
-    balances = [1 + (i * 7) % 13 for i in range(HOLDERS)]
-    return deploy_asset(
-        client, deployer, payment_token=contracts.payment_token, balances=balances, funding=10**12, salt=salt
-    )
 
 
 def _timed(request: Any) -> tuple[Any, float]:
@@ -76,12 +69,13 @@ def test_distributions_created_and_started_through_the_api_while_redis_is_down_c
     api_client: APIClient,
     small_batches: Settings,
     chain_client: ChainClient,
-    deployer: LocalKeySigner,
-    contracts: DeployedContracts,
+    demo_asset_factory: DemoAssetFactory,
     dedicated_redis: DedicatedRedis,
 ) -> None:
     # given two synced assets of 120 holders each, and a scheduled payout of the second
-    demos = [_asset(chain_client, deployer, contracts, salt) for salt in ("outage-now", "outage-later")]
+    demos = [
+        demo_asset_factory(balances=BALANCES, funding=10**12, salt=salt) for salt in ("outage-now", "outage-later")
+    ]
     with running_worker():
         assets = [import_and_wait_synced(demo) for demo in demos]
         scheduled_at = (timezone.now() + timedelta(hours=2)).isoformat()
@@ -135,12 +129,11 @@ def test_distributions_created_and_started_through_the_api_while_redis_is_down_c
 def test_batches_handed_to_the_chain_lane_while_redis_is_down_are_sent_once_it_is_back(
     small_batches: Settings,
     chain_client: ChainClient,
-    deployer: LocalKeySigner,
-    contracts: DeployedContracts,
+    demo_asset_factory: DemoAssetFactory,
     dedicated_redis: DedicatedRedis,
 ) -> None:
     # given a synced asset of 120 holders
-    demo = _asset(chain_client, deployer, contracts, "outage-lane")
+    demo = demo_asset_factory(balances=BALANCES, funding=10**12, salt="outage-lane")
     with running_worker():
         asset = import_and_wait_synced(demo)
         # and Redis is stopped

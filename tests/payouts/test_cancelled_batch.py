@@ -12,15 +12,14 @@ from pytest_django.fixtures import Settings
 from chain.client import ChainClient
 from chain.errors import ChainError
 from chain.lane import services as lane_services
-from chain.localchain import DeployedContracts
 from chain.models import ChainTransaction
 from chain.services import transaction_confirm, transaction_submit
-from chain.signers import LocalKeySigner
 from payouts import services
 from payouts.models import BatchPayout, Distribution, HolderPayment
+from tests.fixtures.payouts import ImportedAssetFactory
 from tests.fixtures.waiting import wait_for
 from tests.fixtures.workers import running_worker
-from tests.payouts.chainkit import deploy_asset, wait_finished
+from tests.payouts.chainkit import wait_finished
 
 pytestmark = [pytest.mark.chain, pytest.mark.django_db(transaction=True)]
 
@@ -31,21 +30,11 @@ def test_a_cancelled_payout_batch_fails_its_holders_and_a_retry_pays_each_of_the
     clean_redis: None,
     chain_settings: Settings,
     chain_client: ChainClient,
-    deployer: LocalKeySigner,
-    contracts: DeployedContracts,
+    imported_asset_factory: ImportedAssetFactory,
     block_gas_limit: Callable[[int], None],
 ) -> None:
     # given a distribution to five holders whose batch transaction was signed, then refused for ever
-    demo = deploy_asset(
-        chain_client,
-        deployer,
-        payment_token=contracts.payment_token,
-        balances=[1, 2, 3, 4, 5],
-        funding=10**9,
-        salt="cx",
-    )
-    asset = services.asset_import(token_address=demo.token, payout_contract_address=demo.payout)
-    services.asset_sync(asset_id=asset.pk)
+    demo, asset = imported_asset_factory(balances=[1, 2, 3, 4, 5], funding=10**9, salt="cx", sync="here")
     distribution = services.distribution_create(
         asset_id=asset.pk, subtype="IMMEDIATE", amount_type="FIXED", amount=15_000
     )

@@ -19,15 +19,13 @@ from django.utils import timezone
 from pytest_django.fixtures import Settings
 
 from chain.client import ChainClient
-from chain.localchain import DeployedContracts
-from chain.signers import LocalKeySigner
 from config.errors import Conflict
 from payouts import services
 from payouts.models import Asset, Distribution, IllegalTransition
 from payouts.tasks import run_scheduled_distributions_task
 from tests.agreements.servers import DiscordServer, field_of
+from tests.fixtures.payouts import ImportedAssetFactory
 from tests.fixtures.waiting import wait_for
-from tests.payouts.chainkit import deploy_asset, import_and_wait_synced
 
 FINAL = ("COMPLETED", "FAILED")
 SHARES = [100, 200, 300]  # what one payout of 600 pays holders with balances 1, 2, 3
@@ -79,14 +77,10 @@ def test_a_daily_series_anchored_30_days_ago_runs_once_and_skips_29(
     celery_worker: WorkController,
     chain_settings: Settings,
     chain_client: ChainClient,
-    deployer: LocalKeySigner,
-    contracts: DeployedContracts,
+    imported_asset_factory: ImportedAssetFactory,
 ) -> None:
     # given a DAILY series whose first 30 occurrences fell due while the system was down
-    demo = deploy_asset(
-        chain_client, deployer, payment_token=contracts.payment_token, balances=[1, 2, 3], funding=10**9, salt="storm"
-    )
-    asset = import_and_wait_synced(demo)
+    demo, asset = imported_asset_factory(balances=[1, 2, 3], funding=10**9, salt="storm", sync="worker")
     first = _daily_series(asset, anchor=timezone.now() - timedelta(days=30) + timedelta(hours=1))
     assert first.series_id is not None
     # when beat comes back and runs the scheduler three times
@@ -109,14 +103,10 @@ def test_catch_up_all_runs_every_missed_occurrence(
     celery_worker: WorkController,
     chain_settings: Settings,
     chain_client: ChainClient,
-    deployer: LocalKeySigner,
-    contracts: DeployedContracts,
+    imported_asset_factory: ImportedAssetFactory,
 ) -> None:
     # given a DAILY series with catch-up ALL whose first 3 occurrences fell due while the system was down
-    demo = deploy_asset(
-        chain_client, deployer, payment_token=contracts.payment_token, balances=[1, 2, 3], funding=10**9, salt="all"
-    )
-    asset = import_and_wait_synced(demo)
+    demo, asset = imported_asset_factory(balances=[1, 2, 3], funding=10**9, salt="all", sync="worker")
     first = _daily_series(asset, anchor=timezone.now() - timedelta(days=3) + timedelta(hours=1), catch_up="all")
     assert first.series_id is not None
     # when beat runs the scheduler four times
@@ -154,14 +144,10 @@ def test_unpausing_an_asset_does_not_release_a_storm(
     celery_worker: WorkController,
     chain_settings: Settings,
     chain_client: ChainClient,
-    deployer: LocalKeySigner,
-    contracts: DeployedContracts,
+    imported_asset_factory: ImportedAssetFactory,
 ) -> None:
     # given a DAILY series on an asset paused for the last 10 days (the scheduler skipped it meanwhile)
-    demo = deploy_asset(
-        chain_client, deployer, payment_token=contracts.payment_token, balances=[1, 2, 3], funding=10**9, salt="unpause"
-    )
-    asset = import_and_wait_synced(demo)
+    demo, asset = imported_asset_factory(balances=[1, 2, 3], funding=10**9, salt="unpause", sync="worker")
     first = _daily_series(asset, anchor=timezone.now() - timedelta(days=10) + timedelta(hours=1))
     assert first.series_id is not None
     services.asset_set_paused(asset_id=asset.pk, paused=True)

@@ -13,14 +13,14 @@ from chain.abi import encode_call
 from chain.client import ChainClient
 from chain.localchain import DeployedContracts
 from chain.models import EventListener
-from chain.signers import LocalKeySigner
 from config.errors import Conflict, InvalidInput
 from payouts import gateway, services
 from payouts.models import Asset, AssetHolder
 from payouts.services import assets
 from tests.fixtures.chain import AnvilNode
+from tests.fixtures.payouts import DemoAssetFactory
 from tests.fixtures.waiting import wait_for
-from tests.payouts.chainkit import DemoAsset, deploy_asset
+from tests.payouts.chainkit import DemoAsset
 from tests.payouts.factories import make_asset
 
 pytestmark = [pytest.mark.chain, pytest.mark.django_db(transaction=True)]
@@ -42,12 +42,10 @@ def _asset_of(demo: DemoAsset) -> Asset:
 
 
 def test_import_attaches_the_payout_contract_and_loads_every_holder(
-    celery_worker: WorkController, chain_client: ChainClient, deployer: LocalKeySigner, contracts: DeployedContracts
+    celery_worker: WorkController, demo_asset_factory: DemoAssetFactory, contracts: DeployedContracts
 ) -> None:
     # given a token with 23 holders and its payout contract
-    demo = deploy_asset(
-        chain_client, deployer, payment_token=contracts.payment_token, balances=list(range(1, 24)), funding=0
-    )
+    demo = demo_asset_factory(balances=list(range(1, 24)), funding=0)
     # when imported
     asset = services.asset_import(token_address=demo.token, payout_contract_address=demo.payout)
     synced = wait_for(lambda: _synced(asset.pk), what="sync")
@@ -62,12 +60,13 @@ def test_import_attaches_the_payout_contract_and_loads_every_holder(
 
 
 def test_import_without_a_payout_contract_deploys_one(
-    celery_worker: WorkController, chain_client: ChainClient, deployer: LocalKeySigner, contracts: DeployedContracts
+    celery_worker: WorkController,
+    chain_client: ChainClient,
+    demo_asset_factory: DemoAssetFactory,
+    contracts: DeployedContracts,
 ) -> None:
     # given
-    demo = deploy_asset(
-        chain_client, deployer, payment_token=contracts.payment_token, balances=[5, 6], funding=0, salt="d"
-    )
+    demo = demo_asset_factory(balances=[5, 6], funding=0, salt="d")
     # when
     asset = services.asset_import(token_address=demo.token, payment_token_address=contracts.payment_token)
     synced = wait_for(lambda: _synced(asset.pk), what="sync")
@@ -108,20 +107,12 @@ def test_a_sync_that_cannot_reach_the_chain_fails_with_the_error_kept(
 def test_a_holder_who_sells_out_mid_sync_does_not_drop_another_holder(
     anvil: AnvilNode,
     chain_client: ChainClient,
-    deployer: LocalKeySigner,
-    contracts: DeployedContracts,
+    demo_asset_factory: DemoAssetFactory,
     chain_settings: Settings,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # given an asset of five holders, synced once, re-synced two holders per page
-    demo = deploy_asset(
-        chain_client,
-        deployer,
-        payment_token=contracts.payment_token,
-        balances=[10, 20, 30, 40, 50],
-        funding=0,
-        salt="so",
-    )
+    demo = demo_asset_factory(balances=[10, 20, 30, 40, 50], funding=0, salt="so")
     first, second, last = demo.holders[0], demo.holders[1], demo.holders[-1]
     asset = _asset_of(demo)
     assert services.asset_sync(asset_id=asset.pk).sync_status == Asset.SyncStatus.SYNCED
@@ -150,12 +141,10 @@ def test_a_holder_who_sells_out_mid_sync_does_not_drop_another_holder(
 
 
 def test_a_re_sync_zeroes_a_holder_who_sold_out_since_the_last_sync(
-    anvil: AnvilNode, chain_client: ChainClient, deployer: LocalKeySigner, contracts: DeployedContracts
+    anvil: AnvilNode, chain_client: ChainClient, demo_asset_factory: DemoAssetFactory
 ) -> None:
     # given a synced asset of three holders, then the first sells everything to the second
-    demo = deploy_asset(
-        chain_client, deployer, payment_token=contracts.payment_token, balances=[10, 20, 30], funding=0, salt="gone"
-    )
+    demo = demo_asset_factory(balances=[10, 20, 30], funding=0, salt="gone")
     asset = _asset_of(demo)
     services.asset_sync(asset_id=asset.pk)
     anvil.send_as(demo.holders[0], to=demo.token, data=encode_call("AssetToken", "transfer", [demo.holders[1], 10]))
@@ -179,14 +168,10 @@ def test_a_re_sync_zeroes_a_holder_who_sold_out_since_the_last_sync(
 def test_import_through_the_api(
     celery_worker: WorkController,
     api_client: APIClient,
-    chain_client: ChainClient,
-    deployer: LocalKeySigner,
-    contracts: DeployedContracts,
+    demo_asset_factory: DemoAssetFactory,
 ) -> None:
     # given
-    demo = deploy_asset(
-        chain_client, deployer, payment_token=contracts.payment_token, balances=[3, 4], funding=0, salt="api"
-    )
+    demo = demo_asset_factory(balances=[3, 4], funding=0, salt="api")
     # when
     response = api_client.post(
         "/api/v1/assets/import", {"token_address": demo.token, "payout_contract_address": demo.payout}, format="json"

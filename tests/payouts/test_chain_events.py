@@ -13,15 +13,15 @@ from pytest_django.fixtures import Settings
 from chain.abi import encode_call, encode_pause
 from chain.client import ChainClient
 from chain.listener import listener_poll
-from chain.localchain import DeployedContracts
 from chain.models import ChainEvent, ChainTransaction, EventListener
 from chain.signers import LocalKeySigner
 from config.errors import Conflict
 from payouts import gateway, services
 from payouts.models import Asset, AssetHolder, Distribution, HolderPayment
 from payouts.tasks import run_scheduled_distributions_task, sweep_stuck_distributions_task
+from tests.fixtures.payouts import FundPayout, ImportedAssetFactory
 from tests.fixtures.waiting import wait_for
-from tests.payouts.chainkit import deploy_asset, fund, import_and_wait_synced, send_many, wait_finished
+from tests.payouts.chainkit import send_many, wait_finished
 
 pytestmark = [pytest.mark.chain, pytest.mark.django_db(transaction=True)]
 
@@ -41,15 +41,10 @@ def _poll(address: str) -> None:
 def test_listener_events_after_completion_change_nothing(
     celery_worker: WorkController,
     event_settings: Settings,
-    chain_client: ChainClient,
-    deployer: LocalKeySigner,
-    contracts: DeployedContracts,
+    imported_asset_factory: ImportedAssetFactory,
 ) -> None:
     # given a completed distribution (confirmed from receipts)
-    demo = deploy_asset(
-        chain_client, deployer, payment_token=contracts.payment_token, balances=[3] * 45, funding=10**9, salt="ev"
-    )
-    asset = import_and_wait_synced(demo)
+    demo, asset = imported_asset_factory(balances=[3] * 45, funding=10**9, salt="ev", sync="worker")
     distribution = services.distribution_create(
         asset_id=asset.pk, subtype="IMMEDIATE", amount_type="FIXED", amount=4_500
     )
@@ -72,14 +67,10 @@ def test_the_listener_alone_can_confirm_payments(
     event_settings: Settings,
     chain_client: ChainClient,
     deployer: LocalKeySigner,
-    contracts: DeployedContracts,
+    imported_asset_factory: ImportedAssetFactory,
 ) -> None:
     # given a planned distribution whose batch the contract executed, but whose receipt path never ran
-    demo = deploy_asset(
-        chain_client, deployer, payment_token=contracts.payment_token, balances=[1, 3], funding=10**6, salt="lo"
-    )
-    asset = services.asset_import(token_address=demo.token, payout_contract_address=demo.payout)
-    services.asset_sync(asset_id=asset.pk)
+    demo, asset = imported_asset_factory(balances=[1, 3], funding=10**6, salt="lo", sync="here")
     distribution = services.distribution_create(
         asset_id=asset.pk,
         subtype="ONE_OFF",
@@ -104,14 +95,10 @@ def test_holder_balance_events_keep_holders_in_step(
     event_settings: Settings,
     chain_client: ChainClient,
     deployer: LocalKeySigner,
-    contracts: DeployedContracts,
+    imported_asset_factory: ImportedAssetFactory,
 ) -> None:
     # given an imported asset with holders A (5) and B (7), and a new address C
-    demo = deploy_asset(
-        chain_client, deployer, payment_token=contracts.payment_token, balances=[5, 7], funding=0, salt="hb"
-    )
-    asset = services.asset_import(token_address=demo.token, payout_contract_address=demo.payout)
-    services.asset_sync(asset_id=asset.pk)
+    demo, asset = imported_asset_factory(balances=[5, 7], funding=0, salt="hb", sync="here")
     newcomer = "0x000000000000000000000000000000000000c0DE"
     # when the owner mints to C and then the listener polls
     send_many(chain_client, deployer, [(demo.token, encode_call("AssetToken", "mint", [newcomer, 11]))])
@@ -127,19 +114,10 @@ def test_a_dividend_set_on_chain_becomes_a_corporate_action_paid_per_token_at_th
     event_settings: Settings,
     chain_client: ChainClient,
     deployer: LocalKeySigner,
-    contracts: DeployedContracts,
+    imported_asset_factory: ImportedAssetFactory,
 ) -> None:
     # given an imported asset (2 decimals) with holders of 1.00, 2.50 and 0.01 tokens
-    demo = deploy_asset(
-        chain_client,
-        deployer,
-        payment_token=contracts.payment_token,
-        balances=[100, 250, 1],
-        funding=10**9,
-        decimals=2,
-        salt="dv",
-    )
-    asset = import_and_wait_synced(demo)
+    demo, asset = imported_asset_factory(balances=[100, 250, 1], funding=10**9, decimals=2, salt="dv", sync="worker")
     # when the issuer sets a dividend of 3.000000 LUSD per token, executable already
     execution = int(time.time()) - 60
     send_many(chain_client, deployer, [(demo.token, encode_call("AssetToken", "setDividend", [execution, 3_000_000]))])
@@ -166,19 +144,16 @@ def test_an_automated_distribution_starts_when_payment_tokens_arrive(
     celery_worker: WorkController,
     event_settings: Settings,
     chain_client: ChainClient,
-    deployer: LocalKeySigner,
-    contracts: DeployedContracts,
+    imported_asset_factory: ImportedAssetFactory,
+    fund_payout: FundPayout,
 ) -> None:
     # given an AUTOMATED 100 % payout on an empty payout contract
-    demo = deploy_asset(
-        chain_client, deployer, payment_token=contracts.payment_token, balances=[1, 1, 2], funding=0, salt="au"
-    )
-    asset = import_and_wait_synced(demo)
+    demo, asset = imported_asset_factory(balances=[1, 1, 2], funding=0, salt="au", sync="worker")
     automated = services.distribution_create(
         asset_id=asset.pk, subtype="AUTOMATED", amount_type="PERCENTAGE", percentage_bps=10_000
     )
     # when 4,000 base units arrive and the listener sees the transfer
-    fund(chain_client, deployer, payment_token=demo.payment_token, payout=demo.payout, amount=4_000)
+    fund_payout(demo, amount=4_000)
     _poll(demo.payment_token)
     # then it ran, and the next automated occurrence waits for the next deposit
     done = wait_finished(automated.pk)
@@ -192,14 +167,10 @@ def test_pause_and_unpause_reach_the_chain(
     celery_worker: WorkController,
     event_settings: Settings,
     chain_client: ChainClient,
-    deployer: LocalKeySigner,
-    contracts: DeployedContracts,
+    imported_asset_factory: ImportedAssetFactory,
 ) -> None:
     # given
-    demo = deploy_asset(
-        chain_client, deployer, payment_token=contracts.payment_token, balances=[1], funding=0, salt="pz"
-    )
-    asset = import_and_wait_synced(demo)
+    demo, asset = imported_asset_factory(balances=[1], funding=0, salt="pz", sync="worker")
     # when paused
     services.asset_set_paused(asset_id=asset.pk, paused=True)
     wait_for(lambda: Asset.objects.filter(pk=asset.pk, pause_state="PAUSED").exists(), what="pause confirmed")
@@ -220,13 +191,10 @@ def test_batches_that_cannot_be_sent_fail_the_distribution_and_a_retry_completes
     event_settings: Settings,
     chain_client: ChainClient,
     deployer: LocalKeySigner,
-    contracts: DeployedContracts,
+    imported_asset_factory: ImportedAssetFactory,
 ) -> None:
     # given a payout contract paused on chain behind our back
-    demo = deploy_asset(
-        chain_client, deployer, payment_token=contracts.payment_token, balances=[2] * 30, funding=10**6, salt="rv"
-    )
-    asset = import_and_wait_synced(demo)
+    demo, asset = imported_asset_factory(balances=[2] * 30, funding=10**6, salt="rv", sync="worker")
     send_many(chain_client, deployer, [(demo.payout, encode_pause())])
     # when a distribution runs: its batches revert at estimation and are never sent
     distribution = services.distribution_create(
@@ -249,14 +217,10 @@ def test_the_sweeper_recovers_a_distribution_whose_planning_message_was_lost(
     celery_worker: WorkController,
     event_settings: Settings,
     chain_client: ChainClient,
-    deployer: LocalKeySigner,
-    contracts: DeployedContracts,
+    imported_asset_factory: ImportedAssetFactory,
 ) -> None:
     # given a distribution claimed IN_PROGRESS ten minutes ago whose planning task never arrived
-    demo = deploy_asset(
-        chain_client, deployer, payment_token=contracts.payment_token, balances=[1, 2], funding=10**6, salt="sw"
-    )
-    asset = import_and_wait_synced(demo)
+    demo, asset = imported_asset_factory(balances=[1, 2], funding=10**6, salt="sw", sync="worker")
     distribution = services.distribution_create(
         asset_id=asset.pk,
         subtype="ONE_OFF",
@@ -279,21 +243,12 @@ def test_a_matured_bond_is_cashed_out_per_token_and_redeemed(
     celery_worker: WorkController,
     event_settings: Settings,
     chain_client: ChainClient,
-    deployer: LocalKeySigner,
-    contracts: DeployedContracts,
+    imported_asset_factory: ImportedAssetFactory,
 ) -> None:
     # given a fixed-rate bond that matured, held 4 / 6
-    demo = deploy_asset(
-        chain_client,
-        deployer,
-        payment_token=contracts.payment_token,
-        balances=[4, 6],
-        funding=10**9,
-        salt="bond",
-        asset_type=2,
-        maturity=int(time.time()) - 86_400,
+    demo, asset = imported_asset_factory(
+        balances=[4, 6], funding=10**9, salt="bond", asset_type=2, maturity=int(time.time()) - 86_400, sync="worker"
     )
-    asset = import_and_wait_synced(demo)
     assert asset.is_bond
     # when it is cashed out at 100.000000 LUSD per bond
     cash_out = services.distribution_create(

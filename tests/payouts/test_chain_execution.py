@@ -28,8 +28,9 @@ from payouts.models import BatchPayout, Distribution, HolderPayment
 from payouts.services import Underfunded
 from payouts.tasks import run_scheduled_distributions_task
 from tests.fixtures.chain import AnvilNode
+from tests.fixtures.payouts import FundPayout, ImportedAssetFactory
 from tests.fixtures.workers import running_worker
-from tests.payouts.chainkit import DemoAsset, deploy_asset, fund, holder_address, import_and_wait_synced, wait_finished
+from tests.payouts.chainkit import DemoAsset, holder_address, wait_finished
 from tests.payouts.test_allocation import _naive_largest_remainder
 
 pytestmark = [pytest.mark.chain, pytest.mark.django_db(transaction=True)]
@@ -57,15 +58,11 @@ def test_fixed_distribution_pays_every_holder_their_exact_pro_rata_share(
     api_client: APIClient,
     small_batches: Settings,
     chain_client: ChainClient,
-    deployer: LocalKeySigner,
-    contracts: DeployedContracts,
+    imported_asset_factory: ImportedAssetFactory,
 ) -> None:
     # given 333 holders (not a multiple of the batch size 50) and a funded payout contract
     balances = _balances(333, seed=1)
-    demo = deploy_asset(
-        chain_client, deployer, payment_token=contracts.payment_token, balances=balances, funding=10**12, salt="fixed"
-    )
-    asset = import_and_wait_synced(demo)
+    demo, asset = imported_asset_factory(balances=balances, funding=10**12, salt="fixed", sync="worker")
     total = 1_000_000_007  # 1000.000007 LUSD: does not divide evenly
     # when an IMMEDIATE FIXED payout runs
     distribution = services.distribution_create(
@@ -105,19 +102,10 @@ def test_percentage_distribution_pays_the_same_share_in_every_batch(
     celery_worker: WorkController,
     small_batches: Settings,
     chain_client: ChainClient,
-    deployer: LocalKeySigner,
-    contracts: DeployedContracts,
+    imported_asset_factory: ImportedAssetFactory,
 ) -> None:
     # given 120 holders with EQUAL balances and 1,000 LUSD in the contract
-    demo = deploy_asset(
-        chain_client,
-        deployer,
-        payment_token=contracts.payment_token,
-        balances=[10] * 120,
-        funding=1_000_000_000,
-        salt="pct",
-    )
-    asset = import_and_wait_synced(demo)
+    demo, asset = imported_asset_factory(balances=[10] * 120, funding=1_000_000_000, salt="pct", sync="worker")
     # when 12.5 % is distributed in three batches (the balance drops as the first batches pay)
     distribution = services.distribution_create(
         asset_id=asset.pk, subtype="IMMEDIATE", amount_type="PERCENTAGE", percentage_bps=1250
@@ -136,19 +124,10 @@ def test_two_concurrent_executes_produce_one_execution(
     celery_worker: WorkController,
     small_batches: Settings,
     chain_client: ChainClient,
-    deployer: LocalKeySigner,
-    contracts: DeployedContracts,
+    imported_asset_factory: ImportedAssetFactory,
 ) -> None:
     # given a scheduled distribution
-    demo = deploy_asset(
-        chain_client,
-        deployer,
-        payment_token=contracts.payment_token,
-        balances=list(range(1, 61)),
-        funding=10**9,
-        salt="race",
-    )
-    asset = import_and_wait_synced(demo)
+    demo, asset = imported_asset_factory(balances=list(range(1, 61)), funding=10**9, salt="race", sync="worker")
     distribution = services.distribution_create(
         asset_id=asset.pk,
         subtype="ONE_OFF",
@@ -190,14 +169,11 @@ def test_funds_taken_out_of_band_fail_some_holders_then_a_retry_pays_only_the_un
     small_batches: Settings,
     chain_client: ChainClient,
     deployer: LocalKeySigner,
-    contracts: DeployedContracts,
+    imported_asset_factory: ImportedAssetFactory,
+    fund_payout: FundPayout,
 ) -> None:
     # given 130 equal holders owed 1,000 each and a contract funded for all of them when it started
-    demo = deploy_asset(
-        chain_client, deployer, payment_token=contracts.payment_token, balances=[5] * 130, funding=130_000, salt="under"
-    )
-    asset = services.asset_import(token_address=demo.token, payout_contract_address=demo.payout)
-    services.asset_sync(asset_id=asset.pk)
+    demo, asset = imported_asset_factory(balances=[5] * 130, funding=130_000, salt="under", sync="here")
     distribution = services.distribution_create(
         asset_id=asset.pk, subtype="IMMEDIATE", amount_type="FIXED", amount=130_000
     )
@@ -219,7 +195,7 @@ def test_funds_taken_out_of_band_fail_some_holders_then_a_retry_pays_only_the_un
         with pytest.raises(Underfunded, match="retrying its failed holders needs 0.06"):
             services.distribution_retry(distribution_id=distribution.pk)
         # when the contract is funded and the operator retries
-        fund(chain_client, deployer, payment_token=demo.payment_token, payout=demo.payout, amount=100_000)
+        fund_payout(demo, amount=100_000)
         services.distribution_retry(distribution_id=distribution.pk)
         done = wait_finished(distribution.pk)
     # then every holder has exactly 1,000 (nobody paid twice) and the contract keeps the rest
@@ -238,14 +214,10 @@ def test_a_scheduled_distribution_missed_during_downtime_runs_on_the_next_beat(
     celery_worker: WorkController,
     small_batches: Settings,
     chain_client: ChainClient,
-    deployer: LocalKeySigner,
-    contracts: DeployedContracts,
+    imported_asset_factory: ImportedAssetFactory,
 ) -> None:
     # given a ONE_OFF distribution whose time passed three days ago while nothing ran
-    demo = deploy_asset(
-        chain_client, deployer, payment_token=contracts.payment_token, balances=[1, 2, 3], funding=10**9, salt="late"
-    )
-    asset = import_and_wait_synced(demo)
+    demo, asset = imported_asset_factory(balances=[1, 2, 3], funding=10**9, salt="late", sync="worker")
     distribution = services.distribution_create(
         asset_id=asset.pk,
         subtype="ONE_OFF",
@@ -268,14 +240,11 @@ def test_a_transfer_mined_just_before_execute_is_reflected_in_the_split(
     api_client: APIClient,
     small_batches: Settings,
     chain_client: ChainClient,
-    deployer: LocalKeySigner,
+    imported_asset_factory: ImportedAssetFactory,
     contracts: DeployedContracts,
 ) -> None:
     # given a synced asset held 10 / 30
-    demo = deploy_asset(
-        chain_client, deployer, payment_token=contracts.payment_token, balances=[10, 30], funding=10**9, salt="fresh"
-    )
-    asset = import_and_wait_synced(demo)
+    demo, asset = imported_asset_factory(balances=[10, 30], funding=10**9, salt="fresh", sync="worker")
     # when the first holder sells everything to a new address just before execute, and no listener has
     # seen it yet (the holder table still says 10 / 30)
     buyer = holder_address(0, "fresh-buyer")

@@ -7,13 +7,11 @@ from celery.worker import WorkController
 from pytest_django.fixtures import Settings
 
 from chain.client import ChainClient
-from chain.localchain import DeployedContracts
-from chain.signers import LocalKeySigner
 from payouts import services
-from payouts.models import Asset, BatchPayout, Distribution
+from payouts.models import BatchPayout, Distribution
 from tests.fixtures.chain import AnvilNode
+from tests.fixtures.payouts import ImportedAssetFactory
 from tests.fixtures.waiting import wait_for
-from tests.payouts.chainkit import deploy_asset
 
 pytestmark = [pytest.mark.chain, pytest.mark.django_db(transaction=True)]
 
@@ -26,16 +24,11 @@ def test_batches_are_lowered_to_fit_the_block_gas_limit(
     chain_settings: Settings,
     anvil: AnvilNode,
     chain_client: ChainClient,
-    deployer: LocalKeySigner,
-    contracts: DeployedContracts,
+    imported_asset_factory: ImportedAssetFactory,
 ) -> None:
     # given 130 holders, the default batch size of 100, and an imported asset
     chain_settings.PAYOUT_BATCH_SIZE = 100
-    demo = deploy_asset(
-        chain_client, deployer, payment_token=contracts.payment_token, balances=[1] * 130, funding=10**9, salt="gas"
-    )
-    asset = services.asset_import(token_address=demo.token, payout_contract_address=demo.payout)
-    wait_for(lambda: Asset.objects.filter(pk=asset.pk, sync_status=Asset.SyncStatus.SYNCED).first(), what="asset sync")
+    demo, asset = imported_asset_factory(balances=[1] * 130, funding=10**9, salt="gas", sync="worker")
     # and blocks that cannot hold a batch of 100 payments
     anvil.rpc("anvil_setBlockGasLimit", hex(LOW_BLOCK_GAS_LIMIT))
     anvil.rpc("evm_mine")  # the next block carries the new limit

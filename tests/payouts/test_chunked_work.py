@@ -21,16 +21,15 @@ from django.utils import timezone
 from pytest_django.fixtures import Settings
 
 from chain.client import ChainClient
-from chain.localchain import DeployedContracts
-from chain.signers import LocalKeySigner
 from config.locks import redis_client
 from payouts import gateway, services
 from payouts.models import Asset, AssetHolder, Distribution, HolderPayment
 from payouts.tasks import plan_distribution_task, sync_asset_task
 from tests.agreements.servers import DiscordServer
+from tests.fixtures.payouts import DemoAssetFactory
 from tests.fixtures.waiting import wait_for
 from tests.fixtures.workers import running_worker
-from tests.payouts.chainkit import DemoAsset, deploy_asset, wait_finished
+from tests.payouts.chainkit import DemoAsset, wait_finished
 from tests.payouts.factories import make_asset, make_distribution
 
 pytestmark = [pytest.mark.chain, pytest.mark.django_db(transaction=True)]
@@ -38,6 +37,7 @@ pytestmark = [pytest.mark.chain, pytest.mark.django_db(transaction=True)]
 HOLDERS = 23
 CHUNK = 8  # 23 holders: chunks of 8, 8 and 7
 PAGE = 3  # pages do not tile chunks: a chunk ends inside a page
+BALANCES = [7 * i + 1 for i in range(HOLDERS)]
 
 
 @pytest.fixture
@@ -59,17 +59,6 @@ def task_runs() -> Iterator[list[str]]:
     task_prerun.connect(record, weak=False)
     yield runs
     task_prerun.disconnect(record)
-
-
-def _demo(client: ChainClient, deployer: LocalKeySigner, contracts: DeployedContracts, salt: str) -> DemoAsset:
-    return deploy_asset(
-        client,
-        deployer,
-        payment_token=contracts.payment_token,
-        balances=[7 * i + 1 for i in range(HOLDERS)],
-        funding=10**12,
-        salt=salt,
-    )
 
 
 def _holders(asset_id: Any) -> dict[str, int]:
@@ -100,12 +89,10 @@ def test_a_sync_reads_at_most_a_chunk_of_holders_per_task_and_loads_every_holder
     small_chunks: Settings,
     task_runs: list[str],
     celery_worker: WorkController,
-    chain_client: ChainClient,
-    deployer: LocalKeySigner,
-    contracts: DeployedContracts,
+    demo_asset_factory: DemoAssetFactory,
 ) -> None:
     # given a token with 23 holders and a chunk of 8
-    demo = _demo(chain_client, deployer, contracts, "chunksync")
+    demo = demo_asset_factory(balances=BALANCES, funding=10**12, salt="chunksync")
     # when it is imported
     asset = services.asset_import(token_address=demo.token, payout_contract_address=demo.payout)
     synced = wait_for(
@@ -122,12 +109,10 @@ def test_a_sync_whose_next_chunk_was_lost_is_resumed_by_the_sweeper_where_it_sto
     small_chunks: Settings,
     task_runs: list[str],
     transactional_db: None,
-    chain_client: ChainClient,
-    deployer: LocalKeySigner,
-    contracts: DeployedContracts,
+    demo_asset_factory: DemoAssetFactory,
 ) -> None:
     # given a sync whose first chunk ran, and whose next message the broker lost
-    demo = _demo(chain_client, deployer, contracts, "chunklost")
+    demo = demo_asset_factory(balances=BALANCES, funding=10**12, salt="chunklost")
     asset = _imported(demo)
     _lose_queued_messages()
     sync_asset_task(str(asset.pk))  # one task, run here
@@ -155,11 +140,10 @@ def test_planning_reads_at_most_a_chunk_of_holders_per_task_and_pays_every_holde
     task_runs: list[str],
     celery_worker: WorkController,
     chain_client: ChainClient,
-    deployer: LocalKeySigner,
-    contracts: DeployedContracts,
+    demo_asset_factory: DemoAssetFactory,
 ) -> None:
     # given a synced asset of 23 holders
-    demo = _demo(chain_client, deployer, contracts, "chunkplan")
+    demo = demo_asset_factory(balances=BALANCES, funding=10**12, salt="chunkplan")
     asset = services.asset_sync(asset_id=_imported(demo).pk)
     # when a FIXED payout runs
     total = 1_000_000_007
@@ -183,11 +167,10 @@ def test_planning_whose_next_chunk_was_lost_is_resumed_by_the_sweeper_where_it_s
     task_runs: list[str],
     transactional_db: None,
     chain_client: ChainClient,
-    deployer: LocalKeySigner,
-    contracts: DeployedContracts,
+    demo_asset_factory: DemoAssetFactory,
 ) -> None:
     # given a started distribution whose first planning chunk ran, and whose next message was lost
-    demo = _demo(chain_client, deployer, contracts, "planlost")
+    demo = demo_asset_factory(balances=BALANCES, funding=10**12, salt="planlost")
     asset = services.asset_sync(asset_id=_imported(demo).pk)
     total = 999_999_999
     distribution = services.distribution_create(

@@ -20,18 +20,16 @@ from chain.signers import LocalKeySigner
 from payouts import gateway, services
 from payouts.models import Asset, BatchPayout, Distribution, HolderPayment
 from tests.fixtures.hostile import HostileContracts
+from tests.fixtures.payouts import DemoAssetFactory, ImportedAssetFactory
 from tests.fixtures.waiting import wait_for
-from tests.payouts.chainkit import DemoAsset, deploy_asset, import_and_wait_synced, wait_finished
+from tests.payouts.chainkit import DemoAsset, import_and_wait_synced, wait_finished
 
 pytestmark = [pytest.mark.chain, pytest.mark.django_db(transaction=True)]
 
 
-def _victim(chain_client: ChainClient, deployer: LocalKeySigner, contracts: DeployedContracts) -> Distribution:
+def _victim(imported_asset_factory: ImportedAssetFactory) -> Distribution:
     """A real asset with a planned distribution whose 3 holders are still waiting to be paid."""
-    demo = deploy_asset(
-        chain_client, deployer, payment_token=contracts.payment_token, balances=[1, 2, 3], funding=0, salt="victim"
-    )
-    asset = import_and_wait_synced(demo)
+    demo, asset = imported_asset_factory(balances=[1, 2, 3], funding=0, salt="victim", sync="worker")
     distribution = Distribution.objects.create(
         asset=asset,
         subtype=Distribution.Subtype.ONE_OFF,
@@ -85,16 +83,15 @@ def test_a_payment_token_cannot_mark_another_distributions_holders_paid(
     chain_settings: Settings,
     chain_client: ChainClient,
     deployer: LocalKeySigner,
-    contracts: DeployedContracts,
     hostile_contracts: HostileContracts,
+    imported_asset_factory: ImportedAssetFactory,
+    demo_asset_factory: DemoAssetFactory,
 ) -> None:
     # given a victim distribution waiting to pay 3 holders
-    victim = _victim(chain_client, deployer, contracts)
+    victim = _victim(imported_asset_factory)
     # and an attacker's asset paid in a token whose transfer emits a forged HolderPaid for the victims
     forging = hostile_contracts.deploy(chain_client, deployer, "ForgingToken")
-    attacker: DemoAsset = deploy_asset(
-        chain_client, deployer, payment_token=forging, balances=[5, 5], funding=0, salt="attacker"
-    )
+    attacker: DemoAsset = demo_asset_factory(balances=[5, 5], funding=0, salt="attacker", payment_token=forging)
     hostile_contracts.call(chain_client, deployer, "ForgingToken", forging, "mint", [attacker.payout, 10**9])
     hostile_contracts.call(
         chain_client,
@@ -122,12 +119,12 @@ def test_an_imported_third_party_payout_contract_cannot_pay_another_distribution
     deployer: LocalKeySigner,
     contracts: DeployedContracts,
     hostile_contracts: HostileContracts,
+    imported_asset_factory: ImportedAssetFactory,
+    demo_asset_factory: DemoAssetFactory,
 ) -> None:
     # given a victim distribution and an asset imported with a third-party payout contract
-    victim = _victim(chain_client, deployer, contracts)
-    stranger = deploy_asset(
-        chain_client, deployer, payment_token=contracts.payment_token, balances=[7], funding=0, salt="stranger"
-    )
+    victim = _victim(imported_asset_factory)
+    stranger = demo_asset_factory(balances=[7], funding=0, salt="stranger")
     forging = hostile_contracts.deploy(
         chain_client, deployer, "ForgingPayoutContract", [stranger.token, contracts.payment_token]
     )

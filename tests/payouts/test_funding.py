@@ -20,13 +20,13 @@ from rest_framework.test import APIClient
 
 from chain.client import ChainClient
 from chain.localchain import DeployedContracts
-from chain.signers import LocalKeySigner
 from config.errors import Conflict
 from payouts import services
 from payouts.models import Asset, Distribution, FundsWithdrawal, HolderPayment
 from tests.agreements.servers import DiscordServer
+from tests.fixtures.payouts import FundPayout, ImportedAssetFactory
 from tests.fixtures.waiting import wait_for
-from tests.payouts.chainkit import deploy_asset, fund, holder_address, import_and_sync, wait_finished
+from tests.payouts.chainkit import holder_address, wait_finished
 
 pytestmark = [pytest.mark.chain, pytest.mark.django_db(transaction=True)]
 
@@ -45,15 +45,10 @@ def test_a_payout_larger_than_the_contract_holds_is_refused_before_anyone_is_pai
     clean_redis: None,
     chain_settings: Settings,
     api_client: APIClient,
-    chain_client: ChainClient,
-    deployer: LocalKeySigner,
-    contracts: DeployedContracts,
+    imported_asset_factory: ImportedAssetFactory,
 ) -> None:
     # given a payout contract holding 1,000.000000
-    demo = deploy_asset(
-        chain_client, deployer, payment_token=contracts.payment_token, balances=[1, 1], funding=10**9, salt="fund"
-    )
-    asset = import_and_sync(demo)
+    asset = imported_asset_factory(balances=[1, 1], funding=10**9, salt="fund", sync="here").asset
     # when an IMMEDIATE payout of 1,500 is asked for
     response = api_client.post(
         f"/api/v1/assets/{asset.pk}/distributions",
@@ -96,15 +91,10 @@ def test_a_payout_larger_than_the_contract_holds_is_refused_before_anyone_is_pai
 def test_two_distributions_cannot_count_the_same_balance(
     clean_redis: None,
     chain_settings: Settings,
-    chain_client: ChainClient,
-    deployer: LocalKeySigner,
-    contracts: DeployedContracts,
+    imported_asset_factory: ImportedAssetFactory,
 ) -> None:
     # given a contract holding 1,000 and a running distribution of 700 (started, nothing paid yet)
-    demo = deploy_asset(
-        chain_client, deployer, payment_token=contracts.payment_token, balances=[1, 1], funding=1_000, salt="twice"
-    )
-    asset = import_and_sync(demo)
+    asset = imported_asset_factory(balances=[1, 1], funding=1_000, salt="twice", sync="here").asset
     first = _scheduled(asset, 700)
     services.distribution_start(distribution_id=first.pk)
     # when a second one of 500 is started
@@ -124,15 +114,10 @@ def test_two_distributions_cannot_count_the_same_balance(
 def test_two_starts_at_the_same_moment_never_share_one_balance(
     clean_redis: None,
     chain_settings: Settings,
-    chain_client: ChainClient,
-    deployer: LocalKeySigner,
-    contracts: DeployedContracts,
+    imported_asset_factory: ImportedAssetFactory,
 ) -> None:
     # given a contract holding 1,000 and two scheduled distributions of 600 each
-    demo = deploy_asset(
-        chain_client, deployer, payment_token=contracts.payment_token, balances=[1], funding=1_000, salt="race-fund"
-    )
-    asset = import_and_sync(demo)
+    asset = imported_asset_factory(balances=[1], funding=1_000, salt="race-fund", sync="here").asset
     pair = [_scheduled(asset, 600), _scheduled(asset, 600)]
     # when both are executed at the same moment
     barrier = threading.Barrier(2)
@@ -203,14 +188,12 @@ def test_a_due_payout_that_finds_the_contract_short_waits_with_a_reason_and_an_a
     chain_settings: Settings,
     api_client: APIClient,
     chain_client: ChainClient,
-    deployer: LocalKeySigner,
     contracts: DeployedContracts,
+    imported_asset_factory: ImportedAssetFactory,
+    fund_payout: FundPayout,
 ) -> None:
     # given a payout of 1,500 that fell due while its contract holds 1,000
-    demo = deploy_asset(
-        chain_client, deployer, payment_token=contracts.payment_token, balances=[1, 2], funding=10**9, salt="wait"
-    )
-    asset = import_and_sync(demo)
+    demo, asset = imported_asset_factory(balances=[1, 2], funding=10**9, salt="wait", sync="here")
     due = _scheduled(asset, 1_500_000_000)
     Distribution.objects.filter(pk=due.pk).update(scheduled_at=timezone.now() - timedelta(minutes=1))
     # when the scheduler looks, twice
@@ -224,7 +207,7 @@ def test_a_due_payout_that_finds_the_contract_short_waits_with_a_reason_and_an_a
     assert not HolderPayment.objects.exists()
     assert [m["embeds"][0]["title"] for m in discord_alerts.messages] == ["Payout waiting for funds"]
     # when the contract is funded, the next tick starts it and it pays in full
-    fund(chain_client, deployer, payment_token=contracts.payment_token, payout=demo.payout, amount=500_000_000)
+    fund_payout(demo, amount=500_000_000)
     services.run_scheduled_distributions()
     done = wait_finished(due.pk)
     assert done.status == Distribution.Status.COMPLETED, done.error
@@ -236,14 +219,11 @@ def test_the_admin_withdraws_leftover_funds_but_never_reserved_ones(
     celery_worker: WorkController,
     chain_settings: Settings,
     chain_client: ChainClient,
-    deployer: LocalKeySigner,
+    imported_asset_factory: ImportedAssetFactory,
     contracts: DeployedContracts,
 ) -> None:
     # given a contract holding 1,000.000000 with 600 of it promised to a running distribution
-    demo = deploy_asset(
-        chain_client, deployer, payment_token=contracts.payment_token, balances=[1], funding=10**9, salt="withdraw"
-    )
-    asset = import_and_sync(demo)
+    demo, asset = imported_asset_factory(balances=[1], funding=10**9, salt="withdraw", sync="here")
     running = _scheduled(asset, 600_000_000)
     Distribution.objects.filter(pk=running.pk).update(status=Distribution.Status.IN_PROGRESS)
     treasury = holder_address(1, "treasury")

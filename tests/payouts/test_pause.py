@@ -14,7 +14,7 @@ from celery.worker import WorkController
 from pytest_django.fixtures import Settings
 
 from chain.client import ChainClient
-from chain.localchain import ANVIL_DEV_KEYS, DeployedContracts, deploy_reference_contracts
+from chain.localchain import ANVIL_DEV_KEYS, deploy_reference_contracts
 from chain.models import ChainTransaction
 from chain.services import transaction_confirm, transaction_submit
 from chain.signers import LocalKeySigner
@@ -24,9 +24,10 @@ from payouts import gateway, services
 from payouts.models import Asset, BatchPayout, Distribution, HolderPayment
 from payouts.services import assets as asset_services
 from tests.agreements.servers import DiscordServer, field_of
+from tests.fixtures.payouts import ImportedAssetFactory
 from tests.fixtures.waiting import wait_for
 from tests.fixtures.workers import running_worker
-from tests.payouts.chainkit import deploy_asset, import_and_sync, import_and_wait_synced, wait_finished
+from tests.payouts.chainkit import deploy_asset, import_and_wait_synced, wait_finished
 
 pytestmark = [pytest.mark.chain, pytest.mark.django_db(transaction=True)]
 
@@ -109,15 +110,12 @@ def test_a_pause_the_chain_refuses_puts_the_asset_back_as_the_chain_says_and_ale
     celery_worker: WorkController,
     chain_settings: Settings,
     chain_client: ChainClient,
-    contracts: DeployedContracts,
+    imported_asset_factory: ImportedAssetFactory,
     discord_alerts: DiscordServer,
 ) -> None:
     # given an imported payout contract whose admin is another account (this service may not pause it)
     other = LocalKeySigner(ANVIL_DEV_KEYS[1])
-    demo = deploy_asset(
-        chain_client, other, payment_token=contracts.payment_token, balances=[1, 2], funding=0, salt="notadmin"
-    )
-    asset = import_and_wait_synced(demo)
+    demo, asset = imported_asset_factory(balances=[1, 2], funding=0, salt="notadmin", signer=other, sync="worker")
     # when the operator pauses it and the lane's transaction fails
     services.asset_set_paused(asset_id=asset.pk, paused=True)
     toggle = _final_toggle(asset, 1)
@@ -142,15 +140,11 @@ def test_an_unpause_the_chain_refuses_leaves_the_asset_paused_and_alerts(
     celery_worker: WorkController,
     chain_settings: Settings,
     chain_client: ChainClient,
-    deployer: LocalKeySigner,
-    contracts: DeployedContracts,
+    imported_asset_factory: ImportedAssetFactory,
     discord_alerts: DiscordServer,
 ) -> None:
     # given an asset paused on chain by this service
-    demo = deploy_asset(
-        chain_client, deployer, payment_token=contracts.payment_token, balances=[1, 2], funding=0, salt="rotate"
-    )
-    asset = import_and_wait_synced(demo)
+    demo, asset = imported_asset_factory(balances=[1, 2], funding=0, salt="rotate", sync="worker")
     services.asset_set_paused(asset_id=asset.pk, paused=True)
     assert _final_toggle(asset, 1).status == "CONFIRMED"
     # when the signing key was rotated to one that is not the contract's admin, and the operator unpauses
@@ -172,15 +166,11 @@ def test_a_sync_never_overwrites_a_pause_made_while_it_ran(
     celery_worker: WorkController,
     chain_settings: Settings,
     chain_client: ChainClient,
-    deployer: LocalKeySigner,
-    contracts: DeployedContracts,
+    imported_asset_factory: ImportedAssetFactory,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # given a synced asset, and an operator who pauses it while a sync runs (after it read the chain)
-    demo = deploy_asset(
-        chain_client, deployer, payment_token=contracts.payment_token, balances=[1, 2, 3], funding=0, salt="race"
-    )
-    asset = import_and_wait_synced(demo)
+    demo, asset = imported_asset_factory(balances=[1, 2, 3], funding=0, salt="race", sync="worker")
     paused_by_operator: list[uuid.UUID] = []
 
     def operator_pauses(asset_id: uuid.UUID, offset: int) -> None:
@@ -205,15 +195,11 @@ def test_a_sync_never_overwrites_a_pause_that_was_pending_when_it_read_the_chain
     clean_redis: None,
     chain_settings: Settings,
     chain_client: ChainClient,
-    deployer: LocalKeySigner,
-    contracts: DeployedContracts,
+    imported_asset_factory: ImportedAssetFactory,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # given a synced asset whose pause is still on its way to the chain when a sync reads it
-    demo = deploy_asset(
-        chain_client, deployer, payment_token=contracts.payment_token, balances=[1, 2, 3], funding=0, salt="pend"
-    )
-    asset = import_and_sync(demo)
+    demo, asset = imported_asset_factory(balances=[1, 2, 3], funding=0, salt="pend", sync="here")
     services.asset_set_paused(asset_id=asset.pk, paused=True)
     toggle = _toggle(asset, 1)
     assert toggle.status == "PENDING"

@@ -20,8 +20,9 @@ from payouts import gateway, services
 from payouts.models import Distribution, HolderPayment
 from tests.fixtures.chain import AnvilNode
 from tests.fixtures.hostile import HostileContracts
+from tests.fixtures.payouts import DemoAssetFactory, ImportedAssetFactory
 from tests.fixtures.workers import running_worker
-from tests.payouts.chainkit import deploy_asset, holder_address, import_and_wait_synced, wait_finished
+from tests.payouts.chainkit import holder_address, import_and_wait_synced, wait_finished
 
 pytestmark = [pytest.mark.chain, pytest.mark.django_db(transaction=True)]
 
@@ -33,22 +34,18 @@ def test_cash_out_pays_exactly_what_it_burns(
     clean_redis: None,
     chain_settings: Settings,
     chain_client: ChainClient,
-    deployer: LocalKeySigner,
+    imported_asset_factory: ImportedAssetFactory,
     contracts: DeployedContracts,
 ) -> None:
     # given a matured bond held 40 / 60 / 100, and a cash-out planned from those balances
-    demo = deploy_asset(
-        chain_client,
-        deployer,
-        payment_token=contracts.payment_token,
+    demo, asset = imported_asset_factory(
         balances=[40, 60, 100],
         funding=10**12,
         salt="burn",
         asset_type=2,
         maturity=int(time.time()) - 86_400,
+        sync="here",
     )
-    asset = services.asset_import(token_address=demo.token, payout_contract_address=demo.payout)
-    services.asset_sync(asset_id=asset.pk)
     cash_out = services.distribution_create(
         asset_id=asset.pk,
         distribution_type=Distribution.Type.BOND_CASH_OUT,
@@ -89,12 +86,10 @@ def test_a_batch_can_never_pay_more_than_its_distributions_registered_total(
     chain_client: ChainClient,
     deployer: LocalKeySigner,
     contracts: DeployedContracts,
+    imported_asset_factory: ImportedAssetFactory,
 ) -> None:
     # given a distribution of 600 that completed
-    demo = deploy_asset(
-        chain_client, deployer, payment_token=contracts.payment_token, balances=[1, 2, 3], funding=10**9, salt="cap"
-    )
-    asset = import_and_wait_synced(demo)
+    demo, asset = imported_asset_factory(balances=[1, 2, 3], funding=10**9, salt="cap", sync="worker")
     distribution = services.distribution_create(asset_id=asset.pk, subtype="IMMEDIATE", amount_type="FIXED", amount=600)
     done = wait_finished(distribution.pk)
     assert done.status == Distribution.Status.COMPLETED, done.error
@@ -125,10 +120,11 @@ def test_a_token_whose_transfer_returns_nothing_pays_every_holder(
     chain_client: ChainClient,
     deployer: LocalKeySigner,
     hostile_contracts: HostileContracts,
+    demo_asset_factory: DemoAssetFactory,
 ) -> None:
     # given an asset paid in a USDT-style token (transfer returns no value)
     token = hostile_contracts.deploy(chain_client, deployer, "NoReturnToken")
-    demo = deploy_asset(chain_client, deployer, payment_token=token, balances=[1, 2, 3, 4], funding=0, salt="usdt")
+    demo = demo_asset_factory(balances=[1, 2, 3, 4], funding=0, salt="usdt", payment_token=token)
     hostile_contracts.call(chain_client, deployer, "NoReturnToken", token, "mint", [demo.payout, 10**9])
     asset = import_and_wait_synced(demo)
     # when a payout runs

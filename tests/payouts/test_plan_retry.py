@@ -12,15 +12,14 @@ from pytest_django.fixtures import Settings
 
 from chain.abi import encode_call
 from chain.client import ChainClient, to_hex
-from chain.localchain import DeployedContracts
 from chain.signers import LocalKeySigner
 from payouts import services
 from payouts.models import Distribution
 from payouts.services import Underfunded
 from tests.fixtures.chain import AnvilNode
+from tests.fixtures.payouts import FundPayout, ImportedAssetFactory
 from tests.fixtures.waiting import wait_for
 from tests.fixtures.workers import running_worker
-from tests.payouts.chainkit import deploy_asset, fund
 
 pytestmark = [pytest.mark.chain, pytest.mark.django_db(transaction=True)]
 
@@ -56,14 +55,11 @@ def test_a_failed_percentage_plan_is_retried_from_the_current_balance(
     chain_settings: Settings,
     chain_client: ChainClient,
     deployer: LocalKeySigner,
-    contracts: DeployedContracts,
+    imported_asset_factory: ImportedAssetFactory,
+    fund_payout: FundPayout,
 ) -> None:
     # given a 50% distribution started while the contract held funds, then emptied before it was planned
-    demo = deploy_asset(
-        chain_client, deployer, payment_token=contracts.payment_token, balances=[1, 2, 3], funding=1_000, salt="pct"
-    )
-    asset = services.asset_import(token_address=demo.token, payout_contract_address=demo.payout)
-    services.asset_sync(asset_id=asset.pk)
+    demo, asset = imported_asset_factory(balances=[1, 2, 3], funding=1_000, salt="pct", sync="here")
     distribution = services.distribution_create(
         asset_id=asset.pk, subtype="IMMEDIATE", amount_type="PERCENTAGE", percentage_bps=5_000
     )
@@ -76,7 +72,7 @@ def test_a_failed_percentage_plan_is_retried_from_the_current_balance(
         assert "zero" in failed.error
         assert failed.holders_count is None
         # when the contract is funded with 600 and the distribution retried
-        fund(chain_client, deployer, payment_token=demo.payment_token, payout=demo.payout, amount=600)
+        fund_payout(demo, amount=600)
         services.distribution_retry(distribution_id=distribution.pk)
         done = _settled(distribution.pk)
     # then it planned again from the current balance: 50% of 600, split 1:2:3, on chain
@@ -93,14 +89,11 @@ def test_retrying_a_failed_plan_while_the_contract_is_still_empty_is_refused_and
     chain_settings: Settings,
     chain_client: ChainClient,
     deployer: LocalKeySigner,
-    contracts: DeployedContracts,
+    imported_asset_factory: ImportedAssetFactory,
+    fund_payout: FundPayout,
 ) -> None:
     # given a 50% distribution whose planning found the contract emptied (planned on this thread)
-    demo = deploy_asset(
-        chain_client, deployer, payment_token=contracts.payment_token, balances=[1, 2, 3], funding=1_000, salt="pct0"
-    )
-    asset = services.asset_import(token_address=demo.token, payout_contract_address=demo.payout)
-    services.asset_sync(asset_id=asset.pk)
+    demo, asset = imported_asset_factory(balances=[1, 2, 3], funding=1_000, salt="pct0", sync="here")
     distribution = services.distribution_create(
         asset_id=asset.pk, subtype="IMMEDIATE", amount_type="PERCENTAGE", percentage_bps=5_000
     )
@@ -113,5 +106,5 @@ def test_retrying_a_failed_plan_while_the_contract_is_still_empty_is_refused_and
     # then the retry is refused (it would only fail the same way) and the distribution is as it was
     assert Distribution.objects.get(pk=distribution.pk).status == "FAILED"
     # when funded, the retry is accepted
-    fund(chain_client, deployer, payment_token=demo.payment_token, payout=demo.payout, amount=600)
+    fund_payout(demo, amount=600)
     assert services.distribution_retry(distribution_id=distribution.pk).status == "IN_PROGRESS"

@@ -5,12 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from chain.client import ChainClient
-from chain.localchain import DeployedContracts
-from chain.signers import LocalKeySigner
 from payouts import services
 from payouts.models import BatchPayout, Distribution, HolderPayment
-from tests.payouts.chainkit import deploy_asset
+from tests.fixtures.payouts import ImportedAssetFactory
 from tests.payouts.factories import make_distribution
 
 pytestmark = pytest.mark.django_db
@@ -22,19 +19,13 @@ SIZE = 7
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("count", [1, SIZE - 1, SIZE, SIZE + 1, 2 * SIZE + 3, 100])
 def test_every_holder_is_in_exactly_one_batch_and_the_parts_sum_to_the_total(
-    count: int, chain_client: ChainClient, deployer: LocalKeySigner, contracts: DeployedContracts
+    count: int, imported_asset_factory: ImportedAssetFactory
 ) -> None:
     # given `count` holders and a started distribution of an awkward total, in batches of SIZE
     total = 10_007 * count + 3
-    demo = deploy_asset(
-        chain_client,
-        deployer,
-        payment_token=contracts.payment_token,
-        balances=[1 + (i * 31) % 17 for i in range(count)],
-        funding=total,
-        salt=f"edges{count}",
-    )
-    asset = services.asset_import(token_address=demo.token, payout_contract_address=demo.payout)
+    asset = imported_asset_factory(
+        balances=[1 + (i * 31) % 17 for i in range(count)], funding=total, salt=f"edges{count}", sync=None
+    ).asset
     distribution = make_distribution(
         asset=asset, status=Distribution.Status.IN_PROGRESS, amount=total, computed_total=total, batch_size=SIZE
     )
@@ -62,14 +53,9 @@ def test_every_holder_is_in_exactly_one_batch_and_the_parts_sum_to_the_total(
 
 @pytest.mark.chain
 @pytest.mark.django_db(transaction=True)
-def test_a_distribution_with_no_holders_fails_with_a_reason(
-    chain_client: ChainClient, deployer: LocalKeySigner, contracts: DeployedContracts
-) -> None:
+def test_a_distribution_with_no_holders_fails_with_a_reason(imported_asset_factory: ImportedAssetFactory) -> None:
     # given an asset nobody holds
-    demo = deploy_asset(
-        chain_client, deployer, payment_token=contracts.payment_token, balances=[], funding=10**9, salt="empty"
-    )
-    asset = services.asset_import(token_address=demo.token, payout_contract_address=demo.payout)
+    asset = imported_asset_factory(balances=[], funding=10**9, salt="empty", sync=None).asset
     distribution = make_distribution(asset=asset, status=Distribution.Status.IN_PROGRESS, amount=5, computed_total=5)
     # when planned: nothing to split
     services.distribution_plan(distribution_id=distribution.pk)

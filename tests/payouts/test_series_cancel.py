@@ -17,25 +17,22 @@ from typing import Any
 
 import pytest
 from celery.worker import WorkController
-from django.contrib.auth.models import User
 from django.db import connection
-from django.test import Client
 from django.utils import timezone
 from pytest_django.fixtures import Settings
 from rest_framework.test import APIClient
 
 from chain.client import ChainClient
 from chain.listener import listener_poll
-from chain.localchain import DeployedContracts
 from chain.models import EventListener
-from chain.signers import LocalKeySigner
 from payouts import services
 from payouts.models import Asset, Distribution
 from payouts.services import distributions
 from payouts.tasks import run_scheduled_distributions_task
+from tests.fixtures.payouts import FundPayout, ImportedAssetFactory
 from tests.fixtures.waiting import wait_for
 from tests.fixtures.workers import wait_until_idle
-from tests.payouts.chainkit import deploy_asset, fund, import_and_wait_synced, wait_finished
+from tests.payouts.chainkit import wait_finished
 from tests.payouts.factories import make_asset, make_distribution
 
 
@@ -162,30 +159,6 @@ def test_only_a_series_can_be_cancelled_as_a_series(api_client: APIClient) -> No
     assert (cancelled.json()["status"], cancelled.json()["cancel_scope"]) == ("CANCELLED", None)
 
 
-@pytest.mark.django_db
-def test_the_admin_cancels_one_occurrence_or_the_whole_series() -> None:
-    # given two DAILY series and an operator in the admin
-    client = Client()
-    client.force_login(User.objects.create_superuser("cancel-boss", password="cancel-boss-pass-123"))
-    asset = make_asset()
-    goes_on, ends = _daily(asset), _daily(asset)
-    services.distribution_cancel(distribution_id=ends.pk)  # its occurrence 0 skipped, occurrence 1 scheduled
-    ends_next = Distribution.objects.get(series_id=ends.series_id, occurrence=1)
-    # when one occurrence of the first is cancelled, and the whole second series (two of its rows selected)
-    client.post("/admin/payouts/distribution/", {"action": "cancel", "_selected_action": [str(goes_on.pk)]})
-    response = client.post(
-        "/admin/payouts/distribution/",
-        {"action": "cancel_series", "_selected_action": [str(ends.pk), str(ends_next.pk)]},
-        follow=True,
-    )
-    # then the first series goes on, the second has nothing left scheduled; the page says why
-    assert _series(goes_on.series_id) == [(0, "CANCELLED", "occurrence"), (1, "SCHEDULED", "")]
-    assert _series(ends.series_id) == [(0, "CANCELLED", "occurrence"), (1, "CANCELLED", "series")]
-    assert b"Series cancelled: 1" in response.content
-    page = client.get(f"/admin/payouts/distribution/{ends_next.pk}/change/")
-    assert b"cancelled with its whole series" in page.content
-
-
 @pytest.mark.django_db(transaction=True)
 def test_a_series_cancelled_while_one_of_its_occurrences_starts_still_ends(
     funded_asset: Asset, monkeypatch: pytest.MonkeyPatch
@@ -251,20 +224,17 @@ def test_cancelling_one_automated_occurrence_keeps_the_series_waiting_for_the_ne
     celery_worker: WorkController,
     event_settings: Settings,
     chain_client: ChainClient,
-    deployer: LocalKeySigner,
-    contracts: DeployedContracts,
+    imported_asset_factory: ImportedAssetFactory,
+    fund_payout: FundPayout,
 ) -> None:
     # given an AUTOMATED 100 % payout on an empty payout contract
-    demo = deploy_asset(
-        chain_client, deployer, payment_token=contracts.payment_token, balances=[1, 1, 2], funding=0, salt="ac"
-    )
-    asset = import_and_wait_synced(demo)
+    demo, asset = imported_asset_factory(balances=[1, 1, 2], funding=0, salt="ac", sync="worker")
     automated = services.distribution_create(
         asset_id=asset.pk, subtype="AUTOMATED", amount_type="PERCENTAGE", percentage_bps=10_000
     )
     # when its scheduled occurrence is cancelled, then 4,000 base units arrive
     services.distribution_cancel(distribution_id=automated.pk)
-    fund(chain_client, deployer, payment_token=demo.payment_token, payout=demo.payout, amount=4_000)
+    fund_payout(demo, amount=4_000)
     _poll(demo.payment_token)
     # then the series' next occurrence ran on that deposit and paid every holder
     following = wait_for(
@@ -286,23 +256,20 @@ def test_a_cancelled_automated_series_is_never_restarted_by_payment_tokens_arriv
     celery_worker: WorkController,
     event_settings: Settings,
     chain_client: ChainClient,
-    deployer: LocalKeySigner,
-    contracts: DeployedContracts,
+    imported_asset_factory: ImportedAssetFactory,
+    fund_payout: FundPayout,
 ) -> None:
     # given an AUTOMATED 100 % series that already paid once (its occurrence 1 waits for the next deposit)
-    demo = deploy_asset(
-        chain_client, deployer, payment_token=contracts.payment_token, balances=[1, 1, 2], funding=0, salt="as"
-    )
-    asset = import_and_wait_synced(demo)
+    demo, asset = imported_asset_factory(balances=[1, 1, 2], funding=0, salt="as", sync="worker")
     automated = services.distribution_create(
         asset_id=asset.pk, subtype="AUTOMATED", amount_type="PERCENTAGE", percentage_bps=10_000
     )
-    fund(chain_client, deployer, payment_token=demo.payment_token, payout=demo.payout, amount=4_000)
+    fund_payout(demo, amount=4_000)
     _poll(demo.payment_token)
     assert wait_finished(automated.pk).status == "COMPLETED"
     # when the series is cancelled from its finished occurrence, then tokens arrive and the scheduler runs
     services.distribution_cancel(distribution_id=automated.pk, scope="series")
-    fund(chain_client, deployer, payment_token=demo.payment_token, payout=demo.payout, amount=4_000)
+    fund_payout(demo, amount=4_000)
     _poll(demo.payment_token)
     run_scheduled_distributions_task()
     wait_until_idle()  # whatever the deposit or the scheduler enqueued has run

@@ -15,8 +15,6 @@ from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from django.contrib.auth.models import User
-from django.test import Client
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -299,35 +297,6 @@ def test_the_service_refuses_an_unknown_time_zone() -> None:
         )
     assert refused.value.field == "time_zone"
     assert Distribution.objects.count() == 0
-
-
-@pytest.mark.django_db
-def test_the_admin_form_takes_a_time_zone_and_the_admin_shows_it() -> None:
-    # given an operator in the admin
-    client = Client()
-    client.force_login(User.objects.create_superuser("tz-boss", password="tz-boss-pass-123"))
-    asset = make_asset()
-    form = {
-        "asset": asset.pk,
-        "subtype": "RECURRING",
-        "recurrence": "DAILY",
-        "amount_type": "FIXED",
-        "amount": "10",
-        "scheduled_at": "2099-01-15 09:00",
-    }
-    # when an unknown zone is sent, then Madrid
-    refused = client.post("/admin/payouts/distribution/add/", {**form, "time_zone": "Mars/Olympus"})
-    created = client.post("/admin/payouts/distribution/add/", {**form, "time_zone": "Europe/Madrid"})
-    # then the unknown zone is refused on the form; the series runs at 09:00 Madrid and shows its zone
-    assert refused.status_code == 200
-    assert b"errorlist" in refused.content
-    assert created.status_code == 302
-    series = Distribution.objects.get()
-    assert (series.time_zone, series.recurrence_anchor) == ("Europe/Madrid", datetime(2099, 1, 15, 8, tzinfo=UTC))
-    page = client.get(f"/admin/payouts/distribution/{series.pk}/change/")
-    listed = client.get("/admin/payouts/distribution/")
-    assert b"Europe/Madrid" in page.content
-    assert b"09:00 Europe/Madrid" in listed.content
 
 
 @pytest.mark.django_db
