@@ -1,0 +1,31 @@
+"""A real Celery worker process that dies (`os._exit`) at a seam of the outbox's final alert.
+
+Run by the crash tests as `python -m tests.agreements.crash_worker SEAM` (see `tests.fixtures.crashing`):
+  after_failed  a row that gave up is committed FAILED, the process dies before its alert is sent
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+from uuid import UUID
+
+from tests.fixtures.crashing import die, serve, setup_django
+
+
+def main(seam: str) -> None:
+    setup_django()
+    from agreements import outbox
+
+    def die_before_alerting(self: outbox.Outbox[Any], row_id: UUID) -> bool:
+        die()
+
+    if seam == "after_failed":
+        outbox.Outbox.alert_failed = die_before_alerting  # type: ignore[method-assign]
+    else:
+        raise SystemExit(f"unknown seam {seam}")
+    serve("webhooks")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
