@@ -200,6 +200,7 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         "last_error",
         "created_at",
         "completed_at",
+        "alert_due_at",
     ]
     inlines = [AttemptInline]
     actions = ["resend"]

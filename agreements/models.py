@@ -190,6 +190,12 @@ class WebhookDelivery(models.Model):
     last_error = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     completed_at = models.DateTimeField(null=True, blank=True)
+    # Set when the row gives up (ends FAILED), in that transaction: its Discord alert is owed from then.
+    # A sender claims it by moving it `outbox.ALERT_HOLD` ahead and clears it once the alert is handled,
+    # so a worker dying in between leaves it owed and the sweeper sends it (`agreements.outbox`).
+    alert_due_at = models.DateTimeField(
+        null=True, blank=True, help_text="Set while its final alert is still to be sent."
+    )
 
     class Meta:
         db_table = "agreement_webhook_deliveries"
@@ -197,6 +203,11 @@ class WebhookDelivery(models.Model):
         indexes = [
             models.Index(fields=["status", "next_attempt_at"], name="webhook_delivery_due"),
             models.Index(fields=["status", "completed_at"], name="webhook_delivery_done"),
+            models.Index(
+                fields=["alert_due_at"],
+                condition=models.Q(alert_due_at__isnull=False),
+                name="webhook_delivery_alert_owed",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -273,11 +284,22 @@ class InboundBlockchainEvent(models.Model):
     last_error = models.TextField(blank=True)
     received_at = models.DateTimeField(auto_now_add=True)
     processed_at = models.DateTimeField(null=True, blank=True)
+    # Its Discord alert still owed after it gave up, as `WebhookDelivery.alert_due_at`.
+    alert_due_at = models.DateTimeField(
+        null=True, blank=True, help_text="Set while its final alert is still to be sent."
+    )
 
     class Meta:
         db_table = "agreement_inbound_blockchain_events"
         ordering = ["-received_at"]
-        indexes = [models.Index(fields=["status", "next_attempt_at"], name="inbound_event_due")]
+        indexes = [
+            models.Index(fields=["status", "next_attempt_at"], name="inbound_event_due"),
+            models.Index(
+                fields=["alert_due_at"],
+                condition=models.Q(alert_due_at__isnull=False),
+                name="inbound_event_alert_owed",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.type} {self.tx_hash} ({self.status})"

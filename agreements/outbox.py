@@ -8,8 +8,12 @@ books, so each kind of row declares an `Outbox` and its service uses it for:
 - sweep: rows still to do whose due time is WEBHOOK_SWEEP_AFTER_SECONDS past (the broker lost their
   message) are enqueued again;
 - retry: a failed try is counted under the row lock and the next one is scheduled with exponential
-  backoff and jitter, until WEBHOOK_MAX_RETRIES retries are spent and the row ends FAILED;
-- alert: one Discord alert for a row that gave up (never raising);
+  backoff and jitter, until WEBHOOK_MAX_RETRIES retries are spent and the row ends FAILED, owing its
+  alert (`alert_due_at`, set in the same transaction);
+- alert: one Discord alert for a row that gave up (never raising). The worker that failed the row
+  sends it after commit; a sender first claims it (conditional UPDATE moving `alert_due_at`
+  ALERT_HOLD ahead) and clears it once handled, so the alert of a worker that died in between is
+  still owed, and the sweeper sends it, once;
 - a fresh round: an operator's resend or reprocess puts a finished row back, its count at zero.
 
 What one try is (a signed POST, applying an event) stays with the row's service.
@@ -36,6 +40,10 @@ from config.states import StateMachine
 
 logger = logging.getLogger(__name__)
 
+# How long a sender holds an owed alert before another may send it: longer than one send takes
+# (config.alerts: a 5 s post, a wait of up to 5 s on Discord's 429, a second post).
+ALERT_HOLD = timedelta(seconds=60)
+
 
 class OutboxRow(Protocol):
     """The fields an outbox row keeps its books in."""
@@ -46,6 +54,7 @@ class OutboxRow(Protocol):
     attempt_count: int
     next_attempt_at: datetime
     last_error: str
+    alert_due_at: datetime | None
 
 
 RowT = TypeVar("RowT", bound=models.Model)
@@ -73,7 +82,7 @@ class Outbox(Generic[RowT]):
     model: type[RowT]
     moves: StateMachine  # the model's MOVES: a failure and a fresh round are moves it must allow
     task: str  # the task making one try; its one argument is the row id as a string
-    noun: str  # names the row in log lines: "could not build <noun> alert <noun>_id=…"
+    noun: str  # names the row in log lines: "could not send <noun> alert <noun>_id=…"
     pending: str  # the status of a row still to be tried
     failed: str  # the status of a row that gave up
     alert_title: str
@@ -115,6 +124,19 @@ class Outbox(Generic[RowT]):
             logger.info("%s swept count=%s of=%s", self.model._meta.verbose_name_plural, swept, len(overdue))
         return swept
 
+    def send_owed_alerts(self, *, limit: int = 100) -> int:
+        """Send the alerts still owed by rows that gave up (their worker died before sending them, or
+        while it did, and its hold expired); each is claimed first, so sent once. How many were sent."""
+        owed = list(
+            self.model._default_manager.filter(status=self.failed, alert_due_at__lte=timezone.now())
+            .order_by("alert_due_at")
+            .values_list("id", flat=True)[:limit]
+        )
+        sent = sum(self.alert_failed(row_id) for row_id in owed)
+        if owed:
+            logger.info("%s owed alerts sent count=%s of=%s", self.model._meta.verbose_name, sent, len(owed))
+        return sent
+
     # --- Retries ----------------------------------------------------------------------------------
     def count_failure(
         self,
@@ -125,16 +147,18 @@ class Outbox(Generic[RowT]):
         give_up: bool = False,
         wait_at_least: float | None = None,
     ) -> FailedTry:
-        """Under the row lock: count one failed try, then schedule the next or end the row FAILED.
+        """Under the row lock: count one failed try, then schedule the next or end the row FAILED,
+        owing its alert.
 
         `give_up` ends it now whatever is left; `wait_at_least` (a `Retry-After`) lengthens the
-        backoff up to WEBHOOK_RETRY_MAX_SECONDS. The caller saves the row.
+        backoff up to WEBHOOK_RETRY_MAX_SECONDS. The caller saves the row's `failure_fields`.
         """
         row.attempt_count += 1
         row.last_error = error
         if give_up or row.attempt_count > settings.WEBHOOK_MAX_RETRIES:
             self.moves.check(row.status, self.failed)
             row.status = self.failed
+            row.alert_due_at = now
             if self.finished_at:
                 setattr(row, self.finished_at, now)
             return FailedTry(None, final=True)
@@ -144,6 +168,12 @@ class Outbox(Generic[RowT]):
         row.next_attempt_at = now + timedelta(seconds=retry_in)
         return FailedTry(retry_in, final=False)
 
+    @property
+    def failure_fields(self) -> list[str]:
+        """The columns `count_failure` may set: what its caller saves."""
+        fields = ["attempt_count", "last_error", "status", "next_attempt_at", "alert_due_at"]
+        return [*fields, self.finished_at] if self.finished_at else fields
+
     def follow_up(self, row_id: UUID, failure: FailedTry) -> None:
         """After a failed try is recorded (outside its transaction): enqueue the next try, or alert."""
         if failure.retry_in is not None:
@@ -152,12 +182,23 @@ class Outbox(Generic[RowT]):
             self.alert_failed(row_id)
 
     def alert_failed(self, row_id: UUID) -> bool:
-        """One Discord alert for a row that gave up (rate-limited per cause; never raises)."""
+        """Send the alert a row that gave up owes, if it still owes it and nobody else is sending it:
+        one Discord alert, rate-limited per cause; never raises. True if Discord accepted it.
+
+        The alert is claimed first (its due time moved ALERT_HOLD ahead, by conditional UPDATE) and
+        cleared once handled: sent, suppressed by the rate limit, or refused by Discord (each logged).
+        A sender that dies holding it leaves it owed, for the sweeper once the hold expires.
+        """
         try:
-            row = self.model._default_manager.get(id=row_id)
+            now = timezone.now()
+            held_until = now + ALERT_HOLD
+            rows = self.model._default_manager.filter(id=row_id)
+            if not rows.filter(status=self.failed, alert_due_at__lte=now).update(alert_due_at=held_until):
+                return False  # not owed: already handled, being sent by another, or a fresh round began
+            row = rows.get()
             cause, event = self.alert_describe(row)
             books = cast("OutboxRow", row)  # every outbox model has these fields
-            return send_alert(
+            sent = send_alert(
                 cause=cause,
                 title=self.alert_title,
                 description=f"Gave up after {books.attempt_count} tries. {self.alert_remedy}",
@@ -168,14 +209,22 @@ class Outbox(Generic[RowT]):
                     AlertField("Last error", books.last_error or "-"),
                 ],
             )
-        except Exception:  # noqa: BLE001 - an alert never fails the task
-            logger.warning("could not build %s alert %s_id=%s", self.noun, self.noun, row_id)
+            rows.filter(alert_due_at=held_until).update(alert_due_at=None)  # only our own hold
+        except Exception:  # noqa: BLE001 - an alert never fails the task; still owed, the sweeper retries
+            logger.warning("could not send %s alert %s_id=%s", self.noun, self.noun, row_id)
             return False
+        return sent
 
     # --- A fresh round ----------------------------------------------------------------------------
     def fresh_round(self, now: datetime) -> dict[str, Any]:
         """The field values that give a finished row a new round of tries."""
-        values: dict[str, Any] = {"status": self.pending, "attempt_count": 0, "next_attempt_at": now}
+        # A row given a fresh round no longer owes the alert of the round that gave up.
+        values: dict[str, Any] = {
+            "status": self.pending,
+            "attempt_count": 0,
+            "next_attempt_at": now,
+            "alert_due_at": None,
+        }
         if self.leased:
             values["locked_until"] = None
         if self.finished_at:

@@ -58,5 +58,10 @@ def mark_overdue_agreements_task() -> int:
 @shared_task
 @single_instance("agreements.sweep_webhooks")
 def sweep_webhook_deliveries_task() -> dict[str, int]:
-    """Re-enqueue pending deliveries and unprocessed inbound events that the broker lost."""
-    return {"deliveries": DELIVERIES.sweep(), "inbound_events": EVENTS.sweep()}
+    """Re-enqueue pending deliveries and unprocessed inbound events that the broker lost, and send the
+    alerts still owed by rows that gave up (their worker died before sending them)."""
+    return {
+        "deliveries": DELIVERIES.sweep(),
+        "inbound_events": EVENTS.sweep(),
+        "owed_alerts": DELIVERIES.send_owed_alerts() + EVENTS.send_owed_alerts(),
+    }

@@ -101,7 +101,7 @@ def declared_schedules() -> dict[str, PeriodicSchedule]:
         "agreements-sweep-webhooks": PeriodicSchedule(
             task="agreements.tasks.sweep_webhook_deliveries_task",
             every_seconds=60,
-            description="Re-enqueues pending webhook deliveries and unprocessed inbound events.",
+            description="Re-enqueues pending webhook deliveries and unprocessed inbound events; sends owed alerts.",
         ),
         "chain-sweep-transactions": PeriodicSchedule(
             task="chain.tasks.sweep_transactions_task",

@@ -245,7 +245,7 @@ def blockchain_event_record_failure(*, event_id: UUID, error: str) -> FailedTry 
         if event.status != InboundBlockchainEvent.Status.RECEIVED:
             return None
         failure = EVENTS.count_failure(event, error=error[:2000], now=timezone.now())
-        event.save(update_fields=["attempt_count", "last_error", "status", "next_attempt_at"])
+        event.save(update_fields=EVENTS.failure_fields)
     return failure
 
 

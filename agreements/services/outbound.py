@@ -216,16 +216,7 @@ def _record_attempt(
                 give_up=gone,
                 wait_at_least=result.retry_after,
             )
-            delivery.save(
-                update_fields=[
-                    "attempt_count",
-                    "locked_until",
-                    "status",
-                    "last_error",
-                    "completed_at",
-                    "next_attempt_at",
-                ]
-            )
+            delivery.save(update_fields=[*DELIVERIES.failure_fields, "locked_until"])
     logger.info(
         "webhook try delivery_id=%s attempt=%s outcome=%s status=%s duration_ms=%s",
         delivery_id,

@@ -322,6 +322,6 @@ def test_the_sweeper_processes_events_whose_message_was_lost(
     # when the periodic sweeper runs
     swept = sweep_webhook_deliveries_task()
     # then it is processed
-    assert swept == {"deliveries": 0, "inbound_events": 1}
+    assert swept == {"deliveries": 0, "inbound_events": 1, "owed_alerts": 0}
     wait_for(lambda: InboundBlockchainEvent.objects.get(id=event.id).status == "PROCESSED")
     assert AgreementBlockchainLog.objects.get().event_type == "initialized"

@@ -225,7 +225,7 @@ def test_the_sweeper_sends_deliveries_the_broker_lost(receiver: Receiver, settin
     # when the periodic sweeper runs
     swept = sweep_webhook_deliveries_task()
     # then only the overdue one is sent
-    assert swept == {"deliveries": 1, "inbound_events": 0}
+    assert swept == {"deliveries": 1, "inbound_events": 0, "owed_alerts": 0}
     wait_for(lambda: _finished(overdue.id))
     assert WebhookDelivery.objects.get(id=overdue.id).status == WebhookDelivery.Status.SUCCESS
     assert WebhookDelivery.objects.get(id=fresh.id).status == WebhookDelivery.Status.PENDING

@@ -1,6 +1,6 @@
 """A real Celery worker process that dies (`os._exit`) at one seam of the submission lane.
 
-Run by the crash tests as `python -m tests.chain.crash_worker SEAM`:
+Run by the crash tests as `python -m tests.chain.crash_worker SEAM` (see `tests.fixtures.crashing`):
   before_broadcast        the signed transaction is stored, the process dies before sending it
   after_broadcast         the node accepted it (and mines it), the process dies before recording that
   before_receipt_recorded a receipt was fetched, the process dies before recording it
@@ -8,34 +8,30 @@ Run by the crash tests as `python -m tests.chain.crash_worker SEAM`:
 
 from __future__ import annotations
 
-import os
 import sys
 from typing import Any
 
-CRASH_EXIT_CODE = 86
+from tests.fixtures.crashing import die, serve, setup_django
 
 
 def main(seam: str) -> None:
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-    import django
-
-    django.setup()
+    setup_django()
     from chain.client import ChainClient, Receipt
 
     send = ChainClient.send_raw_transaction
     get_receipt = ChainClient.get_receipt
 
     def die_before_send(self: ChainClient, raw: bytes) -> str:
-        os._exit(CRASH_EXIT_CODE)
+        die()
 
     def die_after_send(self: ChainClient, raw: bytes) -> str:
         send(self, raw)
-        os._exit(CRASH_EXIT_CODE)
+        die()
 
     def die_on_receipt(self: ChainClient, tx_hash: str) -> Receipt | None:
         receipt = get_receipt(self, tx_hash)
         if receipt is not None:
-            os._exit(CRASH_EXIT_CODE)
+            die()
         return receipt
 
     patches: dict[str, tuple[str, Any]] = {
@@ -45,13 +41,7 @@ def main(seam: str) -> None:
     }
     name, replacement = patches[seam]
     setattr(ChainClient, name, replacement)
-
-    from config.celery_app import app
-
-    app.worker_main(
-        ["worker", "-Q", "chain,default", "-P", "solo", "-c", "1", "-l", "WARNING", "-n", f"crash-{os.getpid()}@%h",
-         "--without-heartbeat", "--without-gossip", "--without-mingle"]
-    )  # fmt: skip
+    serve("chain,default")
 
 
 if __name__ == "__main__":

@@ -3,14 +3,10 @@ and a real Celery worker. Every batch must end paid exactly once, checked on cha
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 
 import pytest
 from celery.contrib.testing.worker import start_worker
-from django.db import connection
 
 from chain.client import ChainClient
 from chain.localchain import ANVIL_DEV_KEYS, DeployedContracts
@@ -18,36 +14,15 @@ from chain.models import ChainTransaction, SignedVersion
 from chain.tasks import sweep_transactions_task
 from config.celery_app import app as celery_app
 from config.locks import lock_key, redis_client
-from tests.chain.crash_worker import CRASH_EXIT_CODE
 from tests.chain.factories import batch_intent, enqueue_batch
+from tests.fixtures.crashing import CRASH_EXIT_CODE, run_crashing_worker
 
 Status = ChainTransaction.Status
 
 
-def _test_database_url() -> str:
-    db = connection.settings_dict
-    return f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
-
-
 def _run_crashing_worker(seam: str, rpc_url: str) -> int:
-    env = {
-        **os.environ,
-        "DATABASE_URL": _test_database_url(),
-        "CHAIN_RPC_URL": rpc_url,
-        "CHAIN_SIGNER": "local",
-        "CHAIN_SIGNER_PRIVATE_KEY": ANVIL_DEV_KEYS[0],
-    }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tests.chain.crash_worker", seam],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        return process.wait(timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
+    env = {"CHAIN_RPC_URL": rpc_url, "CHAIN_SIGNER": "local", "CHAIN_SIGNER_PRIVATE_KEY": ANVIL_DEV_KEYS[0]}
+    return run_crashing_worker("tests.chain.crash_worker", seam, env)
 
 
 def _recover(ids: list[str], timeout: float = 45) -> None:
