@@ -176,6 +176,7 @@ class Stack:
             "WEBHOOK_RETRY_BASE_SECONDS": "1",
             "WEBHOOK_RETRY_MAX_SECONDS": "5",
             "WEBHOOK_SWEEP_AFTER_SECONDS": "15",
+            "WEBHOOK_SWEEP_EVERY_SECONDS": "5",
             **self.settings,
         }
         commands = procfile()
