@@ -18,7 +18,7 @@ import time
 from collections import deque
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
@@ -114,7 +114,7 @@ class _LocalServer:
         host, port = self.server.server_address[:2]
         return f"http://{host!s}:{port}/"
 
-    def start(self) -> _LocalServer:
+    def start(self) -> Self:
         self.thread.start()
         return self
 
