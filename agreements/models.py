@@ -199,6 +199,7 @@ class WebhookDelivery(models.Model):
 
     class Meta:
         db_table = "agreement_webhook_deliveries"
+        verbose_name_plural = "webhook deliveries"  # not Django's "deliverys" (admin, the sweeper's log line)
         ordering = ["-created_at"]
         indexes = [
             models.Index(fields=["status", "next_attempt_at"], name="webhook_delivery_due"),

@@ -100,7 +100,7 @@ def declared_schedules() -> dict[str, PeriodicSchedule]:
         ),
         "agreements-sweep-webhooks": PeriodicSchedule(
             task="agreements.tasks.sweep_webhook_deliveries_task",
-            every_seconds=60,
+            every_seconds=settings.WEBHOOK_SWEEP_EVERY_SECONDS,
             description="Re-enqueues pending webhook deliveries and unprocessed inbound events; sends owed alerts.",
         ),
         "chain-sweep-transactions": PeriodicSchedule(

@@ -260,8 +260,10 @@ WEBHOOK_MAX_RETRIES: int = env.int("WEBHOOK_MAX_RETRIES", default=3)
 WEBHOOK_RETRY_BASE_SECONDS: float = env.float("WEBHOOK_RETRY_BASE_SECONDS", default=30.0)
 # Kept below the broker's visibility timeout (1 h) so a delayed retry is never redelivered early.
 WEBHOOK_RETRY_MAX_SECONDS: float = env.float("WEBHOOK_RETRY_MAX_SECONDS", default=1800.0)
-# The sweeper re-enqueues pending deliveries and unprocessed inbound events this late.
+# The sweeper re-enqueues pending deliveries and unprocessed inbound events this late; beat runs it
+# every WEBHOOK_SWEEP_EVERY_SECONDS. Both bound how long a webhook waits after the broker lost it.
 WEBHOOK_SWEEP_AFTER_SECONDS: int = env.int("WEBHOOK_SWEEP_AFTER_SECONDS", default=120)
+WEBHOOK_SWEEP_EVERY_SECONDS: int = env.int("WEBHOOK_SWEEP_EVERY_SECONDS", default=60)
 # At most one Discord alert per cause in this window.
 ALERT_RATE_LIMIT_SECONDS: int = env.int("ALERT_RATE_LIMIT_SECONDS", default=600)
 

@@ -18,7 +18,7 @@ import time
 from collections import deque
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
@@ -103,10 +103,10 @@ class _Server(ThreadingHTTPServer):
 
 
 class _LocalServer:
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:
         self.lock = threading.Lock()
         handler = self._handler_class()
-        self.server = _Server(("127.0.0.1", 0), handler)
+        self.server = _Server(("127.0.0.1", port), handler)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     @property
@@ -114,7 +114,7 @@ class _LocalServer:
         host, port = self.server.server_address[:2]
         return f"http://{host!s}:{port}/"
 
-    def start(self) -> _LocalServer:
+    def start(self) -> Self:
         self.thread.start()
         return self
 
@@ -163,10 +163,11 @@ class _LocalServer:
 
 
 class Receiver(_LocalServer):
-    """The blockchain service's webhook endpoint. Unverifiable requests get 401."""
+    """The blockchain service's webhook endpoint. Unverifiable requests get 401. `port`: a given one (a
+    receiver started again where the last one was), else a free one."""
 
-    def __init__(self, *, public_pem: str, application_id: str) -> None:
-        super().__init__()
+    def __init__(self, *, public_pem: str, application_id: str, port: int = 0) -> None:
+        super().__init__(port)
         self.public_pem = public_pem
         self.application_id = application_id
         self.script: deque[Reply] = deque()

@@ -70,3 +70,14 @@ def test_admin_actions_go_through_the_services(client: Client) -> None:
     assert Agreement.objects.get(id=agreement.id).status == Agreement.Status.COMPLETED
     assert Agreement.objects.get(id=draft.id).status == Agreement.Status.DRAFT
     assert WebhookDelivery.objects.filter(agreement=agreement, event_type="agreement.completed").count() == 1
+
+
+@pytest.mark.django_db
+def test_the_admin_names_the_delivery_pages_as_the_readme_does(client: Client) -> None:
+    # given a staff user
+    client.force_login(User.objects.create_superuser("root", "root@example.com", "pw-123456789"))
+    # when they open the admin
+    index = client.get("/admin/").content.decode()
+    # then the outbox pages are named as the README names them (and as the sweeper's log line says)
+    assert "Webhook deliveries" in index
+    assert "Inbound blockchain events" in index

@@ -178,6 +178,7 @@ class Stack:
             "WEBHOOK_RETRY_BASE_SECONDS": "1",
             "WEBHOOK_RETRY_MAX_SECONDS": "5",
             "WEBHOOK_SWEEP_AFTER_SECONDS": "15",
+            "WEBHOOK_SWEEP_EVERY_SECONDS": "5",
             **self.settings,
         }
         commands = procfile()
@@ -283,6 +284,16 @@ class Stack:
         time.sleep(down_seconds)
         self.services["redis"] = start_redis(port=port, data_dir=self.root / "redis")
 
+    def stop_receiver(self) -> None:
+        """The blockchain service's webhook receiver goes away: connections to its port are refused."""
+        self.receiver.stop()
+
+    def start_receiver(self) -> Receiver:
+        """A fresh receiver where the last one was (the port of BLOCKCHAIN_WEBHOOK_URL, which is kept)."""
+        port = int(self.receiver.url.rsplit(":", 1)[1].rstrip("/"))
+        self.receiver = Receiver(public_pem=self.public_pem, application_id=self.application_id, port=port).start()
+        return self.receiver
+
     # --- talking to it ----------------------------------------------------------------------------
     def manage(self, *args: str) -> str:
         result = subprocess.run(  # noqa: S603 - our own manage.py
@@ -299,6 +310,24 @@ class Stack:
     def api(self, method: str, path: str, body: Any = None, *, token: str | None = None, **kwargs: Any) -> Any:
         headers = {"Authorization": f"Token {token or self.token}", **kwargs.pop("headers", {})}
         return requests.request(method, self.web_url + path, json=body, headers=headers, timeout=30, **kwargs)
+
+    def admin_session(self) -> requests.Session:
+        """A browser session logged in to the admin as the stack's operator (CSRF cookie and all)."""
+        session = requests.Session()
+        login = self.web_url + "/admin/login/"
+        session.get(login, timeout=30)
+        response = session.post(
+            login,
+            data={
+                "username": "ops",
+                "password": self.password,
+                "csrfmiddlewaretoken": session.cookies["csrftoken"],
+                "next": "/admin/",
+            },
+            timeout=30,
+        )
+        assert "sessionid" in session.cookies, f"admin login failed: {response.status_code}"
+        return session
 
     def sql(self, query: str, *params: Any) -> list[tuple[Any, ...]]:
         with psycopg.connect(self.services["postgres"].url, connect_timeout=5) as conn:
