@@ -31,7 +31,7 @@ test: lint
 
 # Whole-deployment fault tests (real processes killed, services restarted); .ci/run runs them after `make test`.
 test-reliability: install
-	$(BIN)/python -m tests.services -- $(BIN)/pytest tests/reliability -m reliability $(PYTEST_ARGS)
+	$(BIN)/python -m tests.services -- $(BIN)/pytest tests/reliability -m reliability --timeout 1500 $(PYTEST_ARGS)
 
 bench: install
 	$(BIN)/python -m tests.services -- $(BIN)/python -m bench
