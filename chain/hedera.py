@@ -22,10 +22,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import requests
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from eth_utils.address import is_hex_address, to_checksum_address
 
 from chain.errors import TransientChainError
-from chain.listener.mirror import MirrorNodeClient, MirrorNodeError
+from config.errors import InvalidInput, Unavailable
 
 logger = logging.getLogger(__name__)
 
@@ -142,6 +144,11 @@ def parse_address_input(text: str, *, ledgers: tuple[bytes, ...]) -> str | Entit
     raise HederaIdError(f"{value!r} is not {EXPECTED}" if value else f"expected {EXPECTED}")
 
 
+def looks_like_entity_id(text: str) -> bool:
+    """True for text shaped like an id (digits.digits.digits, maybe a suffix): parse it to know more."""
+    return bool(_LOOKS_LIKE_ENTITY_ID.match(text.strip()))
+
+
 def entity_of_long_zero(address: str) -> EntityId | None:
     """The `0.0.N` id a long-zero address (12 zero bytes, then N) stands for; None for any other address."""
     raw = bytes.fromhex(address.removeprefix("0x").removeprefix("0X"))
@@ -159,10 +166,12 @@ class MirrorEntities:
     """
 
     def __init__(self, base_url: str, *, timeout: float = 10.0, session: requests.Session | None = None) -> None:
-        try:
-            self._node = MirrorNodeClient(base_url, timeout=timeout, session=session)
-        except MirrorNodeError as exc:
-            raise MirrorNodeUnavailable(str(exc)) from exc
+        if not base_url:
+            raise MirrorNodeUnavailable("HEDERA_MIRROR_URL is not set")
+        base = base_url.rstrip("/")
+        self.base_url = base.removesuffix("/api/v1")  # like the listener's client: either form is accepted
+        self.timeout = timeout
+        self.session = session or requests.Session()
 
     def contract(self, id_or_address: str) -> dict[str, Any] | None:
         return self._get(f"/api/v1/contracts/{id_or_address}")
@@ -171,10 +180,9 @@ class MirrorEntities:
         return self._get(f"/api/v1/tokens/{entity}")
 
     def _get(self, path: str) -> dict[str, Any] | None:
-        node = self._node
         try:
-            response = node.session.get(
-                node.base_url + path, timeout=node.timeout, headers={"Accept": "application/json"}
+            response = self.session.get(
+                self.base_url + path, timeout=self.timeout, headers={"Accept": "application/json"}
             )
         except requests.RequestException as exc:
             raise MirrorNodeUnavailable(f"mirror node unreachable: {type(exc).__name__}") from exc
@@ -241,3 +249,29 @@ def _id_of(address: str, mirror: MirrorEntities | None) -> str | None:
     if long_zero is not None and mirror.token(long_zero) is not None:
         return str(long_zero)
     return None
+
+
+def address_resolve(*, field: str, value: str) -> ResolvedAddress:
+    """The service every address input goes through: `value` (a 0x address or a Hedera id, e.g.
+    `0.0.4431` or `0.0.4431-abcde`) given for `field`, as an EVM address and, where known, its Hedera
+    id, through the Mirror Node at HEDERA_MIRROR_URL (none: the long-zero form, see above); checksums
+    are checked against HEDERA_LEDGER_ID. Malformed input, a wrong checksum and an id the Mirror Node
+    does not know are `InvalidInput(field, ...)`; a Mirror Node that does not answer is `Unavailable`
+    (a 503). Network I/O: call it outside a database transaction."""
+    try:
+        ledgers = ledger_ids(settings.HEDERA_LEDGER_ID)
+    except ValueError as exc:
+        raise ImproperlyConfigured(str(exc)) from exc
+    try:
+        mirror = (
+            MirrorEntities(settings.HEDERA_MIRROR_URL, timeout=settings.CHAIN_RPC_TIMEOUT)
+            if settings.HEDERA_MIRROR_URL
+            else None
+        )
+        return resolve(value, ledgers=ledgers, mirror=mirror)
+    except (HederaIdError, UnknownHederaEntity) as exc:
+        raise InvalidInput(field, str(exc)) from None
+    except MirrorNodeUnavailable as exc:
+        # the message names no URL: HEDERA_MIRROR_URL may carry credentials
+        logger.warning("mirror node unavailable field=%s error=%s", field, exc)
+        raise Unavailable("the Hedera Mirror Node did not answer; nothing was changed: try again shortly") from exc
