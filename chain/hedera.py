@@ -2,7 +2,8 @@
 
 Hedera users name tokens and contracts by entity id (`0.0.4431`), optionally written with the
 HIP-15 checksum of their network (`0.0.4431-xxxxx`). An address input here is a 0x address or
-such an id, written exactly as HIP-15 says: lowercase checksum, no leading zeros, no spaces.
+such an id, written exactly as HIP-15 says: lowercase checksum, no leading zeros (spaces around
+it are trimmed).
 
 An id becomes an address through the Mirror Node (`resolve`): `GET /api/v1/contracts/{id}` gives a
 contract's `evm_address` (a contract deployed through the JSON-RPC relay has the address its
@@ -12,6 +13,9 @@ long-zero form (`0x` + shard in 4 bytes, realm in 8, num in 8, big-endian). With
 an id is taken as its long-zero form, unchecked. The reverse, an address to an id, asks
 `GET /api/v1/contracts/{address}` (then the tokens, for a long-zero address); it is None when the
 Mirror Node knows no such entity, and without a Mirror Node only a long-zero address has an id.
+
+`address_resolve` is the service every address input goes through: it reads the settings and
+turns the errors here into the domain errors the API and the admin show (400 naming the field, 503).
 """
 
 from __future__ import annotations
