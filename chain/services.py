@@ -1,7 +1,9 @@
-"""Public services of the chain app. The submission lane's live in `chain.lane.services`."""
+"""Public services of the chain app. The submission lane's live in `chain.lane.services`; the one
+that turns an address input (a 0x address or a Hedera id) into an EVM address is `chain.hedera`'s."""
 
 from __future__ import annotations
 
+from chain.hedera import ResolvedAddress, address_resolve
 from chain.lane.services import (
     estimate_gas,
     register_transaction_handler,
@@ -17,6 +19,8 @@ from chain.lane.services import (
 )
 
 __all__ = [
+    "ResolvedAddress",
+    "address_resolve",
     "estimate_gas",
     "register_transaction_handler",
     "transaction_cancel",

@@ -42,6 +42,15 @@ class InvalidInput(DomainError):
         self.field = field
 
 
+class Unavailable(DomainError):
+    """A service the request needs (the Hedera Mirror Node, say) did not answer; nothing was changed.
+
+    The message must not name the service's URL (it may carry credentials)."""
+
+    http_status = 503
+    code = "unavailable"
+
+
 def parse_id(raw: object, *, what: str = "object") -> uuid.UUID:
     """A UUID from a URL segment; anything malformed is `NotFound` (a 404, never a 500)."""
     try:

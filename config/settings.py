@@ -218,6 +218,9 @@ CHAIN_RPC_TIMEOUT: float = env.float("CHAIN_RPC_TIMEOUT", default=10.0)
 CHAIN_LANE_HALTED_AFTER_SECONDS: int = env.int("CHAIN_LANE_HALTED_AFTER_SECONDS", default=600)
 BLOCKCHAIN_POLLING_INTERVAL: int = env.int("BLOCKCHAIN_POLLING_INTERVAL", default=60_000)  # ms
 HEDERA_MIRROR_URL: str = env.str("HEDERA_MIRROR_URL", default="")
+# The network a Hedera id's HIP-15 checksum must be written for: mainnet, testnet, previewnet,
+# local-node or a hex ledger id; empty: any of the three public networks (chain.hedera.ledger_ids).
+HEDERA_LEDGER_ID: str = env.str("HEDERA_LEDGER_ID", default="")
 DFNS_SERVICE_ACCOUNT_AUTHORIZATION_TOKEN: str = env.str("DFNS_SERVICE_ACCOUNT_AUTHORIZATION_TOKEN", default="")
 DFNS_SERVICE_ACCOUNT_CREDENTIAL_ID: str = env.str("DFNS_SERVICE_ACCOUNT_CREDENTIAL_ID", default="")
 DFNS_SERVICE_ACCOUNT_PRIVATE_KEY: str = env.str("DFNS_SERVICE_ACCOUNT_PRIVATE_KEY", default="")

@@ -41,12 +41,18 @@ def _run_each(request: HttpRequest, queryset: Iterable[Any], action: Callable[[A
 
 
 class AssetImportForm(forms.Form):
-    token_address = forms.CharField(max_length=42, help_text="The asset token (0x...).")
+    """Each address is a 0x address or a Hedera id (`0.0.4431`), resolved by the service."""
+
+    token_address = forms.CharField(max_length=80, help_text="The asset token (0x... or a Hedera id 0.0.N).")
     payout_contract_address = forms.CharField(
-        max_length=42, required=False, help_text="Attach an existing payout contract (else one is deployed)."
+        max_length=80,
+        required=False,
+        help_text="Attach an existing payout contract, 0x... or 0.0.N (else one is deployed).",
     )
     payment_token_address = forms.CharField(
-        max_length=42, required=False, help_text="Payment token; needed when no payout contract is given."
+        max_length=80,
+        required=False,
+        help_text="Payment token, 0x... or 0.0.N; needed when no payout contract is given.",
     )
     name = forms.CharField(max_length=200, required=False, help_text="Defaults to the token's name.")
 
@@ -64,7 +70,7 @@ class AssetAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         "last_synced_at",
     )
     list_filter = ("sync_status", "pause_state", "sync_enabled", "asset_type")
-    search_fields = ("name", "=symbol", "=token_address")
+    search_fields = ("name", "=symbol", "=token_address", "=hedera_token_id")
     ordering = ("-created_at",)
     show_full_result_count = False
     readonly_fields = tuple(f.name for f in Asset._meta.fields)

@@ -19,6 +19,7 @@ from eth_utils.crypto import keccak
 from chain import abi
 from chain.abi import decode_result, encode_call, encode_execute_batch, encode_execute_bond_cash_out
 from chain.client import ChainClient
+from chain.services import ResolvedAddress, address_resolve
 
 PAYOUT_BATCH_PURPOSE = "payout_batch"
 PAYOUT_PAUSE_PURPOSE = "payout_pause"
@@ -69,6 +70,14 @@ def checksum(address: str) -> str:
 def normalize(address: str) -> str:
     """Addresses are stored lowercase so that the database and Python order them identically."""
     return checksum(address).lower()
+
+
+def resolve_address(*, field: str, value: str) -> ResolvedAddress:
+    """An address input (a 0x address or a Hedera id such as `0.0.4431`) as the stored, lowercase
+    EVM address and its Hedera id where known. Refusals name `field`; network I/O (the Mirror Node):
+    call it outside a database transaction."""
+    resolved = address_resolve(field=field, value=value)
+    return ResolvedAddress(normalize(resolved.address), resolved.hedera_id)
 
 
 @functools.cache

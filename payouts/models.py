@@ -89,11 +89,16 @@ class Asset(models.Model):
     name = models.CharField(max_length=200, unique=True)
     symbol = models.CharField(max_length=32)
     token_address = models.CharField(max_length=42, unique=True)
+    # Hedera entity ids ("shard.realm.num") of the three contracts, where known: given at import or
+    # looked up on the Mirror Node (`chain.hedera`). Null: not on Hedera, or not known (yet).
+    hedera_token_id = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001 - null: unknown
     asset_type = models.CharField(max_length=32, choices=AssetType.choices)
     decimals = models.PositiveSmallIntegerField(default=0)
     maturity_date = models.DateField(null=True, blank=True)
     payout_contract_address = models.CharField(max_length=42, blank=True, default="")
+    hedera_payout_contract_id = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001 - null: unknown
     payment_token_address = models.CharField(max_length=42)
+    hedera_payment_token_id = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001 - null: unknown
     payment_token_decimals = models.PositiveSmallIntegerField(default=6)
     # True unless the chain is confirmed unpaused (pause_state ACTIVE): a paused asset starts nothing
     # and sends no batch. Set together with pause_state by the `mark_<pause state>` methods.

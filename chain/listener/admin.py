@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from chain.hedera import address_resolve
 from chain.listener.models import ChainEvent, EventListener
 from chain.listener.services import event_reprocess, listener_reset_cursor, listener_set_enabled
 from chain.listener.tasks import poll_listener_task
 from config.enqueue import publish
+from config.errors import DomainError
 
 if TYPE_CHECKING:
     ListenerAdminBase = admin.ModelAdmin[EventListener]
@@ -20,16 +23,44 @@ else:  # ModelAdmin is generic only in the type stubs
     ListenerAdminBase = EventAdminBase = admin.ModelAdmin
 
 
+class EventListenerForm(forms.ModelForm):  # type: ignore[type-arg]
+    """The contract may be given as a 0x address or a Hedera id (`0.0.4431`, optionally with its
+    checksum), resolved through the Mirror Node; the listener keeps the EVM address and the id."""
+
+    contract_address = forms.CharField(
+        max_length=80, help_text="The contract: a 0x address or a Hedera id (0.0.N, optionally with its checksum)."
+    )
+
+    class Meta:
+        model = EventListener
+        fields = (
+            "name", "contract_address", "abi_name", "source", "enabled", "confirmations", "max_block_range",
+            "start_block", "start_timestamp",
+        )  # fmt: skip
+
+    def clean_contract_address(self) -> str:
+        value = self.cleaned_data["contract_address"].strip()
+        if self.instance.pk and value in (self.instance.contract_address, self.instance.hedera_id):
+            return str(self.instance.contract_address)  # unchanged: no lookup
+        try:
+            resolved = address_resolve(field="contract_address", value=value)
+        except DomainError as exc:
+            raise forms.ValidationError(str(exc)) from None
+        self.instance.hedera_id = resolved.hedera_id
+        return resolved.address
+
+
 @admin.register(EventListener)
 class EventListenerAdmin(ListenerAdminBase):
+    form = EventListenerForm
     list_display = (
-        "name", "source", "contract_address", "abi_name", "enabled", "cursor", "lag",
+        "name", "source", "contract_address", "hedera_id", "abi_name", "enabled", "cursor", "lag",
         "last_success_at", "short_error", "failed_events",
     )  # fmt: skip
     list_filter = ("source", "enabled")
-    search_fields = ("name", "contract_address")
+    search_fields = ("name", "contract_address", "=hedera_id")
     readonly_fields = (
-        "last_processed_block", "last_processed_timestamp", "last_processed_log_index", "head_block",
+        "hedera_id", "last_processed_block", "last_processed_timestamp", "last_processed_log_index", "head_block",
         "last_polled_at", "last_success_at", "last_error", "events_stored", "created_at", "updated_at", "lag",
     )  # fmt: skip
     actions = ("enable", "disable", "reset_cursor", "poll_now")

@@ -29,6 +29,9 @@ class EventListener(models.Model):
 
     name = models.CharField(max_length=100, unique=True)
     contract_address = models.CharField(max_length=42, help_text="Checksummed 0x address of the contract.")
+    hedera_id = models.CharField(  # noqa: DJ001 - null: not on Hedera, or not known
+        max_length=64, null=True, blank=True, help_text="The contract's Hedera entity id (shard.realm.num), if known."
+    )
     abi_name = models.CharField(max_length=100, help_text="Artifact name in chain/contracts/build used to decode.")
     source = models.CharField(max_length=20, choices=Source.choices, default=Source.RPC)
     enabled = models.BooleanField(default=True)

@@ -9,6 +9,7 @@ from django.db import transaction
 from eth_utils.address import is_address, to_checksum_address
 
 from chain.errors import UndecodableLog
+from chain.hedera import address_resolve, looks_like_entity_id
 from chain.listener.decoding import args_to_json, decode_log
 from chain.listener.engine import run_processor
 from chain.listener.models import ChainEvent, EventListener
@@ -31,18 +32,27 @@ def listener_ensure(
     start_timestamp: str = "0",
     confirmations: int | None = None,
     max_block_range: int | None = None,
+    hedera_id: str | None = None,
 ) -> EventListener:
     """The listener called `name`, created if missing (idempotent).
 
-    An existing listener keeps its cursor and settings; asking for the same name with another
-    contract, ABI or source is a `ListenerConflict`.
+    `contract_address` is a 0x address or a Hedera id (`0.0.4431`), resolved through the Mirror
+    Node (`chain.services.address_resolve`: a refusal is `InvalidInput`, an outage `Unavailable`);
+    `hedera_id` is the address's id when the caller knows it. An existing listener keeps its cursor
+    and settings (an id it lacked is filled in); asking for the same name with another contract,
+    ABI or source is a `ListenerConflict`.
     """
-    if not is_address(contract_address):
-        raise ValueError(f"not an address: {contract_address!r}")
     if source not in EventListener.Source.values:
         raise ValueError(f"unknown source {source!r}")
     MirrorPosition.parse_timestamp(start_timestamp)
-    address = to_checksum_address(contract_address)
+    address: str
+    if is_address(contract_address):
+        address = to_checksum_address(contract_address)
+    elif isinstance(contract_address, str) and looks_like_entity_id(contract_address):
+        resolved = address_resolve(field="contract_address", value=contract_address)
+        address, hedera_id = resolved.address, resolved.hedera_id
+    else:
+        raise ValueError(f"not an address: {contract_address!r}")
     with transaction.atomic():
         listener, created = EventListener.objects.get_or_create(
             name=name,
@@ -54,12 +64,16 @@ def listener_ensure(
                 "start_timestamp": start_timestamp,
                 "confirmations": settings.CHAIN_CONFIRMATIONS if confirmations is None else confirmations,
                 "max_block_range": max_block_range or 2000,
+                "hedera_id": hedera_id,
             },
         )
     if not created and (listener.contract_address, listener.abi_name, listener.source) != (address, abi_name, source):
         raise ListenerConflict(
             f"listener {name!r} already watches {listener.contract_address} ({listener.abi_name}, {listener.source})"
         )
+    if not created and hedera_id and listener.hedera_id is None:
+        EventListener.objects.filter(pk=listener.pk, hedera_id__isnull=True).update(hedera_id=hedera_id)
+        listener.hedera_id = hedera_id
     if created:
         logger.info("listener created listener_id=%s name=%s address=%s source=%s", listener.pk, name, address, source)
     return listener

@@ -13,9 +13,11 @@ from datetime import UTC, datetime
 from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, Context, Decimal, InvalidOperation
 from typing import Any
 
+from django.conf import settings
 from django.utils import timezone
 from rest_framework import serializers
 
+from chain.hedera import HederaIdError, ledger_ids, parse_address_input
 from payouts import gateway
 from payouts.models import Asset, AssetHolder, BatchPayout, Distribution, FundsWithdrawal, HolderPayment
 from payouts.recurrence import known_time_zone, local_instant, zone
@@ -47,10 +49,29 @@ class AddressField(serializers.CharField):
             raise serializers.ValidationError("not a valid 0x address") from None
 
 
+class ContractAddressField(serializers.CharField):
+    """A token or contract: a 0x address or a Hedera id (`0.0.4431`, optionally with its HIP-15
+    checksum `0.0.4431-abcde`). Only the form is checked here; the service resolves an id through
+    the Mirror Node (and refuses one it does not know)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("max_length", 80)
+        kwargs.setdefault("help_text", "A 0x address or a Hedera id (shard.realm.num, optionally with its checksum).")
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data: Any) -> str:
+        text = super().to_internal_value(data)
+        try:
+            parse_address_input(text, ledgers=ledger_ids(settings.HEDERA_LEDGER_ID))
+        except HederaIdError as exc:
+            raise serializers.ValidationError(str(exc)) from None
+        return text
+
+
 class AssetImportSerializer(StrictSerializer):
-    token_address = AddressField()
-    payment_token_address = AddressField(required=False)
-    payout_contract_address = AddressField(required=False)
+    token_address = ContractAddressField()
+    payment_token_address = ContractAddressField(required=False)
+    payout_contract_address = ContractAddressField(required=False)
     name = serializers.CharField(required=False, max_length=200)
 
 
@@ -151,10 +172,16 @@ def _units(value: int | None, decimals: int) -> str | None:
     return format_units(value, decimals)
 
 
+HEDERA_ID_HELP = "Its Hedera entity id (shard.realm.num) where known (given, or found on the Mirror Node); else null."
+
+
 class AssetSerializer(serializers.ModelSerializer[Asset]):
     token_address = serializers.SerializerMethodField()
+    hedera_token_id = serializers.CharField(read_only=True, allow_null=True, help_text=HEDERA_ID_HELP)
     payout_contract_address = serializers.SerializerMethodField()
+    hedera_payout_contract_id = serializers.CharField(read_only=True, allow_null=True, help_text=HEDERA_ID_HELP)
     payment_token_address = serializers.SerializerMethodField()
+    hedera_payment_token_id = serializers.CharField(read_only=True, allow_null=True, help_text=HEDERA_ID_HELP)
 
     class Meta:
         model = Asset
@@ -163,11 +190,14 @@ class AssetSerializer(serializers.ModelSerializer[Asset]):
             "name",
             "symbol",
             "token_address",
+            "hedera_token_id",
             "asset_type",
             "decimals",
             "maturity_date",
             "payout_contract_address",
+            "hedera_payout_contract_id",
             "payment_token_address",
+            "hedera_payment_token_id",
             "payment_token_decimals",
             "is_paused",
             "pause_state",

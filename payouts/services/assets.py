@@ -27,7 +27,7 @@ from chain.listener import listener_ensure
 from chain.signers import get_signer
 from config.alerts import AlertField, send_alert
 from config.enqueue import publish_on_commit
-from config.errors import Conflict, InvalidInput, NotFound
+from config.errors import Conflict, DomainError, InvalidInput, NotFound
 from payouts import gateway
 from payouts.bulk import upsert_holder_balances
 from payouts.models import Asset, AssetHolder
@@ -45,13 +45,6 @@ def holders_page_seam(asset_id: uuid.UUID, offset: int) -> None:
     """
 
 
-def _address(field: str, value: str) -> str:
-    try:
-        return gateway.normalize(value)
-    except (ValueError, TypeError):
-        raise InvalidInput(field, "not a valid 0x address") from None
-
-
 def asset_import(
     *,
     token_address: str,
@@ -59,29 +52,44 @@ def asset_import(
     payout_contract_address: str | None = None,
     name: str | None = None,
 ) -> Asset:
-    """Read the token from the chain and create the asset (SYNCING); the sync runs in a task."""
+    """Read the token from the chain and create the asset (SYNCING); the sync runs in a task.
+
+    Each address may be a 0x address or a Hedera id, resolved (and its id looked up) through the
+    Mirror Node: see `chain.hedera`."""
     from payouts.tasks import sync_asset_task
 
-    token = _address("token_address", token_address)
-    payout = _address("payout_contract_address", payout_contract_address) if payout_contract_address else ""
-    payment = _address("payment_token_address", payment_token_address) if payment_token_address else ""
-    if Asset.objects.filter(token_address=token).exists():
+    token = gateway.resolve_address(field="token_address", value=token_address)
+    payout = (
+        gateway.resolve_address(field="payout_contract_address", value=payout_contract_address)
+        if payout_contract_address
+        else None
+    )
+    payment = (
+        gateway.resolve_address(field="payment_token_address", value=payment_token_address)
+        if payment_token_address
+        else None
+    )
+    if Asset.objects.filter(token_address=token.address).exists():
         raise Conflict("this token is already imported")
     client = gateway.client()
     try:
-        details = client.token_details(gateway.checksum(token))
+        details = client.token_details(gateway.checksum(token.address))
         if payout:
-            info = client.payout_contract_info(gateway.checksum(payout))
-            if gateway.normalize(info.asset_token) != token:
+            info = client.payout_contract_info(gateway.checksum(payout.address))
+            if gateway.normalize(info.asset_token) != token.address:
                 raise InvalidInput("payout_contract_address", "this payout contract pays another token")
-            if payment and gateway.normalize(info.payment_token) != payment:
+            paid_in = gateway.normalize(info.payment_token)
+            if payment and paid_in != payment.address:
                 raise InvalidInput("payment_token_address", "the payout contract pays in another token")
-            payment = gateway.normalize(info.payment_token)
-        if not payment:
+        elif payment:
+            paid_in = payment.address
+        else:
             raise InvalidInput("payment_token_address", "required when no payout contract is given")
-        payment_decimals = gateway.erc20_decimals(payment)
+        payment_decimals = gateway.erc20_decimals(paid_in)
     except ChainError as exc:
         raise InvalidInput("token_address", f"could not read the token from the chain: {exc}") from exc
+    if payment is None:  # the payout contract's payment token: look its Hedera id up too
+        payment = gateway.resolve_address(field="payment_token_address", value=paid_in)
     asset_name = name or details.name
     if Asset.objects.filter(name=asset_name).exists():
         raise Conflict(f"an asset named {asset_name!r} exists: give another name")
@@ -89,18 +97,21 @@ def asset_import(
         asset = Asset.objects.create(
             name=asset_name,
             symbol=details.symbol,
-            token_address=token,
+            token_address=token.address,
+            hedera_token_id=token.hedera_id,
             asset_type=details.asset_type,
             decimals=details.decimals,
             maturity_date=details.maturity_date,
-            payout_contract_address=payout,
-            payment_token_address=payment,
+            payout_contract_address=payout.address if payout else "",
+            hedera_payout_contract_id=payout.hedera_id if payout else None,
+            payment_token_address=payment.address,
+            hedera_payment_token_id=payment.hedera_id,
             payment_token_decimals=payment_decimals,
             sync_status=Asset.SyncStatus.SYNCING,
             sync_started_at=timezone.now(),
         )
         publish_on_commit(sync_asset_task, str(asset.id))
-    logger.info("asset imported asset_id=%s token=%s", asset.id, token)
+    logger.info("asset imported asset_id=%s token=%s hedera_id=%s", asset.id, token.address, token.hedera_id)
     return asset
 
 
@@ -170,17 +181,19 @@ def _sync_begin(asset: Asset) -> None:
         )
         asset.refresh_from_db(fields=["payout_contract_address"])
         logger.info("payout contract deployed asset_id=%s address=%s", asset.pk, address)
+    _hedera_ids_fill(asset)
     block = client.block_number()
-    for suffix, address, abi in (
-        ("token", asset.token_address, "AssetToken"),
-        ("payout", asset.payout_contract_address, "PayoutContract"),
-        ("payment", asset.payment_token_address, "PaymentToken"),
+    for suffix, address, hedera_id, abi in (
+        ("token", asset.token_address, asset.hedera_token_id, "AssetToken"),
+        ("payout", asset.payout_contract_address, asset.hedera_payout_contract_id, "PayoutContract"),
+        ("payment", asset.payment_token_address, asset.hedera_payment_token_id, "PaymentToken"),
     ):
         listener_ensure(
             name=f"asset-{asset.pk}-{suffix}",
             contract_address=gateway.checksum(address),
             abi_name=abi,
             start_block=block,
+            hedera_id=hedera_id,
         )
     Asset.objects.filter(pk=asset.pk, sync_block__isnull=True).update(
         sync_block=block,
@@ -189,6 +202,27 @@ def _sync_begin(asset: Asset) -> None:
         updated_at=timezone.now(),
     )
     asset.refresh_from_db(fields=["sync_block", "sync_cursor", "sync_started_at"])
+
+
+def _hedera_ids_fill(asset: Asset) -> None:
+    """Look up the Hedera ids the asset lacks (a payout contract the sync deployed; one the Mirror
+    Node had not indexed yet at import). Best effort: an id still unknown, or a Mirror Node that does
+    not answer, leaves it null until the next sync."""
+    for field, address_field in (
+        ("hedera_token_id", "token_address"),
+        ("hedera_payout_contract_id", "payout_contract_address"),
+        ("hedera_payment_token_id", "payment_token_address"),
+    ):
+        if getattr(asset, field) is not None:
+            continue
+        try:
+            hedera_id = gateway.resolve_address(field=address_field, value=getattr(asset, address_field)).hedera_id
+        except DomainError as exc:
+            logger.info("hedera id not looked up asset_id=%s field=%s reason=%s", asset.pk, field, exc)
+            continue
+        if hedera_id is not None:
+            Asset.objects.filter(pk=asset.pk, **{f"{field}__isnull": True}).update(**{field: hedera_id})
+            setattr(asset, field, hedera_id)
 
 
 def _sync_chunk(asset: Asset) -> bool:
