@@ -107,21 +107,7 @@ class AgreementAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     ]
     fieldsets = [
         (None, {"fields": ["id", "status", "status_changed_at", "creditor_id", "debtor_id"]}),
-        (
-            "Terms",
-            {
-                "fields": [
-                    "amount",
-                    "currency",
-                    "decimals",
-                    "interest_rate",
-                    "interest_payment_date",
-                    "repayment_start_date",
-                    "repayment_end_date",
-                    "document_url",
-                ]
-            },
-        ),
+        ("Terms", {"fields": list(Agreement.TERMS)}),
         ("On chain", {"fields": ["tx_hash", "tx_block_number", "tx_block_timestamp", "contract_address"]}),
         ("Timestamps", {"fields": ["created_at", "updated_at"]}),
     ]

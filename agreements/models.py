@@ -49,6 +49,19 @@ class Agreement(models.Model):
     )
     # Statuses announced to the blockchain service with the full agreement (creation and progress).
     ANNOUNCED_WITH_DETAILS = frozenset({Status.BEFORE_PROGRESS, Status.IN_PROGRESS, Status.OVERDUE})
+    # The loan's terms: what the API, the admin and the service show and let an operator edit (with
+    # the parties) while the agreement is a draft. Declared once, here.
+    TERMS: ClassVar[tuple[str, ...]] = (
+        "amount",
+        "currency",
+        "decimals",
+        "interest_rate",
+        "interest_payment_date",
+        "repayment_start_date",
+        "repayment_end_date",
+        "document_url",
+    )
+    PARTIES: ClassVar[tuple[str, ...]] = ("creditor_id", "debtor_id")
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     creditor_id = models.UUIDField()

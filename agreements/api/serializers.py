@@ -97,16 +97,8 @@ class AgreementSerializer(serializers.ModelSerializer[Agreement]):
         model = Agreement
         fields = [
             "id",
-            "creditor_id",
-            "debtor_id",
-            "amount",
-            "currency",
-            "decimals",
-            "interest_rate",
-            "interest_payment_date",
-            "repayment_start_date",
-            "repayment_end_date",
-            "document_url",
+            *Agreement.PARTIES,
+            *Agreement.TERMS,
             "status",
             "status_changed_at",
             "allowed_transitions",

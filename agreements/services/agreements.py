@@ -26,20 +26,7 @@ from config.states import IllegalTransition
 
 logger = logging.getLogger(__name__)
 
-EDITABLE_FIELDS = frozenset(
-    {
-        "creditor_id",
-        "debtor_id",
-        "amount",
-        "currency",
-        "decimals",
-        "interest_rate",
-        "interest_payment_date",
-        "repayment_start_date",
-        "repayment_end_date",
-        "document_url",
-    }
-)
+EDITABLE_FIELDS = frozenset(Agreement.PARTIES + Agreement.TERMS)
 
 
 def agreement_create(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from decimal import Decimal
+from typing import Any
 
 from factory.declarations import LazyFunction, SubFactory
 from factory.django import DjangoModelFactory
@@ -36,3 +37,19 @@ class AgreementPaymentFactory(DjangoModelFactory[AgreementPayment]):
     agreement = SubFactory(AgreementFactory)  # type: ignore[no-untyped-call]
     due_date = dt.date(2026, 3, 1)
     amount = 100_000
+
+
+def agreement_body(**overrides: Any) -> dict[str, Any]:
+    """A valid body for `POST /api/v1/agreements/` (fresh parties each call), amounts as units."""
+    return {
+        "creditor_id": str(uuid.uuid4()),
+        "debtor_id": str(uuid.uuid4()),
+        "amount": "1234.56",
+        "currency": "EUR",
+        "decimals": 2,
+        "interest_rate": "3.2500",
+        "interest_payment_date": "2026-06-01",
+        "repayment_start_date": "2026-01-01",
+        "repayment_end_date": "2026-12-31",
+        "document_url": "https://docs.example.com/a.pdf",
+    } | overrides

@@ -19,22 +19,11 @@ from agreements.models import (
     WebhookDelivery,
     WebhookDeliveryAttempt,
 )
-from tests.agreements.factories import AgreementFactory, AgreementPaymentFactory
+from tests.agreements.factories import AgreementFactory, AgreementPaymentFactory, agreement_body
 
 pytestmark = pytest.mark.django_db
 
-VALID = {
-    "creditor_id": str(uuid.uuid4()),
-    "debtor_id": str(uuid.uuid4()),
-    "amount": "1234.56",
-    "currency": "EUR",
-    "decimals": 2,
-    "interest_rate": "3.2500",
-    "interest_payment_date": "2026-06-01",
-    "repayment_start_date": "2026-01-01",
-    "repayment_end_date": "2026-12-31",
-    "document_url": "https://docs.example.com/a.pdf",
-}
+VALID = agreement_body()
 
 
 def test_anonymous_requests_are_refused(anonymous_client: APIClient) -> None:

@@ -19,23 +19,12 @@ import pytest
 import requests
 
 from agreements.signing import generate_key_pair
+from tests.agreements.factories import agreement_body
 from tests.agreements.servers import sign_documented
 from tests.reliability.stack import Stack, running_stack, summary, wait_until
 
 pytestmark = pytest.mark.reliability
 
-AGREEMENT = {
-    "creditor_id": str(uuid.uuid4()),
-    "debtor_id": str(uuid.uuid4()),
-    "amount": "1234.56",
-    "currency": "EUR",
-    "decimals": 2,
-    "interest_rate": "3.2500",
-    "interest_payment_date": "2026-06-01",
-    "repayment_start_date": "2026-01-01",
-    "repayment_end_date": "2026-12-31",
-    "document_url": "https://docs.example.com/a.pdf",
-}
 MAKE_USER = """
 from django.contrib.auth.models import User
 from rest_framework.authtoken.models import Token
@@ -115,7 +104,7 @@ def test_hostile_requests_are_refused_and_no_secret_reaches_a_log(tmp_path: Path
                 assert response.status_code == 302, (who, page, response.status_code)
                 assert response.headers["Location"].startswith("/admin/login/"), (who, page, response.headers)
         # --- the inbound webhook: hostile requests get a 4xx and store nothing
-        agreement = stack.api("POST", "/api/v1/agreements/", AGREEMENT)
+        agreement = stack.api("POST", "/api/v1/agreements/", agreement_body())
         assert agreement.status_code == 201, agreement.text
         agreement_id = agreement.json()["id"]
         forger_private, _ = generate_key_pair(2048)

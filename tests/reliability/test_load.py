@@ -20,10 +20,10 @@ import requests
 
 from chain.localchain import ANVIL_DEV_KEYS
 from chain.signers import LocalKeySigner
+from tests.agreements.factories import agreement_body
 from tests.agreements.servers import sign_documented
 from tests.reliability.checks import check_nonces, check_paid_once
 from tests.reliability.stack import Stack, running_stack, summary, wait_until
-from tests.reliability.test_hostile_input import AGREEMENT
 
 pytestmark = pytest.mark.reliability
 
@@ -101,7 +101,7 @@ def client_loop(stack: Stack, agreement_id: str, deadline: float, result: LoadRe
 def test_two_hundred_clients_for_a_minute_during_a_payout(tmp_path: Path) -> None:
     with running_stack(tmp_path, holders=HOLDERS, block_time=1) as stack:
         asset_id = stack.import_asset(stack.asset)
-        agreement = stack.api("POST", "/api/v1/agreements/", AGREEMENT)
+        agreement = stack.api("POST", "/api/v1/agreements/", agreement_body())
         assert agreement.status_code == 201, agreement.text
         agreement_id = agreement.json()["id"]
         sender = LocalKeySigner(ANVIL_DEV_KEYS[0]).address

@@ -3,24 +3,13 @@ counted from the stack's database and from what its receiver saw."""
 
 from __future__ import annotations
 
-import uuid
 from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from tests.agreements.factories import agreement_body
 from tests.agreements.servers import ReceivedRequest, Receiver, Reply
 from tests.reliability.stack import Stack
-
-AGREEMENT = {
-    "amount": "1234.56",
-    "currency": "EUR",
-    "decimals": 2,
-    "interest_rate": "3.2500",
-    "interest_payment_date": "2026-06-01",
-    "repayment_start_date": "2026-01-01",
-    "repayment_end_date": "2026-12-31",
-    "document_url": "https://docs.example.com/a.pdf",
-}
 
 
 def announce_agreements(stack: Stack, count: int, *, threads: int = 4) -> list[str]:
@@ -28,8 +17,7 @@ def announce_agreements(stack: Stack, count: int, *, threads: int = 4) -> list[s
     one outbound delivery each (a `moneyGuard.createIOU`). Returns the agreement ids."""
 
     def one(_: int) -> str:
-        body = AGREEMENT | {"creditor_id": str(uuid.uuid4()), "debtor_id": str(uuid.uuid4())}
-        created = stack.api("POST", "/api/v1/agreements/", body)
+        created = stack.api("POST", "/api/v1/agreements/", agreement_body())
         assert created.status_code == 201, created.text
         agreement_id = str(created.json()["id"])
         moved = stack.api("POST", f"/api/v1/agreements/{agreement_id}/transition/", {"status": "BEFORE_PROGRESS"})
