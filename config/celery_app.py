@@ -17,7 +17,10 @@ import os
 from dataclasses import dataclass
 
 from celery import Celery
+from celery.signals import worker_process_shutdown
 from kombu import Queue
+
+from config.instruments import process_exited
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
@@ -33,6 +36,12 @@ app.conf.task_routes = {
     "*": {"queue": "default"},
 }
 app.autodiscover_tasks()
+
+
+@worker_process_shutdown.connect
+def _forget_exited_process_metrics(pid: int | None = None, **_: object) -> None:
+    """A prefork child exits: multiprocess metrics forget its live gauges (`config.instruments`)."""
+    process_exited(pid or os.getpid())
 
 
 @dataclass(frozen=True)

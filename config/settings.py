@@ -206,6 +206,9 @@ READINESS_CHECKS: list[str] = [
     "config.health.check_chain_rpc",
 ]
 METRICS_TOKEN: str = env.str("METRICS_TOKEN", default="")
+# Where web and worker processes write their in-process metrics so /metrics can sum them
+# (prometheus-client reads it from the environment itself; empty: each process shows its own).
+PROMETHEUS_MULTIPROC_DIR: str = env.str("PROMETHEUS_MULTIPROC_DIR", default="")
 
 # --- Chain (chain app) ----------------------------------------------------------------------------
 CHAIN_RPC_URL: str = env.str("CHAIN_RPC_URL", default="")

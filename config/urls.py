@@ -8,8 +8,8 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from agreements.api.inbound import blockchain_webhook
 from config import health
+from config.metrics import metrics_view
 from config.views import ApiRootApi
-from payouts.metrics import metrics_view
 
 admin.site.site_header = "Payouts and agreements operations"
 admin.site.site_title = "Operations admin"

@@ -1,154 +1,104 @@
-"""/metrics in the Prometheus text format (0.0.4), written by hand from a few cheap aggregates.
+"""Prometheus collectors for payouts, read from PostgreSQL on each scrape (see `config.metrics`).
 
-Exposed: listener sync lag (blocks behind the head, seconds since the last successful poll),
-batch counts by status and the batch success ratio, failed batches, holders paid / failed,
-distribution counts by status and execution time (sum, count, max), asset sync status.
-With METRICS_TOKEN set, requests need `Authorization: Bearer <token>`.
+Batches by status, the batch success ratio and failed batches; holders paid and failed;
+distributions by status, the oldest one in progress, and their execution time as a histogram;
+assets by sync status. Execution time is a histogram built from the finished distributions'
+`execution_duration`, not observed in a worker: each distribution counts exactly once, whichever
+worker finished it, and the figures survive restarts.
 """
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Iterable
+from datetime import timedelta
 
-from django.conf import settings
-from django.db.models import Count, Max, Sum
-from django.http import HttpRequest, HttpResponse
+from django.db.models import Count, Max, Min, Q, Sum
 from django.utils import timezone
-from django.views.decorators.http import require_GET
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
 
-from chain.models import EventListener
 from payouts.models import Asset, BatchPayout, Distribution
 
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+EXECUTION_BUCKETS_SECONDS = (10, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600, 86400)
 
 
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+def _counts(rows: Iterable[tuple[str, int]]) -> dict[str, int]:
+    return dict(rows)
 
 
-class _Writer:
-    def __init__(self) -> None:
-        self.lines: list[str] = []
+class PayoutCollector(Collector):
+    def collect(self) -> Iterable[Metric]:
+        yield from self._batches()
+        yield from self._distributions()
+        sync = _counts(Asset.objects.order_by().values_list("sync_status").annotate(n=Count("id")))
+        assets = GaugeMetricFamily("payout_assets", "Assets by sync status.", labels=["sync_status"])
+        for status in Asset.SyncStatus.values:
+            assets.add_metric([status], float(sync.get(status, 0)))
+        yield assets
 
-    def metric(self, name: str, kind: str, help_text: str, samples: Iterable[tuple[dict[str, str], float]]) -> None:
-        self.lines.append(f"# HELP {name} {help_text}")
-        self.lines.append(f"# TYPE {name} {kind}")
-        for labels, value in samples:
-            label_text = ",".join(f'{k}="{_escape(v)}"' for k, v in sorted(labels.items()))
-            self.lines.append(f"{name}{{{label_text}}} {value}" if label_text else f"{name} {value}")
+    def _batches(self) -> Iterable[Metric]:
+        Status = BatchPayout.Status
+        batches = _counts(BatchPayout.objects.order_by().values_list("status").annotate(n=Count("id")))
+        by_status = GaugeMetricFamily("payout_batches", "Batch payouts by status.", labels=["status"])
+        for status in Status.values:
+            by_status.add_metric([status], float(batches.get(status, 0)))
+        completed = batches.get(Status.COMPLETED, 0)
+        final = completed + batches.get(Status.FAILED, 0) + batches.get(Status.PARTIALLY_COMPLETED, 0)
+        yield by_status
+        yield GaugeMetricFamily(
+            "payout_batch_success_ratio",
+            "Share of finished batches in which every holder was paid (1 when none finished).",
+            value=completed / final if final else 1.0,
+        )
+        yield GaugeMetricFamily(
+            "payout_failed_batches", "Batches that ended FAILED.", value=float(batches.get(Status.FAILED, 0))
+        )
 
-    def text(self) -> str:
-        return "\n".join(self.lines) + "\n"
+    def _distributions(self) -> Iterable[Metric]:
+        Status = Distribution.Status
+        totals = Distribution.objects.aggregate(paid=Sum("paid_count"), failed=Sum("failed_count"))
+        yield CounterMetricFamily(
+            "payout_holders_paid", "Holder payments confirmed on chain.", value=float(totals["paid"] or 0)
+        )
+        yield GaugeMetricFamily(
+            "payout_holders_failed", "Holder payments currently failed.", value=float(totals["failed"] or 0)
+        )
+        by_status = _counts(Distribution.objects.order_by().values_list("status").annotate(n=Count("id")))
+        distributions = GaugeMetricFamily("payout_distributions", "Distributions by status.", labels=["status"])
+        for status in Status.values:
+            distributions.add_metric([status], float(by_status.get(status, 0)))
+        yield distributions
+        running_since = Distribution.objects.filter(status=Status.IN_PROGRESS).aggregate(since=Min("started_at"))[
+            "since"
+        ]
+        yield GaugeMetricFamily(
+            "payout_distribution_oldest_in_progress_seconds",
+            "Seconds since the oldest IN_PROGRESS distribution started (0 when none runs).",
+            value=(timezone.now() - running_since).total_seconds() if running_since else 0.0,
+        )
+        yield from self._execution_time()
 
-
-def _listener_samples() -> tuple[list[tuple[dict[str, str], float]], list[tuple[dict[str, str], float]]]:
-    now = timezone.now()
-    lag, age = [], []
-    for listener in EventListener.objects.filter(enabled=True).order_by("name"):
-        labels = {"listener": listener.name}
-        head = getattr(listener, "head_block", None)
-        done = getattr(listener, "last_processed_block", None)
-        if head is not None and done is not None:
-            lag.append((labels, float(max(head - done, 0))))
-        success = getattr(listener, "last_success_at", None)
-        if success is not None:
-            age.append((labels, (now - success).total_seconds()))
-    return lag, age
-
-
-def render_metrics() -> str:
-    out = _Writer()
-    lag, age = _listener_samples()
-    out.metric("chain_listener_lag_blocks", "gauge", "Blocks between the chain head and the listener cursor.", lag)
-    out.metric(
-        "chain_listener_seconds_since_success", "gauge", "Seconds since the listener last polled successfully.", age
-    )
-
-    batches = dict(
-        BatchPayout.objects.order_by().values_list("status").annotate(n=Count("id")).values_list("status", "n")
-    )
-    out.metric(
-        "payout_batches",
-        "gauge",
-        "Batch payouts by status.",
-        [({"status": s}, float(batches.get(s, 0))) for s in BatchPayout.Status.values],
-    )
-    completed = batches.get(BatchPayout.Status.COMPLETED, 0)
-    final = (
-        completed + batches.get(BatchPayout.Status.FAILED, 0) + batches.get(BatchPayout.Status.PARTIALLY_COMPLETED, 0)
-    )
-    out.metric(
-        "payout_batch_success_ratio",
-        "gauge",
-        "Share of finished batches in which every holder was paid.",
-        [({}, completed / final if final else 1.0)],
-    )
-    out.metric(
-        "payout_failed_batches",
-        "gauge",
-        "Batches that ended FAILED.",
-        [({}, float(batches.get(BatchPayout.Status.FAILED, 0)))],
-    )
-
-    totals = Distribution.objects.aggregate(paid=Sum("paid_count"), failed=Sum("failed_count"))
-    out.metric(
-        "payout_holders_paid_total",
-        "counter",
-        "Holder payments confirmed on chain.",
-        [({}, float(totals["paid"] or 0))],
-    )
-    out.metric(
-        "payout_holders_failed", "gauge", "Holder payments currently failed.", [({}, float(totals["failed"] or 0))]
-    )
-
-    by_status = dict(
-        Distribution.objects.order_by().values_list("status").annotate(n=Count("id")).values_list("status", "n")
-    )
-    out.metric(
-        "payout_distributions",
-        "gauge",
-        "Distributions by status.",
-        [({"status": s}, float(by_status.get(s, 0))) for s in Distribution.Status.values],
-    )
-    timed = Distribution.objects.filter(execution_duration__isnull=False).aggregate(
-        total=Sum("execution_duration"), count=Count("id"), longest=Max("execution_duration")
-    )
-    out.metric(
-        "payout_distribution_execution_seconds_sum",
-        "counter",
-        "Total execution time of finished distributions.",
-        [({}, timed["total"].total_seconds() if timed["total"] else 0.0)],
-    )
-    out.metric(
-        "payout_distribution_execution_seconds_count",
-        "counter",
-        "Finished distributions timed.",
-        [({}, float(timed["count"]))],
-    )
-    out.metric(
-        "payout_distribution_execution_seconds_max",
-        "gauge",
-        "Longest execution of a finished distribution.",
-        [({}, timed["longest"].total_seconds() if timed["longest"] else 0.0)],
-    )
-    sync = dict(
-        Asset.objects.order_by().values_list("sync_status").annotate(n=Count("id")).values_list("sync_status", "n")
-    )
-    out.metric(
-        "payout_assets",
-        "gauge",
-        "Assets by sync status.",
-        [({"sync_status": s}, float(sync.get(s, 0))) for s in Asset.SyncStatus.values],
-    )
-    return out.text()
-
-
-@require_GET
-def metrics_view(request: HttpRequest) -> HttpResponse:
-    token = settings.METRICS_TOKEN
-    if token:
-        sent = request.headers.get("Authorization", "")
-        if not hmac.compare_digest(sent.encode(), f"Bearer {token}".encode()):
-            return HttpResponse("unauthorized\n", status=401, content_type="text/plain")
-    return HttpResponse(render_metrics(), content_type=CONTENT_TYPE)
+    def _execution_time(self) -> Iterable[Metric]:
+        buckets = {
+            f"le_{seconds}": Count("id", filter=Q(execution_duration__lte=timedelta(seconds=seconds)))
+            for seconds in EXECUTION_BUCKETS_SECONDS
+        }
+        timed = Distribution.objects.filter(execution_duration__isnull=False).aggregate(
+            total=Sum("execution_duration"), count=Count("id"), longest=Max("execution_duration"), **buckets
+        )
+        histogram = HistogramMetricFamily(
+            "payout_distribution_execution_seconds",
+            "Execution time of finished distributions (start to COMPLETED or FAILED).",
+        )
+        histogram.add_metric(
+            [],
+            [(str(float(s)), float(timed[f"le_{s}"])) for s in EXECUTION_BUCKETS_SECONDS]
+            + [("+Inf", float(timed["count"]))],
+            sum_value=timed["total"].total_seconds() if timed["total"] else 0.0,
+        )
+        yield histogram
+        yield GaugeMetricFamily(
+            "payout_distribution_execution_seconds_max",
+            "Longest execution of a finished distribution.",
+            value=timed["longest"].total_seconds() if timed["longest"] else 0.0,
+        )

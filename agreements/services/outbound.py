@@ -28,6 +28,7 @@ from agreements.models import Agreement, WebhookDelivery, WebhookDeliveryAttempt
 from agreements.outbox import FailedTry, Outbox
 from agreements.payloads import encode_body
 from agreements.selectors import locked_get
+from config.instruments import WEBHOOK_DELIVERY_ATTEMPT_SECONDS, WEBHOOK_DELIVERY_ATTEMPTS
 from config.logging import redact
 from config.states import IllegalTransition
 
@@ -217,6 +218,8 @@ def _record_attempt(
                 wait_at_least=result.retry_after,
             )
             delivery.save(update_fields=[*DELIVERIES.failure_fields, "locked_until"])
+    WEBHOOK_DELIVERY_ATTEMPTS.labels(result.kind).inc()
+    WEBHOOK_DELIVERY_ATTEMPT_SECONDS.observe(result.duration_ms / 1000)
     logger.info(
         "webhook try delivery_id=%s attempt=%s outcome=%s status=%s duration_ms=%s",
         delivery_id,

@@ -17,10 +17,11 @@ from __future__ import annotations
 import uuid
 from typing import Any, ClassVar
 
-from django.db import models
+from django.db import models, transaction
 from django.utils import timezone
 
 from chain.fields import Uint256Field
+from config.instruments import CHAIN_TRANSACTION_SECONDS_TO_FINAL
 from config.states import IllegalTransition, StateMachine
 
 __all__ = ["ChainTransaction", "IllegalTransition", "SenderNonce", "SignedVersion"]
@@ -120,6 +121,7 @@ class ChainTransaction(models.Model):
 
         Call it on a row locked with select_for_update inside the caller's transaction.
         """
+        became_final = status != self.status and status in self.Status.final()
         if status != self.status:
             self.MOVES.check(self.status, status)
         self.status = status
@@ -134,6 +136,9 @@ class ChainTransaction(models.Model):
             self.finished_at = now
         self.updated_at = now
         self.save(update_fields=["status", "updated_at", "signed_at", "broadcast_at", "finished_at", *fields])
+        if became_final:  # counted once the move is committed, never for a rolled-back one
+            seconds, purpose = (now - self.created_at).total_seconds(), self.purpose
+            transaction.on_commit(lambda: CHAIN_TRANSACTION_SECONDS_TO_FINAL.labels(purpose).observe(seconds))
 
 
 class SignedVersion(models.Model):
