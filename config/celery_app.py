@@ -82,6 +82,11 @@ def declared_schedules() -> dict[str, PeriodicSchedule]:
             cron="*/30 * * * *",
             description="Re-syncs holders and balances of every asset with sync enabled.",
         ),
+        "payouts-reconcile-recent": PeriodicSchedule(
+            task="payouts.tasks.reconcile_recent_distributions_task",
+            cron="17 3 * * *",
+            description="Reconciles distributions finished in the last day with the chain; alerts on any difference.",
+        ),
         "payouts-sweep-stuck": PeriodicSchedule(
             task="payouts.tasks.sweep_stuck_distributions_task",
             every_seconds=settings.PAYOUT_SWEEP_EVERY_SECONDS,

@@ -25,6 +25,9 @@ from payouts.models import Asset, AssetHolder, BatchPayout, Distribution, FundsW
 from payouts.recurrence import local_instant, time_zone_names, wall_clock_text, zone
 from payouts.units import AmountError, format_units, parse_units
 
+RECONCILE_AT_ONCE = 5  # chain reads run in the request
+RECONCILE_SHOWN = 200  # differences listed per distribution; the command's --csv has every holder
+
 
 def _run_each(request: HttpRequest, queryset: Iterable[Any], action: Callable[[Any], object], verb: str) -> None:
     done, refused = 0, []
@@ -231,7 +234,7 @@ class DistributionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     show_full_result_count = False
     search_fields = ("=id", "=chain_distribution_id")
     readonly_fields = tuple(f.name for f in Distribution._meta.fields) + ("progress_bar", "links")
-    actions = ("execute_now", "cancel", "cancel_series", "retry")
+    actions = ("execute_now", "cancel", "cancel_series", "retry", "reconcile")
 
     def has_delete_permission(self, request: HttpRequest, obj: Distribution | None = None) -> bool:
         return False
@@ -310,6 +313,22 @@ class DistributionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         batches = reverse("admin:payouts_batchpayout_changelist") + f"?distribution__id__exact={obj.pk}"
         payments = reverse("admin:payouts_holderpayment_changelist") + f"?distribution__id__exact={obj.pk}"
         return format_html('<a href="{}">batches</a> · <a href="{}">holder payments</a>', batches, payments)
+
+    @admin.action(description="Reconcile with the chain (report, holder by holder)")
+    def reconcile(self, request: HttpRequest, queryset: QuerySet[Distribution]) -> TemplateResponse | None:
+        chosen = list(queryset[: RECONCILE_AT_ONCE + 1])
+        if len(chosen) > RECONCILE_AT_ONCE:
+            messages.warning(request, f"Select at most {RECONCILE_AT_ONCE} distributions to reconcile at once.")
+            return None
+        reports = [services.distribution_reconcile(distribution_id=d.pk) for d in chosen]
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Reconciliation with the chain",
+            "opts": self.model._meta,
+            "reports": [(r, r.counts(), r.differences[:RECONCILE_SHOWN]) for r in reports],
+            "shown": RECONCILE_SHOWN,
+        }
+        return TemplateResponse(request, "admin/payouts/reconciliation.html", context)
 
     @admin.action(description="Execute now")
     def execute_now(self, request: HttpRequest, queryset: QuerySet[Distribution]) -> None:

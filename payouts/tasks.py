@@ -91,6 +91,13 @@ def sync_assets_task() -> int:
 
 
 @shared_task
+@single_instance("payouts.reconcile_recent_distributions")
+def reconcile_recent_distributions_task() -> int:
+    """Daily: the distributions finished in the last day against the chain; alerts on any difference."""
+    return services.distributions_reconcile_recent()
+
+
+@shared_task
 @single_instance("payouts.sweep_stuck_distributions")
 def sweep_stuck_distributions_task() -> dict[str, int]:
     return services.distributions_sweep()

@@ -9,6 +9,7 @@
 - operations: retry, scheduled runs, the sweeper
 - funding: what a payout contract holds and what running distributions reserved of it
 - withdrawals: the admin takes unreserved funds back
+- reconciliation: the database's record of a distribution against the chain's, holder by holder
 """
 
 from __future__ import annotations
@@ -39,9 +40,15 @@ from payouts.services.operations import (
     run_scheduled_distributions,
 )
 from payouts.services.pausing import asset_pause_refresh, asset_set_paused, pause_transaction_finished
+from payouts.services.reconciliation import (
+    ReconciliationReport,
+    distribution_reconcile,
+    distributions_reconcile_recent,
+)
 from payouts.services.withdrawals import funds_withdraw
 
 __all__ = [
+    "ReconciliationReport",
     "Underfunded",
     "asset_import",
     "asset_pause_refresh",
@@ -56,12 +63,14 @@ __all__ = [
     "distribution_cancel",
     "distribution_create",
     "distribution_plan",
+    "distribution_reconcile",
     "distribution_plan_step",
     "distribution_retry",
     "distribution_roll_up",
     "distribution_start",
     "distribution_start_due",
     "distribution_submit_batches",
+    "distributions_reconcile_recent",
     "distributions_sweep",
     "funds_withdraw",
     "pause_transaction_finished",
