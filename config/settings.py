@@ -250,8 +250,11 @@ SCHEDULED_PAYOUTS_CRON: str = env.str("SCHEDULED_PAYOUTS_CRON", default="0 */5 *
 
 # --- Agreements (agreements app) ------------------------------------------------------------------
 BLOCKCHAIN_APPLICATION_ID: str = env.str("BLOCKCHAIN_APPLICATION_ID", default="")
+# Two key pairs, one per direction. Ours signs outbound webhooks (its public half is registered with
+# the blockchain service; `manage.py blockchain_public_key` prints it). The service's public key
+# verifies inbound ones: several PEM blocks while it rotates. Our own key never verifies inbound.
 BLOCKCHAIN_APPLICATION_SECRET_KEY: str = env.str("BLOCKCHAIN_APPLICATION_SECRET_KEY", default="")
-BLOCKCHAIN_APPLICATION_PUBLIC_KEY: str = env.str("BLOCKCHAIN_APPLICATION_PUBLIC_KEY", default="")
+BLOCKCHAIN_SERVICE_PUBLIC_KEY: str = env.str("BLOCKCHAIN_SERVICE_PUBLIC_KEY", default="")
 BLOCKCHAIN_WEBHOOK_URL: str = env.str("BLOCKCHAIN_WEBHOOK_URL", default="")
 DISCORD_WEBHOOK_URL: str = env.str("DISCORD_WEBHOOK_URL", default="")
 # Outbound webhooks: per-try timeout, retries after the first try, backoff base and cap (seconds).

@@ -15,7 +15,7 @@ import hashlib
 import json
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -124,8 +124,17 @@ def validate_event_body(document: object) -> tuple[dict[str, Any], dict[str, lis
     return ({"type": event_type, "data": data} if not errors else {}), errors
 
 
+def service_public_keys_pem() -> str:
+    """BLOCKCHAIN_SERVICE_PUBLIC_KEY as one text: PEM blocks concatenated, or a list of them (rotation)."""
+    configured: str | Sequence[str] = settings.BLOCKCHAIN_SERVICE_PUBLIC_KEY
+    return configured if isinstance(configured, str) else "\n".join(configured)
+
+
 def blockchain_webhook_receive(*, headers: Mapping[str, str], body: bytes) -> InboundResult:
-    """Authenticate, validate and store one inbound webhook; its processing is enqueued after commit."""
+    """Authenticate, validate and store one inbound webhook; its processing is enqueued after commit.
+
+    Verified with the blockchain service's public key, never with our own key pair (outbound only).
+    """
     if len(body) > MAX_BODY_BYTES:
         return InboundResult(413, "too_large", f"The body is larger than {MAX_BODY_BYTES} bytes.")
     try:
@@ -133,13 +142,14 @@ def blockchain_webhook_receive(*, headers: Mapping[str, str], body: bytes) -> In
             headers=headers,
             body=body,
             application_id=settings.BLOCKCHAIN_APPLICATION_ID,
-            public_keys_pem=settings.BLOCKCHAIN_APPLICATION_PUBLIC_KEY,
+            public_keys_pem=service_public_keys_pem(),
+            own_private_keys_pem=settings.BLOCKCHAIN_APPLICATION_SECRET_KEY,
         )
     except signing.SignatureError as exc:
         logger.warning("inbound webhook refused: not authentic reason=%s", exc)
         return InboundResult(401, "not_authenticated", str(exc))
-    except ValueError:
-        logger.error("inbound webhook refused: BLOCKCHAIN_APPLICATION_PUBLIC_KEY is not usable")
+    except ValueError as exc:
+        logger.error("inbound webhook refused: BLOCKCHAIN_SERVICE_PUBLIC_KEY is not usable reason=%s", exc)
         return InboundResult(401, "not_authenticated", "Signatures cannot be verified.")
 
     if jsonbody.too_deep(body):
