@@ -148,6 +148,11 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"]
     + (["rest_framework.renderers.BrowsableAPIRenderer"] if DEBUG else []),
     "UNAUTHENTICATED_USER": None,
+    # Rate limit per user (so per token), counted in Redis: config/throttling.py.
+    "DEFAULT_THROTTLE_CLASSES": ["config.throttling.ApiUserRateThrottle"],
+    # Reverse proxies in front of the app whose X-Forwarded-For entry names the client (0: none, the
+    # client's address is REMOTE_ADDR and the header is ignored, so it cannot be forged to dodge a limit).
+    "NUM_PROXIES": env.int("TRUSTED_PROXY_COUNT", default=0),
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Mass payouts and agreement sync API",
@@ -174,6 +179,24 @@ if IDEMPOTENCY_KEY_TTL_HOURS < 24:
 
 # --- Redis and Celery -----------------------------------------------------------------------------
 REDIS_URL: str = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
+# Django's cache holds the rate-limit counters only, shared by every process. Short socket timeouts:
+# a Redis that is down costs a request milliseconds, and the limits are then not applied (logged).
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": "cache",
+        "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
+    }
+}
+
+# --- Rate limits (config/throttling.py): "N/period" (s, min, h, day); empty for none ---------------
+# Per user (so per API token), on every API request.
+THROTTLE_API_RATE: str = env.str("THROTTLE_API_RATE", default="3000/min")
+# Inbound webhook: per client address (before anything else), and per application id (once the
+# signature is verified, so forged requests never use up the blockchain service's allowance).
+THROTTLE_INBOUND_ADDRESS_RATE: str = env.str("THROTTLE_INBOUND_ADDRESS_RATE", default="6000/min")
+THROTTLE_INBOUND_APPLICATION_RATE: str = env.str("THROTTLE_INBOUND_APPLICATION_RATE", default="6000/min")
 CELERY_BROKER_URL: str = env.str("CELERY_BROKER_URL", default=REDIS_URL)
 CELERY_RESULT_BACKEND: str = env.str("CELERY_RESULT_BACKEND", default=REDIS_URL)
 CELERY_TASK_IGNORE_RESULT = True

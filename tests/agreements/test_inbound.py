@@ -371,3 +371,75 @@ def test_the_sweeper_processes_events_whose_message_was_lost(
     assert swept == {"deliveries": 0, "inbound_events": 1, "owed_alerts": 0}
     wait_for(lambda: InboundBlockchainEvent.objects.get(id=event.id).status == "PROCESSED")
     assert AgreementBlockchainLog.objects.get().event_type == "initialized"
+
+
+# --- Rate limits ----------------------------------------------------------------------------------
+@pytest.mark.django_db
+class TestRateLimits:
+    def test_per_client_address(self, client: Client, service: Service, settings: Any, clean_redis: None) -> None:
+        # given a limit of 2 requests a minute per client address
+        settings.THROTTLE_INBOUND_ADDRESS_RATE = "2/min"
+        agreement = AgreementFactory.create()
+        bodies = [_event(agreement.id) for _ in range(4)]
+
+        def post(body: bytes, address: str, **extra: str) -> Any:
+            return _post_from(client, body, _headers(service, body), address, **extra)
+
+        # when one address sends three, the third forging X-Forwarded-For to look like someone else
+        answers = [post(bodies[0], "192.0.2.1"), post(bodies[1], "192.0.2.1")]
+        answers.append(post(bodies[2], "192.0.2.1", HTTP_X_FORWARDED_FOR="198.51.100.7"))
+        # then the third is refused with the common error body and Retry-After, and stores nothing
+        assert [a.status_code for a in answers] == [202, 202, 429]
+        assert answers[2].json()["code"] == "throttled"
+        assert 1 <= int(answers[2]["Retry-After"]) <= 60
+        assert InboundBlockchainEvent.objects.count() == 2
+        # and another address has its own allowance
+        assert post(bodies[3], "192.0.2.2").status_code == 202
+
+    def test_behind_a_trusted_proxy_the_forwarded_address_counts(
+        self, client: Client, service: Service, settings: Any, clean_redis: None
+    ) -> None:
+        # given one proxy in front, which appends the client's address to X-Forwarded-For
+        settings.REST_FRAMEWORK = settings.REST_FRAMEWORK | {"NUM_PROXIES": 1}
+        settings.THROTTLE_INBOUND_ADDRESS_RATE = "1/min"
+        agreement = AgreementFactory.create()
+
+        def post(forwarded_for: str) -> int:
+            body = _event(agreement.id)
+            response = _post_from(
+                client, body, _headers(service, body), "203.0.113.10", HTTP_X_FORWARDED_FOR=forwarded_for
+            )
+            return int(response.status_code)
+
+        # when two clients come through the same proxy, one twice
+        answers = [post("192.0.2.1"), post("spoofed, 192.0.2.1"), post("192.0.2.2")]
+        # then each client is counted by the address the proxy saw
+        assert answers == [202, 429, 202]
+
+    def test_per_application_counts_only_verified_messages(
+        self, client: Client, service: Service, other_application: Application, settings: Any, clean_redis: None
+    ) -> None:
+        # given a limit of 2 messages a minute for our application, whatever the address
+        settings.THROTTLE_INBOUND_APPLICATION_RATE = "2/min"
+        agreement = AgreementFactory.create()
+        # when forgers naming our application id send 5 messages first
+        forged = [_event(agreement.id) for _ in range(5)]
+        forged_answers = [
+            _post_from(client, b, _headers(service, b, private_pem=other_application.private_pem), f"192.0.2.{n}")
+            for n, b in enumerate(forged)
+        ]
+        # and the service then sends 3 from 3 addresses
+        bodies = [_event(agreement.id) for _ in range(3)]
+        answers = [_post_from(client, b, _headers(service, b), f"198.51.100.{n}") for n, b in enumerate(bodies)]
+        # then the forgeries did not use up its allowance; its third message is over the limit
+        assert {a.status_code for a in forged_answers} == {401}
+        assert [a.status_code for a in answers] == [202, 202, 429]
+        assert answers[2].json()["code"] == "throttled"
+        assert int(answers[2]["Retry-After"]) >= 1
+        assert InboundBlockchainEvent.objects.count() == 2
+
+
+def _post_from(client: Client, body: bytes, headers: dict[str, str], address: str, **extra: str) -> Any:
+    """A request as from `address` (`extra`: more WSGI environ values, e.g. HTTP_X_FORWARDED_FOR)."""
+    environ: dict[str, Any] = {"REMOTE_ADDR": address, **extra}
+    return client.post(URL, data=body, content_type="application/json", headers=headers, **environ)
