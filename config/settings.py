@@ -136,7 +136,11 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAdminUser"],  # staff only, like the admin
+    # Staff only, like the admin; changes (any method but GET, HEAD, OPTIONS) need an approver (config/roles.py).
+    "DEFAULT_PERMISSION_CLASSES": [
+        "rest_framework.permissions.IsAdminUser",
+        "config.roles.ApproverForChanges",
+    ],
     "DEFAULT_PARSER_CLASSES": [
         "config.jsonbody.JSONParser",  # refuses bodies nested too deep before parsing them
         "rest_framework.parsers.FormParser",

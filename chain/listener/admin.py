@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.contrib import admin, messages
 from django.db.models import QuerySet
@@ -12,16 +12,11 @@ from chain.listener.models import ChainEvent, EventListener
 from chain.listener.services import event_reprocess, listener_reset_cursor, listener_set_enabled
 from chain.listener.tasks import poll_listener_task
 from config.enqueue import publish
-
-if TYPE_CHECKING:
-    ListenerAdminBase = admin.ModelAdmin[EventListener]
-    EventAdminBase = admin.ModelAdmin[ChainEvent]
-else:  # ModelAdmin is generic only in the type stubs
-    ListenerAdminBase = EventAdminBase = admin.ModelAdmin
+from config.roles import OperatorModelAdmin
 
 
 @admin.register(EventListener)
-class EventListenerAdmin(ListenerAdminBase):
+class EventListenerAdmin(OperatorModelAdmin):
     list_display = (
         "name", "source", "contract_address", "abi_name", "enabled", "cursor", "lag",
         "last_success_at", "short_error", "failed_events",
@@ -77,7 +72,7 @@ class EventListenerAdmin(ListenerAdminBase):
 
 
 @admin.register(ChainEvent)
-class ChainEventAdmin(EventAdminBase):
+class ChainEventAdmin(OperatorModelAdmin):
     list_display = ("id", "event_name", "status", "listener", "block_number", "tx_hash", "log_index", "created_at")
     list_filter = ("status", "event_name", "listener")
     search_fields = ("tx_hash", "contract_address")
