@@ -122,12 +122,28 @@ STORAGES = {
 }
 WHITENOISE_USE_FINDERS = DEBUG
 
+# --- HTTP security: headers and cookies (tests/config/test_security.py checks them on gunicorn) -------
 SESSION_COOKIE_HTTPONLY = True
+# No script of ours reads the CSRF cookie: admin forms and Swagger UI take the token from the page.
+CSRF_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = env.bool("SECURE_COOKIES", default=not DEBUG)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+# HSTS on every HTTPS answer outside DEBUG (browsers ignore it over plain HTTP).
+SECURE_HSTS_SECONDS: int = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 31_536_000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS: bool = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
+# Preloading is a separate, hard-to-undo submission of the domain to the browsers' list: off until an
+# operator makes it (hence security.W021 is silenced), then SECURE_HSTS_PRELOAD=true.
+SECURE_HSTS_PRELOAD: bool = env.bool("SECURE_HSTS_PRELOAD", default=False)
+# Plain HTTP redirected to HTTPS; off by default, as the TLS proxy in front usually does it. Probes
+# of the process itself stay on plain HTTP.
+SECURE_SSL_REDIRECT: bool = env.bool("SECURE_SSL_REDIRECT", default=False)
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
+SILENCED_SYSTEM_CHECKS = ["security.W021"]
 
 # --- REST API -------------------------------------------------------------------------------------
 REST_FRAMEWORK = {

@@ -14,6 +14,7 @@ from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, Context, Decimal, InvalidOpera
 from typing import Any
 
 from django.utils import timezone
+from drf_spectacular.utils import extend_schema_serializer
 from rest_framework import serializers
 
 from payouts import gateway
@@ -327,6 +328,7 @@ class BatchSerializer(serializers.ModelSerializer[BatchPayout]):
         )
 
 
+@extend_schema_serializer(component_name="HolderPayment")  # agreements' payments are `Payment`
 class PaymentSerializer(serializers.ModelSerializer[HolderPayment]):
     holder_address = serializers.SerializerMethodField()
     balance = serializers.SerializerMethodField()
