@@ -29,10 +29,11 @@ from agreements.services import agreements as agreement_services
 from agreements.services import inbound as inbound_services
 from agreements.services import outbound as outbound_services
 from config.errors import DomainError
+from config.roles import OperatorInline, OperatorModelAdmin, is_approver
 from config.states import IllegalTransition
 
 
-class _ReadOnlyInline(admin.TabularInline):  # type: ignore[type-arg]
+class _ReadOnlyInline(OperatorInline):
     extra = 0
     can_delete = False
     show_change_link = True
@@ -90,7 +91,7 @@ def _transition_action(target: str) -> Any:
 
 
 @admin.register(Agreement)
-class AgreementAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class AgreementAdmin(OperatorModelAdmin):
     list_display = ["id", "status", "amount_in_units", "currency", "repayment_end_date", "tx_hash", "created_at"]
     list_filter = ["status", "currency"]
     search_fields = ["id", "creditor_id", "debtor_id", "tx_hash", "contract_address"]
@@ -127,7 +128,7 @@ class AgreementAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
 
 @admin.register(AgreementPayment)
-class AgreementPaymentAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class AgreementPaymentAdmin(OperatorModelAdmin):
     list_display = ["id", "agreement", "due_date", "amount", "status"]
     list_filter = ["status"]
     readonly_fields = ["status", "paid_at", "cancelled_at", "cancel_reason"]
@@ -146,7 +147,7 @@ class AgreementPaymentAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
 
 @admin.register(AgreementBlockchainLog)
-class AgreementBlockchainLogAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class AgreementBlockchainLogAdmin(OperatorModelAdmin):
     list_display = ["tx_hash", "event_type", "agreement", "tx_block_number", "tx_block_timestamp"]
     list_filter = ["event_type"]
     search_fields = ["tx_hash", "agreement__id", "contract_address"]
@@ -170,7 +171,7 @@ class ResendFailedForm(forms.Form):
 
 
 @admin.register(WebhookDelivery)
-class WebhookDeliveryAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class WebhookDeliveryAdmin(OperatorModelAdmin):
     list_display = ["id", "event_type", "agreement", "status", "attempt_count", "next_attempt_at", "created_at"]
     list_filter = ["status", "event_type"]
     search_fields = ["id", "agreement__id"]
@@ -220,7 +221,7 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         return custom + super().get_urls()
 
     def resend_failed_view(self, request: HttpRequest) -> HttpResponse:
-        if not self.has_view_or_change_permission(request):
+        if not is_approver(request.user):  # resending is a change: approvers only
             return HttpResponseRedirect(reverse("admin:index"))
         form = ResendFailedForm(request.POST or None)
         if request.method == "POST" and form.is_valid():
@@ -237,7 +238,7 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
 
 @admin.register(InboundBlockchainEvent)
-class InboundBlockchainEventAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class InboundBlockchainEventAdmin(OperatorModelAdmin):
     list_display = ["id", "type", "agreement_id", "tx_hash", "status", "attempt_count", "received_at"]
     list_filter = ["status", "type"]
     search_fields = ["id", "tx_hash", "webhook_id", "agreement_id"]

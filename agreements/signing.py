@@ -9,6 +9,10 @@ Headers:
     webhook-application-id  the application id (BLOCKCHAIN_APPLICATION_ID)
 A receiver accepts a message when the application id matches, the timestamp is within 5 minutes
 of its clock, and any entry verifies with any configured public key.
+
+Two key pairs, one per direction: ours signs what we send (BLOCKCHAIN_APPLICATION_SECRET_KEY; the
+service verifies with the public half we registered), the service's signs what it sends us (we
+verify with BLOCKCHAIN_SERVICE_PUBLIC_KEY). Our own key never authenticates an inbound message.
 """
 
 from __future__ import annotations
@@ -72,11 +76,37 @@ def load_public_keys(value: str) -> tuple[rsa.RSAPublicKey, ...]:
     for block in _pem_blocks(value):
         key = serialization.load_pem_public_key(block)
         if not isinstance(key, rsa.RSAPublicKey):
-            raise ValueError("BLOCKCHAIN_APPLICATION_PUBLIC_KEY must hold RSA public keys")
+            raise ValueError("BLOCKCHAIN_SERVICE_PUBLIC_KEY must hold RSA public keys")
         keys.append(key)
     if not keys:
-        raise ValueError("BLOCKCHAIN_APPLICATION_PUBLIC_KEY holds no PEM public key")
+        raise ValueError("BLOCKCHAIN_SERVICE_PUBLIC_KEY holds no PEM public key")
     return tuple(keys)
+
+
+def public_key_pem(key: rsa.RSAPrivateKey | rsa.RSAPublicKey) -> str:
+    """The SubjectPublicKeyInfo PEM of a key (of a private key: its public half)."""
+    public = key.public_key() if isinstance(key, rsa.RSAPrivateKey) else key
+    return public.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+
+
+@cache
+def verification_keys(public_keys_pem: str, own_private_keys_pem: str = "") -> tuple[rsa.RSAPublicKey, ...]:
+    """The keys in `public_keys_pem` that are not the public half of one of our own private keys.
+
+    Our key pair signs outbound only: a message signed with it is never accepted inbound, even when
+    our public key was configured as the sender's by mistake. Raises `ValueError` when no key is left.
+    """
+    keys = load_public_keys(public_keys_pem)
+    own: set[str] = set()
+    if own_private_keys_pem:
+        try:
+            own = {public_key_pem(key) for key in load_private_keys(own_private_keys_pem)}
+        except ValueError:
+            own = set()  # an unusable outbound key is reported by the outbound side; nothing to exclude
+    accepted = tuple(key for key in keys if public_key_pem(key) not in own)
+    if not accepted:
+        raise ValueError("BLOCKCHAIN_SERVICE_PUBLIC_KEY holds only our own public key, never the service's")
+    return accepted
 
 
 def signed_content(webhook_id: str, timestamp: int, body: bytes) -> bytes:
@@ -132,11 +162,13 @@ def verify(
     body: bytes,
     application_id: str,
     public_keys_pem: str,
+    own_private_keys_pem: str = "",
     now: float | None = None,
 ) -> VerifiedMessage:
     """Check a received message's headers and signature, or raise `SignatureError`.
 
-    `headers` must be looked up case-insensitively (Django's `request.headers` is).
+    `headers` must be looked up case-insensitively (Django's `request.headers` is). A signature that
+    verifies only with the public half of `own_private_keys_pem` (our key) is not valid.
     """
     webhook_id = headers.get(HEADER_ID, "")
     raw_timestamp = headers.get(HEADER_TIMESTAMP, "")
@@ -159,7 +191,7 @@ def verify(
         raise SignatureError(f"{HEADER_TIMESTAMP} is more than {TOLERANCE_SECONDS} seconds off.")
 
     content = signed_content(webhook_id, timestamp, body)
-    keys = load_public_keys(public_keys_pem)
+    keys = verification_keys(public_keys_pem, own_private_keys_pem)
     for entry in raw_signature.split(" ")[:8]:
         version, _, encoded = entry.partition(",")
         if version != SIGNATURE_VERSION or not encoded:
@@ -180,9 +212,4 @@ def generate_key_pair(bits: int = 3072) -> tuple[str, str]:
     private_pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     ).decode()
-    public_pem = (
-        key.public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        .decode()
-    )
-    return private_pem, public_pem
+    return private_pem, public_key_pem(key)

@@ -9,3 +9,6 @@ class ConfigAppConfig(AppConfig):
     name = "config"
     label = "config"
     verbose_name = "Project"
+
+    def ready(self) -> None:
+        from config import throttling  # noqa: F401 - registers the rate settings' check

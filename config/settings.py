@@ -122,12 +122,28 @@ STORAGES = {
 }
 WHITENOISE_USE_FINDERS = DEBUG
 
+# --- HTTP security: headers and cookies (tests/config/test_security.py checks them on gunicorn) -------
 SESSION_COOKIE_HTTPONLY = True
+# No script of ours reads the CSRF cookie: admin forms and Swagger UI take the token from the page.
+CSRF_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = env.bool("SECURE_COOKIES", default=not DEBUG)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+# HSTS on every HTTPS answer outside DEBUG (browsers ignore it over plain HTTP).
+SECURE_HSTS_SECONDS: int = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 31_536_000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS: bool = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
+# Preloading is a separate, hard-to-undo submission of the domain to the browsers' list: off until an
+# operator makes it (hence security.W021 is silenced), then SECURE_HSTS_PRELOAD=true.
+SECURE_HSTS_PRELOAD: bool = env.bool("SECURE_HSTS_PRELOAD", default=False)
+# Plain HTTP redirected to HTTPS; off by default, as the TLS proxy in front usually does it. Probes
+# of the process itself stay on plain HTTP.
+SECURE_SSL_REDIRECT: bool = env.bool("SECURE_SSL_REDIRECT", default=False)
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
+SILENCED_SYSTEM_CHECKS = ["security.W021"]
 
 # --- REST API -------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -136,7 +152,11 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAdminUser"],  # staff only, like the admin
+    # Staff only, like the admin; changes (any method but GET, HEAD, OPTIONS) need an approver (config/roles.py).
+    "DEFAULT_PERMISSION_CLASSES": [
+        "rest_framework.permissions.IsAdminUser",
+        "config.roles.ApproverForChanges",
+    ],
     "DEFAULT_PARSER_CLASSES": [
         "config.jsonbody.JSONParser",  # refuses bodies nested too deep before parsing them
         "rest_framework.parsers.FormParser",
@@ -148,6 +168,11 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"]
     + (["rest_framework.renderers.BrowsableAPIRenderer"] if DEBUG else []),
     "UNAUTHENTICATED_USER": None,
+    # Rate limit per user (so per token), counted in Redis: config/throttling.py.
+    "DEFAULT_THROTTLE_CLASSES": ["config.throttling.ApiUserRateThrottle"],
+    # Reverse proxies in front of the app whose X-Forwarded-For entry names the client (0: none, the
+    # client's address is REMOTE_ADDR and the header is ignored, so it cannot be forged to dodge a limit).
+    "NUM_PROXIES": env.int("TRUSTED_PROXY_COUNT", default=0),
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Mass payouts and agreement sync API",
@@ -174,6 +199,24 @@ if IDEMPOTENCY_KEY_TTL_HOURS < 24:
 
 # --- Redis and Celery -----------------------------------------------------------------------------
 REDIS_URL: str = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
+# Django's cache holds the rate-limit counters only, shared by every process. Short socket timeouts:
+# a Redis that is down costs a request milliseconds, and the limits are then not applied (logged).
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": "cache",
+        "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
+    }
+}
+
+# --- Rate limits (config/throttling.py): "N/period" (s, min, h, day); empty for none ---------------
+# Per user (so per API token), on every API request.
+THROTTLE_API_RATE: str = env.str("THROTTLE_API_RATE", default="3000/min")
+# Inbound webhook: per client address (before anything else), and per application id (once the
+# signature is verified, so forged requests never use up the blockchain service's allowance).
+THROTTLE_INBOUND_ADDRESS_RATE: str = env.str("THROTTLE_INBOUND_ADDRESS_RATE", default="6000/min")
+THROTTLE_INBOUND_APPLICATION_RATE: str = env.str("THROTTLE_INBOUND_APPLICATION_RATE", default="6000/min")
 CELERY_BROKER_URL: str = env.str("CELERY_BROKER_URL", default=REDIS_URL)
 CELERY_RESULT_BACKEND: str = env.str("CELERY_RESULT_BACKEND", default=REDIS_URL)
 CELERY_TASK_IGNORE_RESULT = True
@@ -256,8 +299,11 @@ SCHEDULED_PAYOUTS_CRON: str = env.str("SCHEDULED_PAYOUTS_CRON", default="0 */5 *
 
 # --- Agreements (agreements app) ------------------------------------------------------------------
 BLOCKCHAIN_APPLICATION_ID: str = env.str("BLOCKCHAIN_APPLICATION_ID", default="")
+# Two key pairs, one per direction. Ours signs outbound webhooks (its public half is registered with
+# the blockchain service; `manage.py blockchain_public_key` prints it). The service's public key
+# verifies inbound ones: several PEM blocks while it rotates. Our own key never verifies inbound.
 BLOCKCHAIN_APPLICATION_SECRET_KEY: str = env.str("BLOCKCHAIN_APPLICATION_SECRET_KEY", default="")
-BLOCKCHAIN_APPLICATION_PUBLIC_KEY: str = env.str("BLOCKCHAIN_APPLICATION_PUBLIC_KEY", default="")
+BLOCKCHAIN_SERVICE_PUBLIC_KEY: str = env.str("BLOCKCHAIN_SERVICE_PUBLIC_KEY", default="")
 BLOCKCHAIN_WEBHOOK_URL: str = env.str("BLOCKCHAIN_WEBHOOK_URL", default="")
 DISCORD_WEBHOOK_URL: str = env.str("DISCORD_WEBHOOK_URL", default="")
 # Outbound webhooks: per-try timeout, retries after the first try, backoff base and cap (seconds).

@@ -20,6 +20,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from config.errors import DomainError, InvalidInput
+from config.roles import OperatorModelAdmin, is_approver
 from payouts import services
 from payouts.models import Asset, AssetHolder, BatchPayout, Distribution, FundsWithdrawal, HolderPayment
 from payouts.recurrence import local_instant, time_zone_names, wall_clock_text, zone
@@ -61,7 +62,7 @@ class AssetImportForm(forms.Form):
 
 
 @admin.register(Asset)
-class AssetAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class AssetAdmin(OperatorModelAdmin):
     list_display = (
         "name",
         "symbol",
@@ -213,7 +214,7 @@ class DistributionCreateForm(forms.Form):
 
 
 @admin.register(Distribution)
-class DistributionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class DistributionAdmin(OperatorModelAdmin):
     list_display = (
         "short_id",
         "asset",
@@ -355,7 +356,7 @@ class DistributionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         _run_each(request, queryset, lambda d: services.distribution_retry(distribution_id=d.pk), "Retrying")
 
 
-class _ReadOnly(admin.ModelAdmin):  # type: ignore[type-arg]
+class _ReadOnly(OperatorModelAdmin):
     show_full_result_count = False
 
     def has_add_permission(self, request: HttpRequest) -> bool:
@@ -454,10 +455,7 @@ class FundsWithdrawalAdmin(_ReadOnly):
     readonly_fields = tuple(f.name for f in FundsWithdrawal._meta.fields)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
-        return bool(request.user.is_staff and request.user.has_perm("payouts.add_fundswithdrawal"))
-
-    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return bool(request.user.is_staff and request.user.has_perm("payouts.view_fundswithdrawal"))
+        return is_approver(request.user)
 
     @admin.display(description="amount")
     def amount_display(self, obj: FundsWithdrawal) -> str:

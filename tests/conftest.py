@@ -8,10 +8,10 @@ import pytest
 from celery.worker import WorkController
 from django.contrib.auth.models import User
 from pytest_django.fixtures import Settings
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from config.locks import redis_client
+from tests.fixtures.users import make_operator, token_client
 from tests.fixtures.workers import running_worker
 
 pytest_plugins = [
@@ -34,16 +34,14 @@ def _plain_static_files(settings: Settings) -> None:
 
 @pytest.fixture
 def operator(db: None) -> User:
-    return User.objects.create_user(username="operator", password="operator-pass-123", is_staff=True)
+    """A staff operator in the approvers group: may read and change everything (not a superuser)."""
+    return make_operator("operator", approver=True, password="operator-pass-123")
 
 
 @pytest.fixture
 def api_client(operator: User) -> APIClient:
     """An API client authenticated with the operator's token."""
-    token, _ = Token.objects.get_or_create(user=operator)
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
-    return client
+    return token_client(operator)
 
 
 @pytest.fixture

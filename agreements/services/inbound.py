@@ -1,6 +1,7 @@
 """Inbound blockchain webhooks: verify, validate, store once, process in a task, retry, alert.
 
 Order of checks (nothing is stored unless all pass): size (413), signature and timestamp (401),
+the application's rate limit (429; the view limits per client address before all of these),
 JSON (400), body shape and types (400), known agreement (422), then replay and duplicates:
 the same `webhook-id` with the same body is acknowledged again (200), with another body refused
 (409); a `tx_hash` already received is acknowledged (200) and changes nothing.
@@ -15,7 +16,7 @@ import hashlib
 import json
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -29,7 +30,7 @@ from agreements import signing
 from agreements.models import Agreement, AgreementBlockchainLog, InboundBlockchainEvent
 from agreements.outbox import FailedTry, Outbox
 from agreements.selectors import locked_get
-from config import jsonbody
+from config import jsonbody, throttling
 from config.errors import Conflict
 
 logger = logging.getLogger(__name__)
@@ -55,6 +56,7 @@ class InboundResult:
     detail: str
     fields: dict[str, list[str]] | None = None
     event_id: UUID | None = None
+    retry_after: int | None = None  # seconds, on a 429
 
 
 # --- Receiving ------------------------------------------------------------------------------------
@@ -124,8 +126,17 @@ def validate_event_body(document: object) -> tuple[dict[str, Any], dict[str, lis
     return ({"type": event_type, "data": data} if not errors else {}), errors
 
 
+def service_public_keys_pem() -> str:
+    """BLOCKCHAIN_SERVICE_PUBLIC_KEY as one text: PEM blocks concatenated, or a list of them (rotation)."""
+    configured: str | Sequence[str] = settings.BLOCKCHAIN_SERVICE_PUBLIC_KEY
+    return configured if isinstance(configured, str) else "\n".join(configured)
+
+
 def blockchain_webhook_receive(*, headers: Mapping[str, str], body: bytes) -> InboundResult:
-    """Authenticate, validate and store one inbound webhook; its processing is enqueued after commit."""
+    """Authenticate, validate and store one inbound webhook; its processing is enqueued after commit.
+
+    Verified with the blockchain service's public key, never with our own key pair (outbound only).
+    """
     if len(body) > MAX_BODY_BYTES:
         return InboundResult(413, "too_large", f"The body is larger than {MAX_BODY_BYTES} bytes.")
     try:
@@ -133,14 +144,22 @@ def blockchain_webhook_receive(*, headers: Mapping[str, str], body: bytes) -> In
             headers=headers,
             body=body,
             application_id=settings.BLOCKCHAIN_APPLICATION_ID,
-            public_keys_pem=settings.BLOCKCHAIN_APPLICATION_PUBLIC_KEY,
+            public_keys_pem=service_public_keys_pem(),
+            own_private_keys_pem=settings.BLOCKCHAIN_APPLICATION_SECRET_KEY,
         )
     except signing.SignatureError as exc:
         logger.warning("inbound webhook refused: not authentic reason=%s", exc)
         return InboundResult(401, "not_authenticated", str(exc))
-    except ValueError:
-        logger.error("inbound webhook refused: BLOCKCHAIN_APPLICATION_PUBLIC_KEY is not usable")
+    except ValueError as exc:
+        logger.error("inbound webhook refused: BLOCKCHAIN_SERVICE_PUBLIC_KEY is not usable reason=%s", exc)
         return InboundResult(401, "not_authenticated", "Signatures cannot be verified.")
+    # Counted only once the signature is verified: forgeries naming our id never use up its allowance.
+    wait = throttling.take(
+        "inbound-application", settings.BLOCKCHAIN_APPLICATION_ID, settings.THROTTLE_INBOUND_APPLICATION_RATE
+    )
+    if wait is not None:
+        logger.warning("inbound webhook refused: application rate limit webhook_id=%s", message.webhook_id)
+        return InboundResult(429, "throttled", throttling.throttled_detail(wait), retry_after=wait)
 
     if jsonbody.too_deep(body):
         return InboundResult(400, "invalid_json", jsonbody.TOO_DEEP)

@@ -12,9 +12,10 @@ from django.http import HttpRequest
 from chain.errors import ChainError
 from chain.lane.models import ChainTransaction, SenderNonce, SignedVersion
 from chain.lane.services import transaction_cancel, transaction_handler_rerun, transaction_replace
+from config.roles import OperatorInline, OperatorModelAdmin, is_approver
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class ReadOnlyAdmin(OperatorModelAdmin):
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
@@ -25,7 +26,7 @@ class ReadOnlyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         return False
 
 
-class SignedVersionInline(admin.TabularInline):  # type: ignore[type-arg]
+class SignedVersionInline(OperatorInline):
     model = SignedVersion
     fields = (
         "tx_hash",
@@ -96,8 +97,8 @@ class ChainTransactionAdmin(ReadOnlyAdmin):
         return obj.handler_error[:80]
 
     def has_operate_permission(self, request: HttpRequest) -> bool:
-        """Acting on a transaction (replace, cancel, run its handler) needs the change permission."""
-        return bool(request.user.has_perm("chain.change_chaintransaction"))
+        """Acting on a transaction (replace, cancel, run its handler) needs an approver."""
+        return is_approver(request.user)
 
     @admin.action(description="Replace stuck transaction (same nonce, fees +15%%)", permissions=["operate"])
     def replace_stuck(self, request: HttpRequest, queryset: QuerySet[ChainTransaction]) -> None:

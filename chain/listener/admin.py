@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
@@ -15,12 +15,7 @@ from chain.listener.services import event_reprocess, listener_reset_cursor, list
 from chain.listener.tasks import poll_listener_task
 from config.enqueue import publish
 from config.errors import DomainError
-
-if TYPE_CHECKING:
-    ListenerAdminBase = admin.ModelAdmin[EventListener]
-    EventAdminBase = admin.ModelAdmin[ChainEvent]
-else:  # ModelAdmin is generic only in the type stubs
-    ListenerAdminBase = EventAdminBase = admin.ModelAdmin
+from config.roles import OperatorModelAdmin
 
 
 class EventListenerForm(forms.ModelForm):  # type: ignore[type-arg]
@@ -51,7 +46,7 @@ class EventListenerForm(forms.ModelForm):  # type: ignore[type-arg]
 
 
 @admin.register(EventListener)
-class EventListenerAdmin(ListenerAdminBase):
+class EventListenerAdmin(OperatorModelAdmin):
     form = EventListenerForm
     list_display = (
         "name", "source", "contract_address", "hedera_id", "abi_name", "enabled", "cursor", "lag",
@@ -108,7 +103,7 @@ class EventListenerAdmin(ListenerAdminBase):
 
 
 @admin.register(ChainEvent)
-class ChainEventAdmin(EventAdminBase):
+class ChainEventAdmin(OperatorModelAdmin):
     list_display = ("id", "event_name", "status", "listener", "block_number", "tx_hash", "log_index", "created_at")
     list_filter = ("status", "event_name", "listener")
     search_fields = ("tx_hash", "contract_address")

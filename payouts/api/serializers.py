@@ -15,6 +15,7 @@ from typing import Any
 
 from django.conf import settings
 from django.utils import timezone
+from drf_spectacular.utils import extend_schema_serializer
 from rest_framework import serializers
 
 from chain.hedera import HederaIdError, ledger_ids, parse_address_input
@@ -357,6 +358,7 @@ class BatchSerializer(serializers.ModelSerializer[BatchPayout]):
         )
 
 
+@extend_schema_serializer(component_name="HolderPayment")  # agreements' payments are `Payment`
 class PaymentSerializer(serializers.ModelSerializer[HolderPayment]):
     holder_address = serializers.SerializerMethodField()
     balance = serializers.SerializerMethodField()

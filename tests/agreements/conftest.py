@@ -1,4 +1,9 @@
-"""Fixtures of the agreements suites: keys, configured settings, the local receiver and Discord."""
+"""Fixtures of the agreements suites: keys, configured settings, the local receiver and Discord.
+
+Two key pairs, as in production: `application` is ours (it signs outbound webhooks; the receiver
+verifies them with its public half), `service` is the blockchain service's (it signs the inbound
+webhooks we verify with BLOCKCHAIN_SERVICE_PUBLIC_KEY).
+"""
 
 from __future__ import annotations
 
@@ -27,6 +32,21 @@ def application() -> Application:
     return Application(str(uuid.uuid4()), private_pem, public_pem)
 
 
+@dataclass(frozen=True)
+class Service:
+    """The blockchain service as it signs what it sends us: its own key pair, and our application id."""
+
+    application_id: str
+    private_pem: str
+    public_pem: str
+
+
+@pytest.fixture(scope="session")
+def service(application: Application) -> Service:
+    private_pem, public_pem = generate_key_pair(2048)
+    return Service(application.id, private_pem, public_pem)
+
+
 @pytest.fixture(scope="session")
 def other_application() -> Application:
     """A key pair nobody configured: what a forger would sign with."""
@@ -51,12 +71,12 @@ def discord() -> Iterator[DiscordServer]:
 
 
 @pytest.fixture(autouse=True)
-def agreement_settings(settings: Settings, application: Application) -> Settings:
-    """Our application's keys, and retry timings short enough for tests."""
+def agreement_settings(settings: Settings, application: Application, service: Service) -> Settings:
+    """Our application's key, the blockchain service's public key, and retry timings short enough for tests."""
     settings.BLOCKCHAIN_APPLICATION_ID = application.id
     # As it comes from a one-line env value: newlines escaped.
     settings.BLOCKCHAIN_APPLICATION_SECRET_KEY = application.private_pem.replace("\n", "\\n")
-    settings.BLOCKCHAIN_APPLICATION_PUBLIC_KEY = application.public_pem
+    settings.BLOCKCHAIN_SERVICE_PUBLIC_KEY = service.public_pem
     settings.BLOCKCHAIN_WEBHOOK_URL = ""
     settings.DISCORD_WEBHOOK_URL = ""
     settings.WEBHOOK_TIMEOUT_SECONDS = 1.0

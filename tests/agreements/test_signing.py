@@ -7,14 +7,16 @@ import re
 import time
 
 import pytest
+from django.core import checks
 from django.core.management import call_command
 from pytest_django.fixtures import Settings
 
 from agreements import signing
+from agreements.checks import check_webhook_keys
 from agreements.outbox import backoff_seconds
 from agreements.payloads import from_units, to_units
 from agreements.services.outbound import parse_retry_after
-from tests.agreements.conftest import Application
+from tests.agreements.conftest import Application, Service
 from tests.agreements.servers import sign_documented, verify_documented
 
 
@@ -56,13 +58,13 @@ def test_rotation_signs_with_every_key_and_verifies_with_any(
 def test_verify_accepts_documented_signatures_and_refuses_the_rest(
     application: Application, other_application: Application
 ) -> None:
-    def check(headers: dict[str, str], body: bytes = b"{}", **kw: float) -> None:
+    def check(headers: dict[str, str], body: bytes = b"{}", now: float | None = None) -> None:
         signing.verify(
             headers=_Headers(headers),
             body=body,
             application_id=application.id,
             public_keys_pem=application.public_pem,
-            **kw,
+            now=now,
         )
 
     good = sign_documented(
@@ -131,20 +133,73 @@ def test_generate_command_prints_a_usable_application() -> None:
     # when
     out = io.StringIO()
     call_command("generate_blockchain_application", "--bits", "2048", stdout=out)
-    # then the env lines hold an id and a matching key pair
-    lines = dict(line.split("=", 1) for line in out.getvalue().strip().splitlines())
-    assert set(lines) == {
-        "BLOCKCHAIN_APPLICATION_ID",
-        "BLOCKCHAIN_APPLICATION_SECRET_KEY",
-        "BLOCKCHAIN_APPLICATION_PUBLIC_KEY",
-    }
+    # then the env lines hold an id and a private key; the public key to register is in comments
+    printed = out.getvalue().strip().splitlines()
+    lines = dict(line.split("=", 1) for line in printed if not line.startswith("#"))
+    assert set(lines) == {"BLOCKCHAIN_APPLICATION_ID", "BLOCKCHAIN_APPLICATION_SECRET_KEY"}
     assert re.fullmatch(r"[0-9a-f-]{36}", lines["BLOCKCHAIN_APPLICATION_ID"])
-    private, public = (
-        lines[k].strip('"') for k in ("BLOCKCHAIN_APPLICATION_SECRET_KEY", "BLOCKCHAIN_APPLICATION_PUBLIC_KEY")
-    )
+    private = lines["BLOCKCHAIN_APPLICATION_SECRET_KEY"].strip('"')
+    public = "\n".join(line.removeprefix("# ") for line in printed if line.startswith("# -----") or _pem_line(line))
+    # and the pair matches
     headers = signing.signature_headers(
         webhook_id="m", body=b"x", application_id=lines["BLOCKCHAIN_APPLICATION_ID"], private_keys_pem=private
     )
     signing.verify(
         headers=_Headers(headers), body=b"x", application_id=lines["BLOCKCHAIN_APPLICATION_ID"], public_keys_pem=public
     )
+
+
+def _pem_line(line: str) -> bool:
+    return re.fullmatch(r"# [A-Za-z0-9+/=]{1,64}", line) is not None
+
+
+def test_public_key_command_prints_the_public_half_of_each_configured_key(
+    settings: Settings, application: Application, other_application: Application
+) -> None:
+    # given our key rotating: two private keys configured, as one-line env values
+    settings.BLOCKCHAIN_APPLICATION_SECRET_KEY = (application.private_pem + other_application.private_pem).replace(
+        "\n", "\\n"
+    )
+    # when
+    out = io.StringIO()
+    call_command("blockchain_public_key", stdout=out)
+    # then both public keys, and nothing private
+    assert out.getvalue().split() == (application.public_pem + other_application.public_pem).split()
+    assert "PRIVATE" not in out.getvalue()
+
+
+def test_our_own_key_never_verifies_an_inbound_message(application: Application) -> None:
+    # given a message signed with our own private key, our public key configured as the sender's by mistake
+    headers = sign_documented(
+        body=b"{}", private_pem=application.private_pem, application_id=application.id, webhook_id="m"
+    )
+    # then verification refuses to use our own key
+    with pytest.raises(ValueError, match="only our own public key"):
+        signing.verify(
+            headers=_Headers(headers),
+            body=b"{}",
+            application_id=application.id,
+            public_keys_pem=application.public_pem,
+            own_private_keys_pem=application.private_pem,
+        )
+
+
+def test_the_system_check_refuses_our_own_public_key_as_the_service_key(
+    settings: Settings, application: Application, service: Service
+) -> None:
+    # given the right keys, then our own public key configured as the service's by mistake
+    assert check_webhook_keys() == []
+    settings.BLOCKCHAIN_SERVICE_PUBLIC_KEY = service.public_pem + application.public_pem
+    # then `manage.py check` fails, naming the variable
+    [message] = check_webhook_keys()
+    assert (message.id, message.level) == ("agreements.E001", checks.ERROR)
+    assert "BLOCKCHAIN_SERVICE_PUBLIC_KEY" in message.msg
+
+
+def test_the_system_check_warns_that_the_old_public_key_variable_is_no_longer_read(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("BLOCKCHAIN_APPLICATION_PUBLIC_KEY", "-----BEGIN PUBLIC KEY-----...")
+    [message] = check_webhook_keys()
+    assert message.id == "agreements.W001"
+    assert "BLOCKCHAIN_SERVICE_PUBLIC_KEY" in str(message.hint)

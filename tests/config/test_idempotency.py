@@ -23,6 +23,7 @@ from config import tasks
 from config.models import IdempotencyKey
 from payouts.models import Asset, Distribution
 from tests.agreements.test_api import VALID
+from tests.fixtures.users import make_operator
 from tests.payouts.factories import make_asset, make_distribution
 
 if TYPE_CHECKING:
@@ -158,7 +159,7 @@ def test_a_key_of_255_printable_characters_is_accepted(api_client: APIClient) ->
 @pytest.fixture
 def threaded_clients(transactional_db: None) -> list[APIClient]:
     """Eight clients of one user, each used from its own thread (so its own database connection)."""
-    user = User.objects.create_user(username="service", password="service-pass-123", is_staff=True)
+    user = make_operator("service", approver=True)
     return [_client_for(user) for _ in range(8)]
 
 
@@ -187,7 +188,7 @@ def test_concurrent_requests_with_one_key_create_one_distribution(threaded_clien
 
 def test_a_request_that_waits_too_long_for_its_key_is_told_to_retry_with_409(transactional_db: None) -> None:
     # given a request holding the key in its open transaction (simulated on another connection)
-    user = User.objects.create_user(username="service", password="service-pass-123", is_staff=True)
+    user = make_operator("service", approver=True)
     client = _client_for(user)
     asset = make_asset()
     holding, release = threading.Event(), threading.Event()
@@ -232,7 +233,7 @@ def test_a_request_that_waits_too_long_for_its_key_is_told_to_retry_with_409(tra
 def test_keys_are_per_user(api_client: APIClient) -> None:
     # given another user who happens to pick the same key
     asset = make_asset()
-    other = _client_for(User.objects.create_user(username="other", password="other-pass-123", is_staff=True))
+    other = _client_for(make_operator("other", approver=True))
     body = _one_off()
     mine = _post(api_client, f"/api/v1/assets/{asset.pk}/distributions", body, key="invoice-42")
     # when

@@ -6,12 +6,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from django.contrib.auth.models import Permission, User
+from django.contrib.auth.models import User
 from django.test import Client
 from rest_framework.test import APIClient
 
 from payouts import services
 from payouts.models import Distribution
+from tests.fixtures.users import make_operator
 from tests.payouts.factories import make_asset, make_distribution, make_holder
 from tests.payouts.test_amount_bounds import HUGE, LARGEST, MAX_UINT256, ONE_BASE_UNIT_MORE, REPORTED
 from tests.payouts.test_series_cancel import _daily, _series
@@ -29,13 +30,8 @@ def admin_client_logged_in() -> Client:
 
 @pytest.fixture
 def staff_client() -> Client:
-    """A staff user allowed to add distributions (not a superuser)."""
-    user = User.objects.create_user("clerk", password="clerk-pass-123", is_staff=True)
-    user.user_permissions.add(
-        *Permission.objects.filter(
-            content_type__app_label="payouts", codename__in=["add_distribution", "view_distribution"]
-        )
-    )
+    """A staff user allowed to add distributions: an approver (not a superuser)."""
+    user = make_operator("clerk", approver=True)
     client = Client()
     client.force_login(user)
     return client

@@ -141,7 +141,9 @@ class Stack:
         self.proxy = RpcProxy(self.services["anvil"].url).start()
         self.discord = DiscordServer().start()
         self.application_id = str(uuid.uuid4())
-        self.private_pem, self.public_pem = generate_key_pair(2048)
+        self.private_pem, self.public_pem = generate_key_pair(2048)  # ours: signs outbound only
+        # the blockchain service's own pair: signs what it sends us (the tests sign inbound with it)
+        self.service_private_pem, self.service_public_pem = generate_key_pair(2048)
         self.receiver = Receiver(public_pem=self.public_pem, application_id=self.application_id).start()
         self.web_port = free_port()
         self.web_url = f"http://127.0.0.1:{self.web_port}"
@@ -164,7 +166,7 @@ class Stack:
             "CHAIN_CONFIRMATIONS": "0" if self.block_time is None else "1",
             "BLOCKCHAIN_APPLICATION_ID": self.application_id,
             "BLOCKCHAIN_APPLICATION_SECRET_KEY": self.private_pem.replace("\n", "\\n"),
-            "BLOCKCHAIN_APPLICATION_PUBLIC_KEY": self.public_pem,
+            "BLOCKCHAIN_SERVICE_PUBLIC_KEY": self.service_public_pem,
             # credentials in the URL, as some receivers want them: they must never reach a log line
             "BLOCKCHAIN_WEBHOOK_URL": f"http://hook:{self.webhook_password}@127.0.0.1:{receiver_port}/webhook/money-guard",
             "DISCORD_WEBHOOK_URL": f"{self.discord.url}api/webhooks/1/{self.discord_token}",

@@ -116,6 +116,10 @@ def test_hostile_requests_are_refused_and_no_secret_reaches_a_log(tmp_path: Path
         nested = b'{"type": "CREATE", "data": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
         hostile: dict[str, tuple[bytes, dict[str, str]]] = {
             "forged": (body := event_body(agreement_id), sign(stack, body, private_pem=forger_private)),
+            "signed with our own key": (
+                body := event_body(agreement_id),
+                sign(stack, body, private_pem=stack.private_pem),
+            ),
             "unsigned": (event_body(agreement_id), {}),
             "expired": (body := event_body(agreement_id), sign(stack, body, timestamp=int(time.time()) - 3600)),
             "from the future": (body := event_body(agreement_id), sign(stack, body, timestamp=int(time.time()) + 3600)),
@@ -151,7 +155,7 @@ def test_hostile_requests_are_refused_and_no_secret_reaches_a_log(tmp_path: Path
 def sign(stack: Stack, body: bytes, **overrides: Any) -> dict[str, str]:
     headers = sign_documented(
         body=body,
-        private_pem=overrides.pop("private_pem", stack.private_pem),
+        private_pem=overrides.pop("private_pem", stack.service_private_pem),
         application_id=stack.application_id,
         webhook_id=overrides.pop("webhook_id", f"msg_{uuid.uuid4().hex}"),
         timestamp=overrides.pop("timestamp", None),

@@ -58,7 +58,7 @@ def client_loop(stack: Stack, agreement_id: str, deadline: float, result: LoadRe
             body, headers, tx_hash = sent[-1]
             headers = headers | sign_documented(
                 body=body,
-                private_pem=stack.private_pem,
+                private_pem=stack.service_private_pem,
                 application_id=stack.application_id,
                 webhook_id=headers["webhook-id"],
             )
@@ -79,7 +79,7 @@ def client_loop(stack: Stack, agreement_id: str, deadline: float, result: LoadRe
             ).encode()
             headers = sign_documented(
                 body=body,
-                private_pem=stack.private_pem,
+                private_pem=stack.service_private_pem,
                 application_id=stack.application_id,
                 webhook_id=f"msg_{uuid.uuid4().hex}",
             )

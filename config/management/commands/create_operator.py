@@ -1,4 +1,8 @@
-"""`manage.py create_operator NAME`: a staff user with an API token, printed once."""
+"""`manage.py create_operator NAME`: a staff user with an API token, printed once.
+
+Read-only staff by default; `--approver` puts the user in the approvers group (may change things,
+config/roles.py); `--superuser` grants everything, Django's own pages included.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +10,12 @@ import secrets
 from typing import Any
 
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
 from rest_framework.authtoken.models import Token
+
+from config.roles import APPROVERS_GROUP, is_approver
 
 
 class Command(BaseCommand):
@@ -17,6 +24,12 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("username")
         parser.add_argument("--email", default="")
+        parser.add_argument(
+            "--approver",
+            action="store_true",
+            help=f"Add to the '{APPROVERS_GROUP}' group: may create, execute, retry and cancel distributions, "
+            "import assets, withdraw and make every other change (without it: read-only).",
+        )
         parser.add_argument("--superuser", action="store_true", help="Also grant every admin permission.")
         parser.add_argument(
             "--password",
@@ -44,8 +57,12 @@ class Command(BaseCommand):
                 password = options["password"] or secrets.token_urlsafe(12)
                 user.set_password(password)
             user.save()
+            if options["approver"]:
+                # get_or_create: the data migration made it, but an operator may have deleted it
+                user.groups.add(Group.objects.get_or_create(name=APPROVERS_GROUP)[0])
             token, _ = Token.objects.get_or_create(user=user)
         self.stdout.write(f"username: {user.get_username()} ({'created' if created else 'updated'})")
+        self.stdout.write(f"role: {'approver' if is_approver(user) else 'read-only'}")
         if password is not None:
             self.stdout.write(f"password: {password}")
         self.stdout.write(f"api token: {token.key}")
