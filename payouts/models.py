@@ -100,6 +100,8 @@ class Asset(models.Model):
     payment_token_address = models.CharField(max_length=42)
     hedera_payment_token_id = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001 - null: unknown
     payment_token_decimals = models.PositiveSmallIntegerField(default=6)
+    # The payment token's `symbol()`, read at import; shown next to every amount (empty: not read yet).
+    payment_token_symbol = models.CharField(max_length=32, blank=True, default="")
     # True unless the chain is confirmed unpaused (pause_state ACTIVE): a paused asset starts nothing
     # and sends no batch. Set together with pause_state by the `mark_<pause state>` methods.
     is_paused = models.BooleanField(default=False)
