@@ -186,7 +186,7 @@ class AssetHolder(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.address} holds {self.balance}"
+        return self.address  # the balance needs its asset's decimals: the admin shows it in token units
 
 
 class Distribution(models.Model):
@@ -524,7 +524,7 @@ class HolderPayment(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.holder_address}: {self.amount} ({self.status})"
+        return f"payment to {self.holder_address} ({self.status})"  # amounts: in token units, by the admin
 
 
 class FundsWithdrawal(models.Model):
@@ -565,7 +565,7 @@ class FundsWithdrawal(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"withdrawal of {self.amount} to {self.to_address} ({self.status})"
+        return f"withdrawal to {self.to_address} ({self.status})"  # amounts: in token units, by the admin
 
     def mark_confirmed(self, *, tx_hash: str, now: datetime) -> None:
         self.MOVES.move(self, self.Status.CONFIRMED, tx_hash=tx_hash, error="", finished_at=now)
