@@ -15,15 +15,16 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import flatten_fieldsets
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase, HttpResponseRedirect
 from django.template.response import TemplateResponse
-from django.urls import reverse
+from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
 from config.errors import DomainError, InvalidInput
-from payouts import services
+from payouts import exports, services
 from payouts.models import Asset, AssetHolder, BatchPayout, Distribution, FundsWithdrawal, HolderPayment
 from payouts.recurrence import local_instant, time_zone_names, wall_clock_text, zone
 from payouts.units import AmountError, display_percent, display_units, parse_typed_units
@@ -380,7 +381,7 @@ class DistributionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         ),
     )
     readonly_fields = tuple(flatten_fieldsets(fieldsets))
-    actions = ("execute_now", "cancel", "cancel_series", "retry")
+    actions = ("execute_now", "cancel", "cancel_series", "retry", "export_payments_csv")
 
     def has_delete_permission(self, request: HttpRequest, obj: Distribution | None = None) -> bool:
         return False
@@ -483,7 +484,38 @@ class DistributionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     def links(self, obj: Distribution) -> str:
         batches = reverse("admin:payouts_batchpayout_changelist") + f"?distribution__id__exact={obj.pk}"
         payments = reverse("admin:payouts_holderpayment_changelist") + f"?distribution__id__exact={obj.pk}"
-        return format_html('<a href="{}">batches</a> · <a href="{}">holder payments</a>', batches, payments)
+        csv = reverse("admin:payouts_distribution_payments_csv", args=[obj.pk])
+        return format_html(
+            '<a href="{}">batches</a> · <a href="{}">holder payments</a> · <a href="{}">payments CSV</a>',
+            batches,
+            payments,
+            csv,
+        )
+
+    def get_urls(self) -> list[URLPattern]:
+        csv = path(
+            "<path:object_id>/payments.csv",
+            self.admin_site.admin_view(self.payments_csv_view),
+            name="payouts_distribution_payments_csv",
+        )
+        return [csv, *super().get_urls()]
+
+    def payments_csv_view(self, request: HttpRequest, object_id: str) -> HttpResponseBase:
+        """Every payment of the distribution as CSV (`payouts.exports`), streamed."""
+        distribution = self.get_object(request, object_id)
+        if distribution is None:
+            raise Http404("distribution not found")
+        if not self.has_view_permission(request, distribution):
+            raise PermissionDenied
+        return exports.payments_csv_response(distribution)
+
+    @admin.action(description="Export payments as CSV (one distribution)")
+    def export_payments_csv(self, request: HttpRequest, queryset: QuerySet[Distribution]) -> HttpResponseBase | None:
+        chosen = list(queryset[:2])
+        if len(chosen) != 1:
+            messages.warning(request, "Select exactly one distribution to export its payments.")
+            return None
+        return exports.payments_csv_response(chosen[0])
 
     @admin.action(description="Execute now")
     def execute_now(self, request: HttpRequest, queryset: QuerySet[Distribution]) -> None:

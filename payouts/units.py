@@ -59,15 +59,16 @@ def format_units(value: int | None, decimals: int) -> str | None:
     return f"{sign}{whole}." + f"{fraction:0{decimals}d}".rstrip("0")
 
 
-def display_units(value: int | None, decimals: int, symbol: str = "") -> str:
+def display_units(value: int | None, decimals: int, symbol: str = "", *, separators: bool = True) -> str:
     """An amount as a person reads it: thousands separators, every decimal the token has, its symbol
-    (5_000_000_000, 6, "USDC" -> "5,000.000000 USDC"); "-" for none."""
+    (5_000_000_000, 6, "USDC" -> "5,000.000000 USDC"); "-" for none. Without `separators` for a CSV
+    cell a spreadsheet reads as a number ("5000.000000")."""
     if value is None:
         return "-"
     value = int(value)
     sign = "-" if value < 0 else ""
     whole, fraction = divmod(abs(value), 10**decimals)
-    text = f"{sign}{whole:,}" + (f".{fraction:0{decimals}d}" if decimals else "")
+    text = sign + (f"{whole:,}" if separators else str(whole)) + (f".{fraction:0{decimals}d}" if decimals else "")
     return f"{text} {symbol}" if symbol else text
 
 
