@@ -111,7 +111,9 @@ def test_the_export_is_for_staff_only(client: Client, anonymous_client: APIClien
     api_url = f"/api/v1/distributions/{distribution.pk}/payments.csv"
     # when / then
     assert client.get(admin_url).status_code == 302  # to the login page
-    assert anonymous_client.get(api_url).status_code in (401, 403)
+    assert anonymous_client.get(api_url).status_code == 401
+    anonymous_client.force_authenticate(User.objects.create_user("customer", password="customer-pass-123"))
+    assert anonymous_client.get(api_url).status_code == 403
     client.force_login(User.objects.create_user("viewer", password="viewer-pass-123", is_staff=True))
     assert client.get(admin_url).status_code == 403
     assert client.get(f"/admin/payouts/distribution/{make_distribution().pk}x/payments.csv").status_code in (
