@@ -2,7 +2,8 @@
 resend one / resend all failed since a time, inbound events (reprocess), payment cancellation.
 
 Every write goes through a service, so the admin obeys the same status graph and outbox rules as
-the API.
+the API. Amounts are shown and typed in currency units (`1,250.50 EUR`, `payouts.units`), stored in
+base units.
 """
 
 from __future__ import annotations
@@ -24,13 +25,66 @@ from agreements.models import (
     WebhookDelivery,
     WebhookDeliveryAttempt,
 )
-from agreements.payloads import to_units
 from agreements.services import agreements as agreement_services
 from agreements.services import inbound as inbound_services
 from agreements.services import outbound as outbound_services
 from config.errors import DomainError
 from config.roles import OperatorInline, OperatorModelAdmin, is_approver
 from config.states import IllegalTransition
+from payouts.units import AmountError, display_units, parse_typed_units
+
+
+def _amount(value: Any, agreement: Agreement) -> str:
+    return display_units(value, agreement.decimals, agreement.currency)
+
+
+class _AmountInUnitsForm(forms.ModelForm):  # type: ignore[type-arg]
+    """`amount` typed and shown in currency units (1,250.50), stored in base units; more decimals than the
+    currency has are refused on the field."""
+
+    amount = forms.CharField(help_text="In currency units (e.g. 1,250.50), not base units.")
+
+    def currency_of(self, data: dict[str, Any]) -> tuple[int, str] | None:
+        """(decimals, currency) of the amount: from the submitted `data`, else from the saved row."""
+        raise NotImplementedError
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        known = self.currency_of({}) if self.instance.pk else None
+        if known is not None:
+            self.initial["amount"] = display_units(self.instance.amount, known[0], separators=False)
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        known = self.currency_of(data)
+        if "amount" in data and known is not None:
+            decimals, currency = known
+            try:
+                data["amount"] = parse_typed_units(data["amount"], decimals, currency)
+            except AmountError as exc:
+                self.add_error("amount", str(exc))
+        return data
+
+
+class AgreementForm(_AmountInUnitsForm):
+    class Meta:
+        model = Agreement
+        fields = (*Agreement.PARTIES, *Agreement.TERMS)
+
+    def currency_of(self, data: dict[str, Any]) -> tuple[int, str] | None:
+        decimals = data.get("decimals", self.instance.decimals if self.instance.pk else None)
+        currency = data.get("currency", self.instance.currency)
+        return None if decimals is None else (int(decimals), str(currency or ""))
+
+
+class AgreementPaymentForm(_AmountInUnitsForm):
+    class Meta:
+        model = AgreementPayment
+        fields = ("agreement", "due_date", "amount")
+
+    def currency_of(self, data: dict[str, Any]) -> tuple[int, str] | None:
+        agreement = data.get("agreement") or (self.instance.agreement if self.instance.agreement_id else None)
+        return None if agreement is None else (agreement.decimals, agreement.currency)
 
 
 class _ReadOnlyInline(OperatorInline):
@@ -47,7 +101,12 @@ class _ReadOnlyInline(OperatorInline):
 
 class PaymentInline(_ReadOnlyInline):
     model = AgreementPayment
-    fields = ("due_date", "amount", "status", "paid_at", "cancelled_at", "cancel_reason")
+
+    @admin.display(description="amount")
+    def amount_display(self, obj: AgreementPayment) -> str:
+        return _amount(obj.amount, obj.agreement)
+
+    fields = ("due_date", "amount_display", "status", "paid_at", "cancelled_at", "cancel_reason")
     readonly_fields = fields
 
 
@@ -92,7 +151,8 @@ def _transition_action(target: str) -> Any:
 
 @admin.register(Agreement)
 class AgreementAdmin(OperatorModelAdmin):
-    list_display = ["id", "status", "amount_in_units", "currency", "repayment_end_date", "tx_hash", "created_at"]
+    form = AgreementForm
+    list_display = ["id", "status", "amount_in_units", "repayment_end_date", "tx_hash", "created_at"]
     list_filter = ["status", "currency"]
     search_fields = ["id", "creditor_id", "debtor_id", "tx_hash", "contract_address"]
     readonly_fields = [
@@ -117,7 +177,7 @@ class AgreementAdmin(OperatorModelAdmin):
 
     @admin.display(description="amount")
     def amount_in_units(self, obj: Agreement) -> str:
-        return to_units(obj.amount, obj.decimals)
+        return _amount(obj.amount, obj)
 
     def has_change_permission(self, request: HttpRequest, obj: Agreement | None = None) -> bool:
         # Terms are frozen once the agreement left DRAFT; status moves only through the actions.
@@ -129,10 +189,16 @@ class AgreementAdmin(OperatorModelAdmin):
 
 @admin.register(AgreementPayment)
 class AgreementPaymentAdmin(OperatorModelAdmin):
-    list_display = ["id", "agreement", "due_date", "amount", "status"]
+    form = AgreementPaymentForm
+    list_display = ["id", "agreement", "due_date", "amount_display", "status"]
+    list_select_related = ["agreement"]
     list_filter = ["status"]
     readonly_fields = ["status", "paid_at", "cancelled_at", "cancel_reason"]
     actions = ["cancel_payments"]
+
+    @admin.display(description="amount")
+    def amount_display(self, obj: AgreementPayment) -> str:
+        return _amount(obj.amount, obj.agreement)
 
     @admin.action(description="Cancel selected payments (notifies the blockchain service)")
     def cancel_payments(self, request: HttpRequest, queryset: QuerySet[AgreementPayment]) -> None:

@@ -1,8 +1,10 @@
 """Operator admin for payouts: import assets, create and run distributions, watch their progress.
 
-Every action calls a service (the same ones the API uses). Lists stay fast on million-row tables:
-no full COUNT (`show_full_result_count = False`), raw id widgets instead of huge dropdowns,
-ordering on indexed columns, exact-match search only, and no inlines of payments.
+Every action calls a service (the same ones the API uses). Amounts are shown the one way a person
+reads them (`payouts.units.display_units`: `5,000.000000 USDC`) and typed in token units; base units
+and the internal bookkeeping columns sit in a collapsed "Internal" section saying what they are.
+Lists stay fast on million-row tables: no full COUNT (`show_full_result_count = False`), raw id widgets instead
+of huge dropdowns, ordering on indexed columns, exact-match search only, and no inlines of payments.
 """
 
 from __future__ import annotations
@@ -12,19 +14,46 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.utils import flatten_fieldsets
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase, HttpResponseRedirect
 from django.template.response import TemplateResponse
-from django.urls import reverse
+from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
 from config.errors import DomainError, InvalidInput
 from config.roles import OperatorModelAdmin, is_approver
-from payouts import services
+from payouts import exports, services
 from payouts.models import Asset, AssetHolder, BatchPayout, Distribution, FundsWithdrawal, HolderPayment
 from payouts.recurrence import local_instant, time_zone_names, wall_clock_text, zone
-from payouts.units import AmountError, format_units, parse_units
+from payouts.units import AmountError, display_percent, display_units, parse_typed_units
+
+_INTERNAL = "Internal (bookkeeping; amounts here in base units)"
+
+
+def payment_units(value: int | None, asset: Asset) -> str:
+    """An amount of the asset's payment token, as a person reads it."""
+    return display_units(value, asset.payment_token_decimals, asset.payment_token_symbol)
+
+
+def asset_units(value: int | None, asset: Asset) -> str:
+    """An amount of the asset token itself (a holder's balance), as a person reads it."""
+    return display_units(value, asset.decimals, asset.symbol)
+
+
+def clean_payment_amount(form: forms.Form, data: dict[str, Any], field: str = "amount") -> None:
+    """Read `field` in the chosen asset's payment-token units into base units, or say on the field what is wrong."""
+    asset = data.get("asset")
+    if not data.get(field) or asset is None:
+        data[field] = None
+        return
+    try:
+        data[field] = parse_typed_units(data[field], asset.payment_token_decimals, asset.payment_token_symbol)
+    except AmountError as exc:
+        form.add_error(field, str(exc))
+
 
 RECONCILE_AT_ONCE = 5  # chain reads run in the request
 RECONCILE_SHOWN = 200  # differences listed per distribution; the command's --csv has every holder
@@ -78,6 +107,54 @@ class AssetAdmin(OperatorModelAdmin):
     ordering = ("-created_at",)
     show_full_result_count = False
     readonly_fields = tuple(f.name for f in Asset._meta.fields)
+    fieldsets = (
+        (None, {"fields": ("name", "symbol", "asset_type", "decimals", "maturity_date")}),
+        (
+            "Contracts",
+            {"fields": ("token_address", "hedera_token_id", "payout_contract_address", "hedera_payout_contract_id")},
+        ),
+        (
+            "Payment token",
+            {
+                "fields": (
+                    "payment_token_symbol",
+                    "payment_token_decimals",
+                    "payment_token_address",
+                    "hedera_payment_token_id",
+                )
+            },
+        ),
+        (
+            "Sync",
+            {
+                "fields": (
+                    "sync_enabled",
+                    "sync_status",
+                    "sync_error",
+                    "sync_started_at",
+                    "last_synced_at",
+                    "holders_count",
+                )
+            },
+        ),
+        ("Pause", {"fields": ("pause_state", "pause_error")}),
+        (
+            _INTERNAL,
+            {
+                "classes": ("collapse",),
+                "fields": (
+                    "id",
+                    "is_paused",
+                    "pause_generation",
+                    "sync_block",
+                    "sync_cursor",
+                    "sync_sweeps",
+                    "created_at",
+                    "updated_at",
+                ),
+            },
+        ),
+    )
     actions = ("pause_assets", "unpause_assets", "sync_now", "enable_sync", "disable_sync")
 
     def has_delete_permission(self, request: HttpRequest, obj: Asset | None = None) -> bool:
@@ -172,7 +249,11 @@ class DistributionCreateForm(forms.Form):
     asset = forms.ModelChoiceField(queryset=Asset.objects.order_by("name"))
     subtype = forms.ChoiceField(choices=Distribution.Subtype.choices, initial=Distribution.Subtype.IMMEDIATE)
     amount_type = forms.ChoiceField(choices=Distribution.AmountType.choices[:2])
-    amount = forms.CharField(required=False, help_text="FIXED: total in payment-token units, e.g. 1000.50")
+    amount = forms.CharField(
+        required=False,
+        help_text="FIXED: total in payment-token units (not base units), e.g. 1,000.50 or 1000.50; "
+        "at most as many decimals as the token has",
+    )
     percentage = forms.DecimalField(required=False, decimal_places=2, help_text="PERCENTAGE: 0.01 to 100")
     scheduled_at = forms.DateTimeField(
         required=False,
@@ -200,14 +281,7 @@ class DistributionCreateForm(forms.Form):
             # the form read the digits as UTC (the site's zone): read the same digits on the series' clock
             wall = timezone.make_naive(data["scheduled_at"])
             data["scheduled_at"] = local_instant(wall, zone(data["time_zone"]))
-        asset = data.get("asset")
-        if data.get("amount") and asset is not None:
-            try:
-                data["amount"] = parse_units(data["amount"], asset.payment_token_decimals)
-            except AmountError as exc:
-                self.add_error("amount", str(exc))
-        else:
-            data["amount"] = None
+        clean_payment_amount(self, data)
         percentage = data.get("percentage")
         data["percentage_bps"] = int(percentage * 100) if percentage is not None else None
         return data
@@ -234,8 +308,85 @@ class DistributionAdmin(OperatorModelAdmin):
     ordering = ("-created_at",)
     show_full_result_count = False
     search_fields = ("=id", "=chain_distribution_id")
-    readonly_fields = tuple(f.name for f in Distribution._meta.fields) + ("progress_bar", "links")
-    actions = ("execute_now", "cancel", "cancel_series", "retry", "reconcile")
+    fieldsets = (
+        (
+            None,
+            {
+                "fields": (
+                    "id",
+                    "asset",
+                    "distribution_type",
+                    "subtype",
+                    "corporate_action",
+                    "concept",
+                    "status",
+                    "status_reason",
+                    "cancel_scope",
+                    "error",
+                )
+            },
+        ),
+        (
+            "Amounts (payment-token units)",
+            {
+                "fields": (
+                    "amount_type",
+                    "total_display",
+                    "percentage_display",
+                    "per_token_display",
+                    "computed_total_display",
+                    "paid_amount_display",
+                )
+            },
+        ),
+        (
+            "Progress",
+            {
+                "fields": (
+                    "progress_bar",
+                    "holders_count",
+                    "paid_count",
+                    "failed_count",
+                    "batches_count",
+                    "batch_size",
+                    "links",
+                )
+            },
+        ),
+        (
+            "Schedule",
+            {
+                "fields": (
+                    "scheduled_at",
+                    "recurrence",
+                    "catch_up",
+                    "time_zone",
+                    "series_id",
+                    "occurrence",
+                    "recurrence_anchor",
+                )
+            },
+        ),
+        ("Times", {"fields": ("created_at", "started_at", "planned_at", "finished_at", "execution_duration")}),
+        (
+            _INTERNAL,
+            {
+                "classes": ("collapse",),
+                "fields": (
+                    "onchain_id",
+                    "corporate_action_id",
+                    "snapshot_id",
+                    "snapshot_block",
+                    "plan_cursor",
+                    "plan_read_done",
+                    "plan_sweeps",
+                    "updated_at",
+                ),
+            },
+        ),
+    )
+    readonly_fields = tuple(flatten_fieldsets(fieldsets))
+    actions = ("execute_now", "cancel", "cancel_series", "retry", "reconcile", "export_payments_csv")
 
     def has_delete_permission(self, request: HttpRequest, obj: Distribution | None = None) -> bool:
         return False
@@ -281,12 +432,37 @@ class DistributionAdmin(OperatorModelAdmin):
 
     @admin.display(description="amount")
     def amount_display(self, obj: Distribution) -> str:
-        decimals = obj.asset.payment_token_decimals
         if obj.percentage_bps is not None:
-            return f"{format_units(obj.percentage_bps, 2)} %"
+            return display_percent(obj.percentage_bps)
         if obj.amount_per_token is not None:
-            return f"{format_units(obj.amount_per_token, decimals)} / token"
-        return format_units(obj.amount, decimals) or "-"
+            return self.per_token_display(obj)
+        return payment_units(obj.amount, obj.asset)
+
+    @admin.display(description="total requested (FIXED)")
+    def total_display(self, obj: Distribution) -> str:
+        return payment_units(obj.amount, obj.asset)
+
+    @admin.display(description="percentage of the contract's balance (PERCENTAGE)")
+    def percentage_display(self, obj: Distribution) -> str:
+        return display_percent(obj.percentage_bps)
+
+    @admin.display(description="amount per asset token (PER_TOKEN)")
+    def per_token_display(self, obj: Distribution) -> str:
+        if obj.amount_per_token is None:
+            return "-"
+        return f"{payment_units(obj.amount_per_token, obj.asset)} per {obj.asset.symbol}"
+
+    @admin.display(description="total split")
+    def computed_total_display(self, obj: Distribution) -> str:
+        return payment_units(obj.computed_total, obj.asset)
+
+    @admin.display(description="paid so far")
+    def paid_amount_display(self, obj: Distribution) -> str:
+        return payment_units(obj.paid_amount, obj.asset)
+
+    @admin.display(description="on-chain distribution id (bytes32)")
+    def onchain_id(self, obj: Distribution) -> str:
+        return obj.chain_distribution_id
 
     @admin.display(description="pending")
     def pending(self, obj: Distribution) -> int:
@@ -313,7 +489,38 @@ class DistributionAdmin(OperatorModelAdmin):
     def links(self, obj: Distribution) -> str:
         batches = reverse("admin:payouts_batchpayout_changelist") + f"?distribution__id__exact={obj.pk}"
         payments = reverse("admin:payouts_holderpayment_changelist") + f"?distribution__id__exact={obj.pk}"
-        return format_html('<a href="{}">batches</a> · <a href="{}">holder payments</a>', batches, payments)
+        csv = reverse("admin:payouts_distribution_payments_csv", args=[obj.pk])
+        return format_html(
+            '<a href="{}">batches</a> · <a href="{}">holder payments</a> · <a href="{}">payments CSV</a>',
+            batches,
+            payments,
+            csv,
+        )
+
+    def get_urls(self) -> list[URLPattern]:
+        csv = path(
+            "<path:object_id>/payments.csv",
+            self.admin_site.admin_view(self.payments_csv_view),
+            name="payouts_distribution_payments_csv",
+        )
+        return [csv, *super().get_urls()]
+
+    def payments_csv_view(self, request: HttpRequest, object_id: str) -> HttpResponseBase:
+        """Every payment of the distribution as CSV (`payouts.exports`), streamed."""
+        distribution = self.get_object(request, object_id)
+        if distribution is None:
+            raise Http404("distribution not found")
+        if not self.has_view_permission(request, distribution):
+            raise PermissionDenied
+        return exports.payments_csv_response(distribution)
+
+    @admin.action(description="Export payments as CSV (one distribution)")
+    def export_payments_csv(self, request: HttpRequest, queryset: QuerySet[Distribution]) -> HttpResponseBase | None:
+        chosen = list(queryset[:2])
+        if len(chosen) != 1:
+            messages.warning(request, "Select exactly one distribution to export its payments.")
+            return None
+        return exports.payments_csv_response(chosen[0])
 
     @admin.action(description="Reconcile with the chain (report, holder by holder)")
     def reconcile(self, request: HttpRequest, queryset: QuerySet[Distribution]) -> TemplateResponse | None:
@@ -405,41 +612,66 @@ class HolderPaymentAdmin(_ReadOnly):
         "holder_address",
         "distribution",
         "batch_number",
-        "amount",
+        "amount_display",
         "status",
         "retry_count",
         "last_error",
         "updated_at",
     )
     list_filter = ("status",)
+    list_select_related = ("distribution__asset",)
     raw_id_fields = ("distribution",)
     ordering = ("-id",)
     search_fields = ("=holder_address", "=tx_hash")
+    fields = (
+        "holder_address",
+        "distribution",
+        "batch_number",
+        "balance_display",
+        "amount_display",
+        "status",
+        "retry_count",
+        "last_error",
+        "next_retry_at",
+        "tx_hash",
+        "updated_at",
+    )
+    readonly_fields = fields
+
+    @admin.display(description="amount")
+    def amount_display(self, obj: HolderPayment) -> str:
+        return payment_units(obj.amount, obj.distribution.asset)
+
+    @admin.display(description="balance at the snapshot")
+    def balance_display(self, obj: HolderPayment) -> str:
+        return asset_units(obj.balance, obj.distribution.asset)
 
 
 @admin.register(AssetHolder)
 class AssetHolderAdmin(_ReadOnly):
-    list_display = ("address", "asset", "balance", "balance_block", "updated_at")
+    list_display = ("address", "asset", "balance_display", "balance_block", "updated_at")
+    list_select_related = ("asset",)
     raw_id_fields = ("asset",)
     ordering = ("-id",)
     search_fields = ("=address",)
+    fields = ("address", "asset", "balance_display", "balance_block", "last_seen_sync_at", "updated_at")
+    readonly_fields = fields
+
+    @admin.display(description="balance")
+    def balance_display(self, obj: AssetHolder) -> str:
+        return asset_units(obj.balance, obj.asset)
 
 
 class WithdrawalForm(forms.Form):
     asset = forms.ModelChoiceField(queryset=Asset.objects.exclude(payout_contract_address="").order_by("name"))
     to_address = forms.CharField(max_length=42, help_text="Where the payment tokens go (0x...).")
     amount = forms.CharField(
-        help_text="Payment-token units, e.g. 250.5; at most what no running distribution reserved."
+        help_text="Payment-token units (not base units), e.g. 250.5; at most what no running distribution reserved."
     )
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
-        asset = data.get("asset")
-        if data.get("amount") and asset is not None:
-            try:
-                data["amount"] = parse_units(data["amount"], asset.payment_token_decimals)
-            except AmountError as exc:
-                self.add_error("amount", str(exc))
+        clean_payment_amount(self, data)
         return data
 
 
@@ -452,14 +684,27 @@ class FundsWithdrawalAdmin(_ReadOnly):
     list_select_related = ("asset", "requested_by")
     raw_id_fields = ("asset",)
     ordering = ("-created_at",)
-    readonly_fields = tuple(f.name for f in FundsWithdrawal._meta.fields)
+    fields = (
+        "asset",
+        "to_address",
+        "amount_display",
+        "status",
+        "tx_hash",
+        "error",
+        "requested_by",
+        "created_at",
+        "finished_at",
+        "id",
+        "chain_transaction_id",
+    )
+    readonly_fields = fields
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return is_approver(request.user)
 
     @admin.display(description="amount")
     def amount_display(self, obj: FundsWithdrawal) -> str:
-        return format_units(obj.amount, obj.asset.payment_token_decimals) or "-"
+        return payment_units(obj.amount, obj.asset)
 
     def add_view(
         self, request: HttpRequest, form_url: str = "", extra_context: dict[str, Any] | None = None

@@ -125,3 +125,10 @@ def erc20_decimals(token: str) -> int:
 
     data = client().call(to=checksum(token), data=encode_call("PaymentToken", "decimals", []))
     return int(decode_result("PaymentToken", "decimals", data)[0])
+
+
+def erc20_symbol(token: str) -> str:
+    """`symbol()` of a plain ERC-20 (shown next to amounts in the admin and the exports)."""
+
+    data = client().call(to=checksum(token), data=encode_call("PaymentToken", "symbol", []))
+    return str(decode_result("PaymentToken", "symbol", data)[0])[:32]

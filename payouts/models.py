@@ -100,6 +100,8 @@ class Asset(models.Model):
     payment_token_address = models.CharField(max_length=42)
     hedera_payment_token_id = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001 - null: unknown
     payment_token_decimals = models.PositiveSmallIntegerField(default=6)
+    # The payment token's `symbol()`, read at import; shown next to every amount (empty: not read yet).
+    payment_token_symbol = models.CharField(max_length=32, blank=True, default="")
     # True unless the chain is confirmed unpaused (pause_state ACTIVE): a paused asset starts nothing
     # and sends no batch. Set together with pause_state by the `mark_<pause state>` methods.
     is_paused = models.BooleanField(default=False)
@@ -184,7 +186,7 @@ class AssetHolder(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.address} holds {self.balance}"
+        return self.address  # the balance needs its asset's decimals: the admin shows it in token units
 
 
 class Distribution(models.Model):
@@ -522,7 +524,7 @@ class HolderPayment(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.holder_address}: {self.amount} ({self.status})"
+        return f"payment to {self.holder_address} ({self.status})"  # amounts: in token units, by the admin
 
 
 class FundsWithdrawal(models.Model):
@@ -563,7 +565,7 @@ class FundsWithdrawal(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"withdrawal of {self.amount} to {self.to_address} ({self.status})"
+        return f"withdrawal to {self.to_address} ({self.status})"  # amounts: in token units, by the admin
 
     def mark_confirmed(self, *, tx_hash: str, now: datetime) -> None:
         self.MOVES.move(self, self.Status.CONFIRMED, tx_hash=tx_hash, error="", finished_at=now)

@@ -35,6 +35,11 @@ urlpatterns = [
         name="distribution-batches",
     ),
     path(
+        "distributions/<str:distribution_id>/payments.csv",
+        views.DistributionPaymentsCsvApi.as_view(),
+        name="distribution-payments-csv",
+    ),
+    path(
         "distributions/<str:distribution_id>/payments",
         views.DistributionPaymentsApi.as_view(),
         name="distribution-payments",

@@ -5,15 +5,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from django.http import StreamingHttpResponse
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
+from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.idempotency import idempotent
 from config.pagination import PagePagination
-from payouts import selectors, services
+from payouts import exports, selectors, services
 from payouts.api.serializers import (
     AssetImportSerializer,
     AssetSerializer,
@@ -238,6 +241,27 @@ class _PaymentFilters(serializers.Serializer[Any]):
     batch = serializers.IntegerField(required=False, min_value=1)
     page = serializers.IntegerField(required=False)
     limit = serializers.IntegerField(required=False)
+
+
+class CsvRenderer(BaseRenderer):
+    """Lets a client ask for `text/csv`; the CSV itself is streamed by the view, errors stay JSON."""
+
+    media_type = "text/csv"
+    format = "csv"
+    charset = "utf-8"
+
+    def render(self, data: Any, accepted_media_type: str | None = None, renderer_context: Any = None) -> bytes:
+        return JSONRenderer().render(data)
+
+
+class DistributionPaymentsCsvApi(APIView):
+    """Every payment of a distribution as CSV, streamed (`payouts.exports`): staff only, like the whole API."""
+
+    renderer_classes = (JSONRenderer, CsvRenderer)
+
+    @extend_schema(responses={(200, "text/csv"): OpenApiTypes.STR})
+    def get(self, request: Request, distribution_id: str) -> StreamingHttpResponse:
+        return exports.payments_csv_response(selectors.distribution_get(distribution_id))
 
 
 class DistributionPaymentsApi(APIView):

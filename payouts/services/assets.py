@@ -86,6 +86,7 @@ def asset_import(
         else:
             raise InvalidInput("payment_token_address", "required when no payout contract is given")
         payment_decimals = gateway.erc20_decimals(paid_in)
+        payment_symbol = gateway.erc20_symbol(paid_in)
     except ChainError as exc:
         raise InvalidInput("token_address", f"could not read the token from the chain: {exc}") from exc
     if payment is None:  # the payout contract's payment token: look its Hedera id up too
@@ -107,6 +108,7 @@ def asset_import(
             payment_token_address=payment.address,
             hedera_payment_token_id=payment.hedera_id,
             payment_token_decimals=payment_decimals,
+            payment_token_symbol=payment_symbol,
             sync_status=Asset.SyncStatus.SYNCING,
             sync_started_at=timezone.now(),
         )
@@ -260,6 +262,7 @@ def _sync_finish(asset: Asset) -> None:
     client = gateway.client()
     block = asset.sync_block
     details = client.token_details(gateway.checksum(asset.token_address))
+    payment_symbol = asset.payment_token_symbol or gateway.erc20_symbol(asset.payment_token_address)
     # The pause flag read here may be old when it is written: note what the database said just
     # before reading it, so an operator's later (or still pending) toggle wins.
     seen = pause_seen(asset.pk)
@@ -280,6 +283,7 @@ def _sync_finish(asset: Asset) -> None:
             Asset.SyncStatus.SYNCED,
             symbol=details.symbol,
             decimals=details.decimals,
+            payment_token_symbol=payment_symbol,
             maturity_date=details.maturity_date,
             holders_count=AssetHolder.objects.filter(asset=asset, balance__gt=0).count(),
             last_synced_at=now,

@@ -10,7 +10,7 @@ from django.test import Client
 from django.utils import timezone
 
 from agreements.models import Agreement, WebhookDelivery
-from tests.agreements.factories import AgreementFactory
+from tests.agreements.factories import AgreementFactory, AgreementPaymentFactory
 
 
 @pytest.mark.django_db
@@ -81,3 +81,44 @@ def test_the_admin_names_the_delivery_pages_as_the_readme_does(client: Client) -
     # then the outbox pages are named as the README names them (and as the sweeper's log line says)
     assert "Webhook deliveries" in index
     assert "Inbound blockchain events" in index
+
+
+@pytest.mark.django_db
+def test_the_admin_shows_and_takes_agreement_amounts_in_currency_units(client: Client) -> None:
+    # given a draft agreement of 10,000.00 EUR with a payment of 1,000.00 EUR
+    client.force_login(User.objects.create_superuser("root", "root@example.com", "pw-123456789"))
+    payment = AgreementPaymentFactory.create()
+    agreement = payment.agreement
+    url = f"/admin/agreements/agreement/{agreement.id}/change/"
+    # when the lists and the page are read
+    listed = client.get("/admin/agreements/agreement/").content.decode()
+    payments = client.get("/admin/agreements/agreementpayment/").content.decode()
+    page = client.get(url)
+    # then in currency units with the currency, never in cents
+    assert "10,000.00 EUR" in listed
+    assert "1,000.00 EUR" in payments
+    assert page.context["adminform"].form["amount"].value() == "10000.00"
+    assert "1,000.00 EUR" in page.content.decode()
+    # when the amount is changed in units, then with one decimal too many
+    form = {
+        "creditor_id": agreement.creditor_id,
+        "debtor_id": agreement.debtor_id,
+        "currency": "EUR",
+        "decimals": 2,
+        "interest_rate": "4.5",
+        "interest_payment_date": "2026-06-01",
+        "repayment_start_date": "2026-01-01",
+        "repayment_end_date": "2027-01-01",
+        "document_url": "https://docs.example.com/agreement.pdf",
+    }
+    inline_forms = {
+        f"{prefix}-{key}": 0
+        for prefix in ("payments", "blockchain_logs", "webhook_deliveries")
+        for key in ("TOTAL_FORMS", "INITIAL_FORMS")
+    }
+    changed = client.post(url, {**form, **inline_forms, "amount": "12,500.50"})
+    refused = client.post(url, {**form, **inline_forms, "amount": "12.345"})
+    # then the first is stored in cents, the second refused on its field
+    assert changed.status_code == 302, changed.context["adminform"].form.errors if changed.context else changed
+    assert Agreement.objects.get(id=agreement.id).amount == 1_250_050
+    assert refused.context["adminform"].form.errors == {"amount": ["at most 2 decimal places: EUR has 2 decimals"]}

@@ -31,6 +31,7 @@ class AssetFactory(factory.django.DjangoModelFactory):
     payout_contract_address = factory.Sequence(lambda n: address(0xB000 + n))
     payment_token_address = factory.Sequence(lambda n: address(0xC000 + n))
     payment_token_decimals = 6
+    payment_token_symbol = "USDC"
     sync_status = Asset.SyncStatus.SYNCED
     is_paused = False
     pause_state = factory.LazyAttribute(lambda a: Asset.PauseState.PAUSED if a.is_paused else Asset.PauseState.ACTIVE)

@@ -3,17 +3,20 @@ call the services (cancel one occurrence or a whole series)."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
 import pytest
+from django.contrib.admin import site as admin_site
 from django.contrib.auth.models import User
 from django.test import Client
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from payouts import services
-from payouts.models import Distribution
+from payouts.models import Distribution, FundsWithdrawal, HolderPayment
 from tests.fixtures.users import make_operator
-from tests.payouts.factories import make_asset, make_distribution, make_holder
+from tests.payouts.factories import address, make_asset, make_distribution, make_holder
 from tests.payouts.test_amount_bounds import HUGE, LARGEST, MAX_UINT256, ONE_BASE_UNIT_MORE, REPORTED
 from tests.payouts.test_series_cancel import _daily, _series
 
@@ -253,3 +256,108 @@ def test_the_admin_form_takes_a_time_zone_and_the_admin_shows_it() -> None:
     listed = client.get("/admin/payouts/distribution/")
     assert b"Europe/Madrid" in page.content
     assert b"09:00 Europe/Madrid" in listed.content
+
+
+# --- Amounts people read: token units with the symbol, percent not basis points, internal fields labelled ---
+
+
+def test_the_distribution_pages_show_amounts_in_token_units_with_the_symbol(admin_client_logged_in: Client) -> None:
+    # given 5,000 USDC to split, 1,250.5 of it paid
+    distribution = make_distribution(
+        amount=5_000_000_000, status=Distribution.Status.IN_PROGRESS, paid_amount=1_250_500_000
+    )
+    # when
+    page = admin_client_logged_in.get(f"/admin/payouts/distribution/{distribution.pk}/change/")
+    listed = admin_client_logged_in.get("/admin/payouts/distribution/")
+    # then the list and the page read the same, in token units with every decimal and the symbol
+    assert page.status_code == 200
+    text = page.content.decode()
+    assert "5,000.000000 USDC" in text
+    assert "1,250.500000 USDC" in text
+    assert "5000000000" not in text
+    assert "5,000.000000 USDC" in listed.content.decode()
+
+
+def test_a_percentage_reads_as_percent_and_internal_fields_are_labelled(admin_client_logged_in: Client) -> None:
+    # given 2.5 % of the payout contract's balance
+    distribution = make_distribution(
+        amount_type=Distribution.AmountType.PERCENTAGE, amount=None, percentage_bps=250, computed_total=None
+    )
+    # when
+    text = admin_client_logged_in.get(f"/admin/payouts/distribution/{distribution.pk}/change/").content.decode()
+    # then percent, not basis points; the bytes32 id sits under the internal fields, saying what it is
+    assert "2.50 %" in text
+    assert "Percentage bps" not in text
+    assert "Internal" in text
+    assert "On-chain distribution id (bytes32)" in text
+    assert "Chain distribution id" not in text
+
+
+def test_payments_holders_and_withdrawals_show_token_units(admin_client_logged_in: Client) -> None:
+    # given a payment of 1,234.5 USDC, a holder of 100 asset tokens and a withdrawal of 0.000001 USDC
+    distribution = make_distribution()
+    payment = HolderPayment.objects.create(
+        distribution=distribution,
+        batch_number=0,
+        holder_address=address(7),
+        balance=100,
+        amount=1_234_500_000,
+        updated_at=timezone.now(),
+    )
+    make_holder(asset=distribution.asset, balance=12_345)
+    withdrawal = FundsWithdrawal.objects.create(asset=distribution.asset, to_address=address(8), amount=1)
+    symbol = distribution.asset.symbol
+    # when / then
+    for url, shown in (
+        ("/admin/payouts/holderpayment/", "1,234.500000 USDC"),
+        (f"/admin/payouts/holderpayment/{payment.pk}/change/", "1,234.500000 USDC"),
+        ("/admin/payouts/assetholder/", f"12,345 {symbol}"),
+        ("/admin/payouts/fundswithdrawal/", "0.000001 USDC"),
+        (f"/admin/payouts/fundswithdrawal/{withdrawal.pk}/change/", "0.000001 USDC"),
+    ):
+        text = admin_client_logged_in.get(url).content.decode()
+        assert shown in text, url
+    assert (
+        "1234500000"
+        not in admin_client_logged_in.get(f"/admin/payouts/holderpayment/{payment.pk}/change/").content.decode()
+    )
+
+
+def test_the_forms_refuse_more_decimals_than_the_token_has(admin_client_logged_in: Client) -> None:
+    # given USDC (6 decimals)
+    asset = make_asset()
+    form = {"asset": asset.pk, "subtype": "ONE_OFF", "amount_type": "FIXED", "scheduled_at": "2099-01-01 00:00"}
+    # when one decimal too many is typed, in the create form and in the withdrawal form
+    created = admin_client_logged_in.post("/admin/payouts/distribution/add/", {**form, "amount": "1.0000001"})
+    withdrawn = admin_client_logged_in.post(
+        "/admin/payouts/fundswithdrawal/add/", {"asset": asset.pk, "to_address": address(9), "amount": "0.0000001"}
+    )
+    # then both say what the token allows, on the amount field
+    message = "at most 6 decimal places: USDC has 6 decimals"
+    assert created.context["form"].errors == {"amount": [message]}
+    assert withdrawn.context["form"].errors == {"amount": [message]}
+    assert not Distribution.objects.exists()
+
+
+def test_the_create_form_takes_token_units_as_the_admin_shows_them(admin_client_logged_in: Client) -> None:
+    # given
+    asset = make_asset()
+    form = {"asset": asset.pk, "subtype": "ONE_OFF", "amount_type": "FIXED", "scheduled_at": "2099-01-01 00:00"}
+    # when an amount is typed as the admin shows it, then with a comma that is no thousands separator
+    created = admin_client_logged_in.post("/admin/payouts/distribution/add/", {**form, "amount": "5,000.5 USDC"})
+    refused = admin_client_logged_in.post("/admin/payouts/distribution/add/", {**form, "amount": "1,5"})
+    # then the first is 5,000.5 USDC; the second is refused (never read as 15)
+    assert created.status_code == 302
+    assert Distribution.objects.get().amount == 5_000_500_000
+    assert list(refused.context["form"].errors) == ["amount"]
+
+
+def test_every_admin_page_has_a_right_plural_name(admin_client_logged_in: Client) -> None:
+    # given every model in the admin
+    plurals = {model._meta.label: str(model._meta.verbose_name_plural) for model in admin_site._registry}
+    # then none is "...ys" after a consonant ("deliverys"), and the index says so too
+    wrong = {label: plural for label, plural in plurals.items() if re.search(r"[^aeiou]ys$", plural)}
+    assert wrong == {}
+    index = admin_client_logged_in.get("/admin/").content.decode()
+    assert "Webhook deliveries" in index
+    assert "Funds withdrawals" in index

@@ -52,6 +52,7 @@ def test_import_attaches_the_payout_contract_and_loads_every_holder(
     # then
     assert synced.sync_status == Asset.SyncStatus.SYNCED, synced.sync_error
     assert (synced.asset_type, synced.payment_token_decimals, synced.holders_count) == ("EQUITY", 6, 23)
+    assert synced.payment_token_symbol == "LUSD"
     assert synced.payout_contract_address == gateway.normalize(demo.payout)
     holders = dict(AssetHolder.objects.filter(asset=asset).values_list("address", "balance"))
     assert holders == {gateway.normalize(h): b for h, b in zip(demo.holders, demo.balances, strict=True)}
