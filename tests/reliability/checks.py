@@ -56,6 +56,20 @@ def check_paid_once(stack: Stack, demo: DemoAsset, distribution_id: str) -> Paid
     return PaidOnce(holders=len(demo.holders), paid_once=paid_once, db_matches_chain=db_matches)
 
 
+def lane_statuses(stack: Stack, distribution_id: str) -> Counter[str]:
+    """How many of the distribution's batches are at each lane status of their transaction
+    (QUEUED: not handed to the lane yet)."""
+    rows = stack.sql(
+        """
+        SELECT coalesce(t.status, 'QUEUED'), count(*) FROM payouts_batchpayout b
+        LEFT JOIN chain_chaintransaction t ON t.id = b.chain_transaction_id
+        WHERE b.distribution_id = %s GROUP BY 1
+        """,
+        uuid.UUID(distribution_id),
+    )
+    return Counter({str(status): int(count) for status, count in rows})
+
+
 def check_nonces(stack: Stack, sender: str, nonce_before: int) -> int:
     """The sender's nonces from `nonce_before` to the chain's count were each taken by exactly one
     transaction the lane recorded as final on chain: no gap, no duplicate. Returns how many."""
