@@ -6,14 +6,19 @@ import logging
 import os
 import subprocess
 import sys
+from datetime import timedelta
 from io import StringIO
 
 import pytest
 from django.core.management import call_command
+from django.db import OperationalError
+from django.utils import timezone
+from django_celery_beat.models import IntervalSchedule, PeriodicTask
 from rest_framework.test import APIClient
 
 from config.beat import SingleBeatDatabaseScheduler
 from config.celery_app import app
+from config.locks import redis_client
 from config.logging import JsonFormatter, RedactSecretsFilter, redact
 
 
@@ -94,7 +99,7 @@ def test_secret_key_is_required_when_debug_is_off() -> None:
     assert "SECRET_KEY must be set when DEBUG is off" in result.stderr
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)  # the scheduler commits and closes connections itself
 @pytest.mark.usefixtures("clean_redis")
 def test_only_one_beat_sends_tasks() -> None:
     # given two beat schedulers started by mistake
@@ -108,3 +113,63 @@ def test_only_one_beat_sends_tasks() -> None:
     first.close()
     assert second.hold_leadership() is True
     second.close()
+
+
+@pytest.mark.django_db(transaction=True)  # the scheduler commits and closes connections itself
+@pytest.mark.usefixtures("clean_redis")
+def test_a_standby_that_takes_over_does_not_send_again_what_the_leader_sent() -> None:
+    # given an hourly task last sent two hours ago, and two beats started by mistake
+    every_hour, _ = IntervalSchedule.objects.get_or_create(every=1, period=IntervalSchedule.HOURS)
+    PeriodicTask.objects.create(
+        name="hourly-heartbeat",
+        task="config.tasks.record_heartbeat_task",
+        interval=every_hour,
+        last_run_at=timezone.now() - timedelta(hours=2),
+    )
+    first = SingleBeatDatabaseScheduler(app=app)
+    second = SingleBeatDatabaseScheduler(app=app)
+    # when the leader sends it and stops, and the standby takes over
+    assert first.hold_leadership() is True
+    first.tick()
+    first.close()
+    assert second.hold_leadership() is True
+    second.tick()
+    second.close()
+    # then it was sent once: the new leader read the last run the old one saved
+    assert redis_client().llen("default") == 1
+
+
+@pytest.mark.django_db(transaction=True)  # the scheduler commits and closes connections itself
+@pytest.mark.usefixtures("clean_redis")
+def test_a_leader_stopped_by_sigterm_hands_over_without_a_false_warning(caplog: pytest.LogCaptureFixture) -> None:
+    # given a leading beat
+    leader = SingleBeatDatabaseScheduler(app=app, lazy=True)
+    assert leader.hold_leadership() is True
+    # when celery beat stops on SIGTERM: its signal handler closes the scheduler, then its loop again
+    with caplog.at_level(logging.INFO, logger="config.beat"):
+        leader.close()
+        leader.close()
+    # then leadership was released once, quietly, and another beat can lead at once
+    assert "could not release leadership" not in caplog.text
+    standby = SingleBeatDatabaseScheduler(app=app, lazy=True)
+    assert standby.hold_leadership() is True
+    standby.close()
+
+
+@pytest.mark.django_db(transaction=True)  # the scheduler commits and closes connections itself
+@pytest.mark.usefixtures("clean_redis")
+def test_a_beat_that_cannot_read_its_schedule_when_taking_over_stays_on_standby(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # given a beat that finds the leader lock free while the database cannot be read
+    standby = SingleBeatDatabaseScheduler(app=app, lazy=True)
+
+    def database_down() -> None:
+        raise OperationalError("connection refused")
+
+    monkeypatch.setattr(standby, "all_as_schedule", database_down)
+    # when it tries to lead, then it does not (it would lead with old last run times) and frees the lock
+    assert standby.hold_leadership() is False
+    other = SingleBeatDatabaseScheduler(app=app, lazy=True)
+    assert other.hold_leadership() is True
+    other.close()

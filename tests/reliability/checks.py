@@ -56,6 +56,20 @@ def check_paid_once(stack: Stack, demo: DemoAsset, distribution_id: str) -> Paid
     return PaidOnce(holders=len(demo.holders), paid_once=paid_once, db_matches_chain=db_matches)
 
 
+def lane_statuses(stack: Stack, distribution_id: str) -> Counter[str]:
+    """How many of the distribution's batches are at each lane status of their transaction
+    (QUEUED: not handed to the lane yet)."""
+    rows = stack.sql(
+        """
+        SELECT coalesce(t.status, 'QUEUED'), count(*) FROM payouts_batchpayout b
+        LEFT JOIN chain_chaintransaction t ON t.id = b.chain_transaction_id
+        WHERE b.distribution_id = %s GROUP BY 1
+        """,
+        uuid.UUID(distribution_id),
+    )
+    return Counter({str(status): int(count) for status, count in rows})
+
+
 def check_nonces(stack: Stack, sender: str, nonce_before: int) -> int:
     """The sender's nonces from `nonce_before` to the chain's count were each taken by exactly one
     transaction the lane recorded as final on chain: no gap, no duplicate. Returns how many."""
@@ -69,3 +83,42 @@ def check_nonces(stack: Stack, sender: str, nonce_before: int) -> int:
     nonces = sorted(int(nonce) for (nonce,) in rows)
     assert nonces == list(range(nonce_before, nonce_after)), (nonces[:5], nonce_before, nonce_after)
     return len(nonces)
+
+
+@dataclass(frozen=True)
+class ListenerStream:
+    name: str
+    cursor: int
+    on_chain: int  # logs the contract emitted from the listener's start block to its cursor
+    stored: int  # events the listener stored, each (transaction hash, log index) once
+    names: Counter[str]  # stored events by event name
+
+
+def check_listener_stream(stack: Stack, listener_id: int) -> ListenerStream:
+    """The events a listener stored are exactly the logs its contract emitted from its start block up
+    to its cursor, by (transaction hash, log index), each once: no gap, no duplicate, nothing else."""
+    name, address, start_block, cursor = stack.sql(
+        "SELECT name, contract_address, start_block, last_processed_block FROM chain_eventlistener WHERE id = %s",
+        listener_id,
+    )[0]
+    assert cursor is not None, f"listener {name} never moved its cursor"
+    on_chain = Counter(
+        (log["transactionHash"].lower(), int(log["logIndex"]))
+        for log in stack.chain.get_logs(address=address, from_block=int(start_block), to_block=int(cursor))
+    )
+    rows = stack.sql("SELECT tx_hash, log_index, event_name FROM chain_chainevent WHERE listener_id = %s", listener_id)
+    stored = Counter((str(tx_hash).lower(), int(log_index)) for tx_hash, log_index, _ in rows)
+    duplicates = sorted(key for key, count in stored.items() if count > 1)
+    assert not duplicates, f"listener {name} stored twice: {duplicates[:5]}"
+    assert max(on_chain.values(), default=1) == 1, f"the chain returned one log twice for {name}"
+    missing = sorted(set(on_chain) - set(stored))
+    extra = sorted(set(stored) - set(on_chain))
+    assert not missing, f"listener {name} missed {len(missing)} of {len(on_chain)} logs, e.g. {missing[:3]}"
+    assert not extra, f"listener {name} stored {len(extra)} events the chain does not show, e.g. {extra[:3]}"
+    return ListenerStream(
+        name=str(name),
+        cursor=int(cursor),
+        on_chain=len(on_chain),
+        stored=len(stored),
+        names=Counter(str(event_name) for _, _, event_name in rows),
+    )

@@ -73,8 +73,12 @@ class Process:
     command: str
     env: dict[str, str]
     log_path: Path
+    kind: str = ""  # the Procfile process type it runs (its name unless a second one of a kind)
     popen: subprocess.Popen[bytes] | None = None
     starts: int = 0
+
+    def __post_init__(self) -> None:
+        self.kind = self.kind or self.name
 
     def start(self) -> None:
         assert not self.running(), f"{self.name} is running already"
@@ -241,14 +245,24 @@ class Stack:
         return leaks
 
     # --- processes --------------------------------------------------------------------------------
+    def add_process(self, name: str, kind: str = "") -> Process:
+        """Start one more process running the Procfile's `kind` command (default: `name`'s), as a
+        deployment that starts a second one by mistake does; it logs to `<name>.log`."""
+        assert name not in self.processes, f"{name} exists already"
+        kind = kind or name
+        process = Process(name, procfile()[kind], self.env, self.root / "logs" / f"{name}.log", kind=kind)
+        self.processes[name] = process
+        self.start_process(name)
+        return process
+
     def start_process(self, name: str, *, timeout: float = 90) -> None:
         process = self.processes[name]
         offset = len(process.log())
         process.start()
-        if name == "web":
+        if process.kind == "web":
             wait_until(lambda: self._answers("/healthz"), timeout=timeout, what="web to answer /healthz")
         else:
-            marker = READY_MARKERS[name]
+            marker = READY_MARKERS[process.kind]
             wait_until(
                 lambda: marker in process.log()[offset:] or not process.running(),
                 timeout=timeout,
